@@ -1,0 +1,48 @@
+"""ltlreward: LTL constraint rewards with violation traces for video generation and robot-policy RL.
+
+The public API is imported lazily so `import ltlreward` stays fast; heavy extras load only on use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "parse_formula": "ltlreward.spec.parser",
+    "parse_spec": "ltlreward.spec.parser",
+    "load_spec": "ltlreward.spec.parser",
+    "format_formula": "ltlreward.spec.printer",
+    "format_spec": "ltlreward.spec.printer",
+    "TaskSpec": "ltlreward.spec.ast",
+    "evaluate": "ltlreward.monitor",
+    "monitor": "ltlreward.monitor",
+    "MonitorResult": "ltlreward.monitor",
+    "Witness": "ltlreward.monitor",
+    "load_signals": "ltlreward.monitor.signals",
+    "RewardModel": "ltlreward.reward",
+    "RewardResult": "ltlreward.result",
+    "SpecError": "ltlreward.errors",
+    "MonitorError": "ltlreward.errors",
+    "VideoError": "ltlreward.errors",
+    "GroundingError": "ltlreward.errors",
+    "CapabilityError": "ltlreward.errors",
+    "LtlRewardError": "ltlreward.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'ltlreward' has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

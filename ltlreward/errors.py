@@ -1,0 +1,68 @@
+"""Typed errors a user can cause. Each names what went wrong and where (file:line:col, video, capability)."""
+
+from __future__ import annotations
+
+
+class LtlRewardError(Exception):
+    """Base class of every error ltlreward raises on purpose."""
+
+
+class SpecError(LtlRewardError):
+    """A malformed or invalid spec/formula, located by file, line and column with a caret excerpt."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+        self.source = source
+        super().__init__(self.render())
+
+    @property
+    def location(self) -> str:
+        where = self.file or "<spec>"
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return where
+
+    def excerpt(self) -> str:
+        """The offending source line with a caret under the column ('' when unknown)."""
+        if self.source is None or self.line is None:
+            return ""
+        lines = self.source.splitlines()
+        if not 1 <= self.line <= len(lines):
+            return ""
+        text = lines[self.line - 1].replace("\t", " ")
+        col = max(1, self.column or 1)
+        return f"    {text}\n    {' ' * (col - 1)}^"
+
+    def render(self) -> str:
+        head = f"{self.location}: error: {self.message}"
+        ex = self.excerpt()
+        return f"{head}\n{ex}" if ex else head
+
+
+class MonitorError(LtlRewardError):
+    """Signals that do not fit the formula (missing atom, bad shape, seconds without fps)."""
+
+
+class VideoError(LtlRewardError):
+    """A video that cannot be decoded (missing, corrupt, truncated, zero frames); names the file."""
+
+
+class GroundingError(LtlRewardError):
+    """A grounder that cannot produce what was asked (bad sidecar field, missing model, …)."""
+
+
+class CapabilityError(GroundingError):
+    """A predicate the chosen grounder cannot answer: names predicate, grounder and what would answer it."""

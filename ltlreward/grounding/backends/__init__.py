@@ -1,0 +1,1 @@
+"""Grounding backends, one file each; loaded lazily through the registry."""

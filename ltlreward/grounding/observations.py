@@ -1,0 +1,180 @@
+"""`Observations`: what a grounder saw in one video, per entity per frame. The contract between grounding
+and predicates (grounders know nothing of predicates; predicates read only this)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ltlreward.errors import GroundingError
+
+OBS_FORMAT_VERSION = 1
+
+
+@dataclass
+class Observations:
+    """Per-entity, per-frame observations of one video.
+
+    Shapes use E = len(entities), T = n_frames. Pixel coordinates are (x, y) with the origin at the top-left.
+    Missing values are NaN (boxes, centres, positions) or 0 (visibility).
+    """
+
+    entities: tuple[str, ...]
+    n_frames: int
+    height: int
+    width: int
+    fps: float
+    boxes: np.ndarray  # (E, T, 4) float32 x0, y0, x1, y1 in pixels; NaN where unseen
+    centers: np.ndarray  # (E, T, 2) float32 pixel centre; NaN where unseen
+    visibility: np.ndarray  # (E, T) float32 in [0, 1]
+    masks: np.ndarray | None = None  # (E, T, H, W) bool, optional
+    positions: np.ndarray | None = None  # (E, T, 3) float32 world metres, z up; optional (state grounders)
+    gripper_opening: dict[str, np.ndarray] = field(default_factory=dict)  # entity -> (T,) in [0,1], 1 = open
+    contacts: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # sorted pair -> (T,) bool
+    atoms: dict[str, np.ndarray] = field(default_factory=dict)  # quoted atom / named signal -> (T,) prob
+    source: str = ""  # backend that produced it
+    meta: dict = field(default_factory=dict)
+
+    def index(self, entity: str) -> int:
+        """Row of `entity` in the per-entity arrays."""
+        try:
+            return self.entities.index(entity)
+        except ValueError:
+            raise KeyError(f"no observations for entity {entity!r}; observed: {', '.join(self.entities)}") from None
+
+
+# ------------------------------------------------------------------------------------------ on disk
+# `<stem>.json` holds the scalars, the entity order and the keys of the dict-valued fields; `<stem>.npz`
+# (compressed) holds every array. Arrays of dict-valued fields are stored under "<field>.<i>", where i is
+# the key's position in the JSON's list for that field, so keys may be any string.
+OBS_FORMAT_NAME = "ltlreward.observations"
+
+
+def _obs_paths(path: str | Path) -> tuple[Path, Path]:
+    """`(json, npz)` paths for a stem or for either of the two files."""
+    p = Path(path)
+    if p.suffix in (".json", ".npz"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".json"), p.with_name(p.name + ".npz")
+
+
+def _jsonable(value, where: str):
+    """`value` with numpy scalars/arrays turned into plain JSON values (GroundingError if impossible)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise GroundingError(f"cannot save observations: {where} holds a {type(value).__name__}, not JSON data")
+
+
+def save_observations(obs: Observations, path_stem: str | Path) -> tuple[Path, Path]:
+    """Write `obs` as `<stem>.json` + `<stem>.npz` (format OBS_FORMAT_VERSION); returns both paths."""
+    json_path, npz_path = _obs_paths(path_stem)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {
+        "boxes": np.asarray(obs.boxes, np.float32),
+        "centers": np.asarray(obs.centers, np.float32),
+        "visibility": np.asarray(obs.visibility, np.float32),
+    }
+    if obs.masks is not None:
+        arrays["masks"] = np.asarray(obs.masks, bool)
+    if obs.positions is not None:
+        arrays["positions"] = np.asarray(obs.positions, np.float32)
+    gripper_keys = list(obs.gripper_opening)
+    contact_keys = [list(k) for k in obs.contacts]
+    atom_keys = list(obs.atoms)
+    for i, k in enumerate(gripper_keys):
+        arrays[f"gripper_opening.{i}"] = np.asarray(obs.gripper_opening[k], np.float32)
+    for i, k in enumerate(obs.contacts):
+        arrays[f"contacts.{i}"] = np.asarray(obs.contacts[k], bool)
+    for i, k in enumerate(atom_keys):
+        arrays[f"atoms.{i}"] = np.asarray(obs.atoms[k], np.float32)
+    header = {
+        "format": OBS_FORMAT_NAME,
+        "version": OBS_FORMAT_VERSION,
+        "entities": list(obs.entities),
+        "n_frames": int(obs.n_frames),
+        "height": int(obs.height),
+        "width": int(obs.width),
+        "fps": float(obs.fps),
+        "source": obs.source,
+        "meta": _jsonable(obs.meta, "meta"),
+        "gripper_opening": gripper_keys,
+        "contacts": contact_keys,
+        "atoms": atom_keys,
+        "has_masks": obs.masks is not None,
+        "has_positions": obs.positions is not None,
+    }
+    json_path.write_text(json.dumps(header, indent=1) + "\n")
+    np.savez_compressed(npz_path, **arrays)
+    return json_path, npz_path
+
+
+def load_observations(path: str | Path) -> Observations:
+    """Read observations saved by `save_observations` (stem, .json or .npz path); checks version, shapes."""
+    json_path, npz_path = _obs_paths(path)
+    for p in (json_path, npz_path):
+        if not p.is_file():
+            raise GroundingError(f"{p}: observations file not found")
+    try:
+        header = json.loads(json_path.read_text())
+    except (OSError, ValueError) as e:
+        raise GroundingError(f"{json_path}: not valid JSON ({e})") from None
+
+    def bad(field_name: str, msg: str, file: Path = json_path) -> GroundingError:
+        return GroundingError(f"{file}: {field_name}: {msg}")
+
+    if not isinstance(header, dict):
+        raise bad("(top level)", "expected a JSON object")
+    if header.get("version") != OBS_FORMAT_VERSION:
+        raise bad("version", f"unsupported observations format version {header.get('version')!r} "
+                  f"(this ltlreward reads version {OBS_FORMAT_VERSION})")
+    for key, typ in (("entities", list), ("n_frames", int), ("height", int), ("width", int),
+                     ("fps", (int, float)), ("gripper_opening", list), ("contacts", list), ("atoms", list)):
+        if not isinstance(header.get(key), typ) or isinstance(header.get(key), bool):
+            raise bad(key, f"missing or not a {typ.__name__ if isinstance(typ, type) else 'number'}")
+    entities = tuple(str(e) for e in header["entities"])
+    E, T, H, W = len(entities), header["n_frames"], header["height"], header["width"]
+    try:
+        with np.load(npz_path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except Exception as e:  # zipfile / format errors of a corrupt file
+        raise GroundingError(f"{npz_path}: cannot read arrays ({e})") from None
+
+    def arr(key: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        if key not in data:
+            raise bad(key, "array missing", npz_path)
+        a = data[key]
+        if a.shape != shape:
+            raise bad(key, f"expected shape {shape}, got {a.shape}", npz_path)
+        return a.astype(dtype, copy=False)
+
+    boxes = arr("boxes", (E, T, 4), np.float32)
+    centers = arr("centers", (E, T, 2), np.float32)
+    visibility = arr("visibility", (E, T), np.float32)
+    masks = arr("masks", (E, T, H, W), bool) if header.get("has_masks") else None
+    positions = arr("positions", (E, T, 3), np.float32) if header.get("has_positions") else None
+    gripper = {
+        str(k): arr(f"gripper_opening.{i}", (T,), np.float32) for i, k in enumerate(header["gripper_opening"])
+    }
+    contacts = {}
+    for i, k in enumerate(header["contacts"]):
+        if not (isinstance(k, list) and len(k) == 2):
+            raise bad(f"contacts[{i}]", f"expected a pair of entity names, got {k!r}")
+        contacts[(str(k[0]), str(k[1]))] = arr(f"contacts.{i}", (T,), bool)
+    atoms = {str(k): arr(f"atoms.{i}", (T,), np.float32) for i, k in enumerate(header["atoms"])}
+    return Observations(
+        entities=entities, n_frames=T, height=H, width=W, fps=float(header["fps"]),
+        boxes=boxes, centers=centers, visibility=visibility, masks=masks, positions=positions,
+        gripper_opening=gripper, contacts=contacts, atoms=atoms,
+        source=str(header.get("source", "")), meta=dict(header.get("meta") or {}),
+    )

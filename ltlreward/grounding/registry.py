@@ -1,0 +1,95 @@
+"""Grounder registry: lazy "module:Class" entries so heavy backends import only when chosen."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ltlreward.errors import GroundingError
+from ltlreward.grounding.base import OBSERVATION_FIELDS, Grounder, find_sidecar
+from ltlreward.grounding.observations import Observations
+
+if TYPE_CHECKING:
+    from ltlreward.video import Video
+
+    from ltlreward.spec.ast import Entity
+
+_REGISTRY: dict[str, str] = {
+    "state": "ltlreward.grounding.backends.state:StateGrounder",
+    "color": "ltlreward.grounding.backends.color:ColorGrounder",
+}
+_ALIASES = {"colour": "color", "sim": "state"}
+
+
+def register_grounder(name: str, target: str) -> None:
+    """Register backend `name` as a lazy "package.module:ClassName" target (later backends, plugins)."""
+    if ":" not in target:
+        raise ValueError(f"grounder target must look like 'package.module:ClassName', got {target!r}")
+    _REGISTRY[name] = target
+
+
+def available_grounders() -> tuple[str, ...]:
+    """Registered backend names (plus 'auto'), sorted."""
+    return ("auto", *sorted(_REGISTRY))
+
+
+def _load(name: str) -> type:
+    module_name, _, attr = _REGISTRY[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise GroundingError(f"grounder {name!r} needs a package that is not installed: {e}") from None
+    return getattr(module, attr)
+
+
+def get_grounder(name: str = "auto", **options: Any) -> Grounder:
+    """An instance of backend `name` built with `options`; unknown names list the available ones."""
+    key = _ALIASES.get(name, name)
+    if key == "auto":
+        return AutoGrounder(**options)
+    if key not in _REGISTRY:
+        raise GroundingError(f"unknown grounder {name!r}; available: {', '.join(available_grounders())}")
+    cls = _load(key)
+    try:
+        return cls(**options)
+    except TypeError as e:
+        raise GroundingError(f"bad options for grounder {key!r}: {e}") from None
+
+
+def resolve_auto(video_path: str | Path | None, sidecar: str | Path | None = None) -> str:
+    """The backend 'auto' picks: 'state' when a sidecar is given or sits next to the video, else 'color'."""
+    if sidecar is not None or find_sidecar(video_path) is not None:
+        return "state"
+    return "color"
+
+
+class AutoGrounder:
+    """Chooses a backend per video with `resolve_auto` and delegates to it (instances cached by name)."""
+
+    name = "auto"
+    provides = frozenset(OBSERVATION_FIELDS)  # the union; the chosen backend's set is in obs.meta["provides"]
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options  # {"color": {...}, "state": {...}} per-backend options
+        self._cache: dict[str, Grounder] = {}
+
+    def backend_for(self, video_path: str | Path | None, sidecar: str | Path | None = None) -> Grounder:
+        """The backend instance that will ground this video."""
+        name = resolve_auto(video_path, sidecar)
+        if name not in self._cache:
+            self._cache[name] = get_grounder(name, **self.options.get(name, {}))
+        return self._cache[name]
+
+    def ground(
+        self,
+        video: Video,
+        entities: Sequence[Entity],
+        *,
+        quoted: Sequence[str] = (),
+        sidecar: str | Path | None = None,
+    ) -> Observations:
+        """Ground with the backend `resolve_auto` picks for this video."""
+        backend = self.backend_for(getattr(video, "path", None), sidecar)
+        return backend.ground(video, entities, quoted=quoted, sidecar=sidecar)

@@ -1,0 +1,557 @@
+"""Parse spec files and formulas into the immutable AST, with located, helpful `SpecError`s.
+
+One Lark LALR grammar (grammar.lark) serves both. Parsing happens in two steps: Lark builds a tree, then
+`_Builder` turns it into AST nodes while checking names (entities, predicates, macros) with positions.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+from lark import Lark, Token, Tree
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from ..errors import SpecError
+from ..predicates.catalog import PREDICATES, suggest
+from .ast import (
+    BOUNDABLE_OPS,
+    ENTITY_KINDS,
+    REWARD_MODES,
+    Atom,
+    Binary,
+    Call,
+    Compare,
+    Const,
+    Constraint,
+    Entity,
+    Formula,
+    Interval,
+    Macro,
+    Num,
+    Quoted,
+    TaskSpec,
+    Unary,
+)
+
+_GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+_TOKEN_NAMES = {
+    "TBIN": "a binary temporal operator (U R W M S)",
+    "UOP": "a unary temporal operator (X WX F G Y O H)",
+    "CMP": "a comparison (< <= > >=)",
+    "NAME": "a name",
+    "STRING": 'a quoted string ("…")',
+    "SIGNED": "a number",
+    "DURATION": "a duration like 2.5s",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "COMMA": "','",
+    "COLON": "':'",
+    "EQUAL": "'='",
+    "BANG": "'!'",
+    "AMPERSAND": "'&'",
+    "VBAR": "'|'",
+    "TRUE": "'true'",
+    "FALSE": "'false'",
+    "$END": "the end of the input",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _lark() -> Lark:
+    return Lark(
+        _GRAMMAR.read_text(),
+        parser="lalr",
+        start=["start", "formula_only"],
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )
+
+
+def _describe_expected(expected: Iterable[str]) -> str:
+    names = []
+    for e in sorted(set(expected)):
+        if e.startswith("__ANON") or e.startswith("_"):
+            continue
+        names.append(_TOKEN_NAMES.get(e, repr(e.lower()) if e.isupper() else e))
+    formula_starts = {"NAME", "STRING", "BANG", "UOP", "LPAR", "TRUE", "FALSE"}
+    if formula_starts <= set(expected):
+        return "a formula"
+    if not names:
+        return "something else"
+    if len(names) > 6:
+        names = [*names[:6], "…"]
+    return ", ".join(names)
+
+
+def _syntax_error(exc: UnexpectedInput, text: str, file: str | None) -> SpecError:
+    line = getattr(exc, "line", None)
+    col = getattr(exc, "column", None)
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        lines = text.splitlines() or [""]
+        line, col = len(lines), len(lines[-1]) + 1
+        msg = f"unexpected end of input; expected {_describe_expected(exc.expected)}"
+    elif isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        msg = f"unexpected {tok.value!r}; expected {_describe_expected(exc.expected)}"
+        if tok.type == "UOP" or tok.type == "TBIN":
+            msg += f" ('{tok.value}' is an operator and cannot be used as a name)"
+    elif isinstance(exc, UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if 0 <= exc.pos_in_stream < len(text) else "?"
+        msg = f"unexpected character {ch!r}"
+        if ch == "=":
+            msg += " (use '<->' for iff, ':=' in let)"
+        elif ch in "'`":
+            msg += ' (strings use double quotes: "…")'
+    else:  # pragma: no cover - other UnexpectedInput subclasses
+        msg = str(exc).splitlines()[0]
+    if line is not None and line < 1:
+        line, col = None, None
+    return SpecError(msg, file=file, line=line, column=col, source=text)
+
+
+def _parse_tree(text: str, start: str, file: str | None) -> Tree:
+    try:
+        return _lark().parse(text, start=start)
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, text, file) from None
+    except LarkError as exc:  # pragma: no cover - defensive: every Lark failure becomes a SpecError
+        raise SpecError(str(exc).splitlines()[0], file=file, source=text) from None
+    except RecursionError:
+        raise SpecError("input nested too deeply", file=file, line=1, column=1, source=text) from None
+
+
+# ------------------------------------------------------------------------------------- tree → AST
+def _unquote(s: str) -> str:
+    body = s[1:-1]
+    if "\\" not in body:
+        return body
+    out, i = [], 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            out.append({"n": "\n", "t": "\t"}.get(nxt, nxt))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _number(tok: Token) -> float | int:
+    text = str(tok)
+    try:
+        if all(ch.isdigit() or ch in "+-" for ch in text):
+            return int(text)
+        val = float(text)
+    except ValueError:  # pragma: no cover - the lexer only yields valid numbers
+        raise SpecError(f"bad number {text!r}") from None
+    if not math.isfinite(val):
+        raise _Located(f"number {text!r} is out of range", tok)
+    return val
+
+
+class _Located(Exception):
+    """Internal: an error message with the token/tree it points at (becomes a SpecError)."""
+
+    def __init__(self, message: str, where) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+
+
+def _pos(where) -> tuple[int | None, int | None]:
+    if isinstance(where, Token):
+        return where.line, where.column
+    if isinstance(where, Tree):
+        meta = where.meta
+        if not getattr(meta, "empty", True):
+            return meta.line, meta.column
+        for child in where.children:
+            if isinstance(child, (Token, Tree)):
+                line, col = _pos(child)
+                if line is not None:
+                    return line, col
+    return None, None
+
+
+def _did_you_mean(name: str, options: Iterable[str]) -> str:
+    hits = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    return f"; did you mean {hits[0]!r}?" if hits else ""
+
+
+class _Builder:
+    """Turns one Lark tree into AST nodes. `entities` is None for bare formulas (no name checks)."""
+
+    def __init__(self, entities: set[str] | None, macro_trees: dict[str, Tree] | None = None) -> None:
+        self.entities = entities
+        self.macro_trees = macro_trees or {}
+        self.macros: dict[str, Macro] = {}
+        self._building: list[str] = []
+
+    # ---- macros
+    def macro(self, name: str, where) -> Macro:
+        if name in self.macros:
+            return self.macros[name]
+        if name in self._building:
+            cycle = " -> ".join([*self._building[self._building.index(name):], name])
+            raise _Located(f"macro recursion: {cycle}", where)
+        tree = self.macro_trees[name]
+        _, params_tree, body_tree = tree.children
+        params: list[str] = []
+        if params_tree is not None:
+            for tok in params_tree.children:
+                if tok is None:
+                    continue
+                if str(tok) in params:
+                    raise _Located(f"parameter {str(tok)!r} repeated in macro {name!r}", tok)
+                params.append(str(tok))
+        self._building.append(name)
+        try:
+            body = self.formula(body_tree, set(params))
+        finally:
+            self._building.pop()
+        m = Macro(name, tuple(params), body)
+        self.macros[name] = m
+        return m
+
+    # ---- formulas
+    def formula(self, t, params: set[str] = frozenset()) -> Formula:
+        if isinstance(t, Token):  # pragma: no cover - the grammar wraps every leaf
+            raise _Located(f"unexpected {t!s}", t)
+        k = t.data
+        c = t.children
+        if k == "true":
+            return Const(True)
+        if k == "false":
+            return Const(False)
+        if k == "quoted":
+            return Quoted(_unquote(str(c[0])))
+        if k == "not_":
+            return Unary("!", self.formula(c[0], params))
+        if k == "unary_op":
+            op = str(c[0])
+            interval = self.interval(c[1], op) if c[1] is not None else None
+            return Unary(op, self.formula(c[2], params), interval)
+        if k in ("and_", "or_", "implies", "iff"):
+            op = {"and_": "&", "or_": "|", "implies": "->", "iff": "<->"}[k]
+            return Binary(op, self.formula(c[0], params), self.formula(c[1], params))
+        if k == "tbinary":
+            op = str(c[1])
+            interval = self.interval(c[2], op) if c[2] is not None else None
+            return Binary(op, self.formula(c[0], params), self.formula(c[3], params), interval)
+        if k == "compare":
+            left = self.term(c[0], params)
+            right = self.term(c[2], params)
+            if isinstance(left, Num) and isinstance(right, Num):
+                raise _Located("a comparison needs at least one numeric function, e.g. dist(a, b) < 0.05", t)
+            return Compare(left, str(c[1]), right)
+        if k == "call":
+            return self.atom(t, params)
+        raise _Located(f"unexpected construct {k}", t)  # pragma: no cover
+
+    def interval(self, t: Tree, op: str) -> Interval:
+        if op not in BOUNDABLE_OPS:
+            raise _Located(f"operator {op} takes no interval (bounded operators: {' '.join(BOUNDABLE_OPS)})", t)
+        toks = [b.children[0] for b in t.children]
+        units = {"s" if tok.type == "DURATION" else "f" for tok in toks}
+        if len(units) > 1:
+            raise _Located("bad interval: both bounds must be in frames or both in seconds", t)
+        unit = units.pop()
+        vals = []
+        for tok in toks:
+            text = str(tok)[:-1] if unit == "s" else str(tok)
+            v = float(text)
+            if not math.isfinite(v):
+                raise _Located(f"bad interval: bound {str(tok)!r} is out of range", tok)
+            if v < 0:
+                raise _Located(f"bad interval: bound {str(tok)} is negative", tok)
+            if unit == "f":
+                if not v.is_integer():
+                    raise _Located(
+                        f"bad interval: frame bound {str(tok)} is not a whole number (write {str(tok)}s for seconds)",
+                        tok,
+                    )
+                v = int(v)
+            vals.append(v)
+        lo, hi = vals
+        if lo > hi:
+            raise _Located(f"bad interval: lower bound {lo} is greater than upper bound {hi}", t)
+        return Interval(lo, hi, unit)
+
+    def args(self, arglist: Tree | None, params: set[str], fname: str) -> tuple[tuple, tuple]:
+        args: list = []
+        kwargs: dict[str, object] = {}
+        if arglist is None:
+            return (), ()
+        for a in arglist.children:
+            if a.data == "kwarg":
+                key_tok, val = a.children
+                key = str(key_tok)
+                if key in kwargs:
+                    raise _Located(f"keyword {key!r} given twice in {fname}(…)", key_tok)
+                kwargs[key] = self.scalar(val, params, allow_any_name=True)
+            else:
+                if kwargs:
+                    raise _Located(f"positional argument after keyword arguments in {fname}(…)", a)
+                args.append(self.scalar(a, params))
+        return tuple(args), tuple(sorted(kwargs.items()))
+
+    def scalar(self, t: Tree, params: set[str], allow_any_name: bool = False):
+        if t.data == "signed_number":
+            return _number(t.children[0])
+        tok = t.children[0]  # arg_name
+        name = str(tok)
+        if not allow_any_name and self.entities is not None and name not in self.entities and name not in params:
+            known = sorted(self.entities | set(params))
+            hint = _did_you_mean(name, known)
+            listing = f" (entities: {', '.join(known)})" if known and not hint else ""
+            raise _Located(f"unknown entity {name!r}{hint}{listing}", tok)
+        return name
+
+    def term(self, t: Tree, params: set[str]):
+        if t.data == "signed_number":
+            return Num(_number(t.children[0]))
+        name_tok, arglist = t.children
+        name = str(name_tok)
+        args, kwargs = self.args(arglist, params, name)
+        if self.entities is not None:
+            info = PREDICATES.get(name)
+            if info is None or not info.numeric:
+                if info is not None:
+                    raise _Located(f"{name} is a predicate, not a numeric function; use it as a formula", name_tok)
+                hint = suggest(name, numeric=True)
+                numeric = ", ".join(n for n, p in PREDICATES.items() if p.numeric)
+                msg = f"unknown numeric function {name!r}"
+                msg += f"; did you mean {hint!r}?" if hint else f" (available: {numeric})"
+                raise _Located(msg, name_tok)
+            self.check_signature(info, args, kwargs, name_tok)
+        return Call(name, args, kwargs)
+
+    def check_signature(self, info, args, kwargs, where) -> None:
+        if len(args) != len(info.params):
+            raise _Located(
+                f"{info.name} takes {len(info.params)} argument(s) ({info.signature()}), got {len(args)}", where
+            )
+        for key, _ in kwargs:
+            if key not in info.option_names:
+                allowed = ", ".join(info.option_names) or "none"
+                raise _Located(f"unknown option {key!r} for {info.name} (options: {allowed})", where)
+        for key, val in kwargs:
+            if isinstance(val, str):
+                raise _Located(f"option {key} of {info.name} must be a number, got {val!r}", where)
+
+    def atom(self, t: Tree, params: set[str]) -> Formula:
+        name_tok, arglist = t.children
+        name = str(name_tok)
+        has_parens = arglist is not None or self._has_parens(t)
+        if self.entities is None:
+            args, kwargs = self.args(arglist, params, name)
+            return Atom(Call(name, args, kwargs))
+        if name in self.macro_trees:
+            macro = self.macro(name, name_tok)
+            args, kwargs = self.args(arglist, params, name)
+            if kwargs:
+                raise _Located(f"macro {name} takes no keyword arguments", name_tok)
+            if len(args) != len(macro.params):
+                raise _Located(f"macro {name} takes {len(macro.params)} argument(s), got {len(args)}", name_tok)
+            return substitute(macro.body, dict(zip(macro.params, args)))
+        info = PREDICATES.get(name)
+        if info is None:
+            if not has_parens:
+                if name in self.entities or name in params:
+                    raise _Located(
+                        f"entity {name!r} used as a formula; did you mean visible({name})?", name_tok
+                    )
+                return Atom(Call(name))  # a user proposition, answered by signals or a named atom
+            hint = suggest(name, numeric=False)
+            msg = f"unknown predicate {name!r}"
+            msg += f"; did you mean {hint!r}?" if hint else " (see `ltlreward predicates` for the library)"
+            raise _Located(msg, name_tok)
+        if info.numeric:
+            raise _Located(f"{name} is a numeric function; compare it, e.g. {name}(…) < 0.1", name_tok)
+        args, kwargs = self.args(arglist, params, name)
+        self.check_signature(info, args, kwargs, name_tok)
+        return Atom(Call(name, args, kwargs))
+
+    @staticmethod
+    def _has_parens(t: Tree) -> bool:
+        end = getattr(t.meta, "end_pos", None)
+        start = getattr(t.meta, "start_pos", None)
+        name_tok = t.children[0]
+        return start is not None and end is not None and end - start > len(str(name_tok))
+
+
+def substitute(f: Formula, mapping: dict[str, object]) -> Formula:
+    """Replace identifier arguments by `mapping` throughout `f` (macro expansion)."""
+    if not mapping:
+        return f
+
+    def call(c: Call) -> Call:
+        return Call(c.name, tuple(mapping.get(a, a) if isinstance(a, str) else a for a in c.args), c.kwargs)
+
+    def term(x):
+        return call(x) if isinstance(x, Call) else x
+
+    def go(g: Formula) -> Formula:
+        if isinstance(g, Atom):
+            return Atom(call(g.call))
+        if isinstance(g, Compare):
+            return Compare(term(g.left), g.op, term(g.right))
+        if isinstance(g, Unary):
+            return Unary(g.op, go(g.child), g.interval)
+        if isinstance(g, Binary):
+            return Binary(g.op, go(g.left), go(g.right), g.interval)
+        return g
+
+    return go(f)
+
+
+def _locate(exc: _Located, text: str, file: str | None) -> SpecError:
+    line, col = _pos(exc.where)
+    return SpecError(exc.message, file=file, line=line, column=col, source=text)
+
+
+# ---------------------------------------------------------------------------------------- public
+def parse_formula(text: str, *, file: str | None = None) -> Formula:
+    """Parse a bare formula (no spec context: any predicate or proposition name is accepted)."""
+    if not isinstance(text, str):
+        raise TypeError("parse_formula expects a str")
+    tree = _parse_tree(text, "formula_only", file)
+    try:
+        return _Builder(None).formula(tree.children[0])
+    except _Located as exc:
+        raise _locate(exc, text, file) from None
+    except RecursionError:
+        raise SpecError("formula nested too deeply", file=file, line=1, column=1, source=text) from None
+
+
+def parse_spec(text: str, *, path: str | Path | None = None) -> TaskSpec:
+    """Parse and validate a spec file's text. Errors name `path`:line:col."""
+    if not isinstance(text, str):
+        raise TypeError("parse_spec expects a str")
+    file = str(path) if path is not None else None
+    tree = _parse_tree(text, "start", file)
+    try:
+        return _build_spec(tree, file)
+    except _Located as exc:
+        raise _locate(exc, text, file) from None
+    except RecursionError:
+        raise SpecError("spec nested too deeply", file=file, line=1, column=1, source=text) from None
+
+
+def load_spec(path: str | Path) -> TaskSpec:
+    """Read and parse a .ltl file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("no such spec file", file=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read spec file: {exc}", file=str(p)) from None
+    return parse_spec(text, path=p)
+
+
+def _build_spec(tree: Tree, file: str | None) -> TaskSpec:
+    items = tree.children
+    entities: dict[str, Entity] = {}
+    macro_trees: dict[str, Tree] = {}
+    task: str | None = None
+    reward: str | None = None
+    # pass 1: declarations (so order of use does not matter)
+    for it in items:
+        if it.data == "entity_decl":
+            entity = _entity(it)
+            if entity.name in entities:
+                raise _Located(f"duplicate entity {entity.name!r}", it.children[0])
+            entities[entity.name] = entity
+        elif it.data == "let_decl":
+            name_tok = it.children[0]
+            if str(name_tok) in macro_trees:
+                raise _Located(f"duplicate macro {str(name_tok)!r}", name_tok)
+            if str(name_tok) in PREDICATES:
+                raise _Located(f"macro {str(name_tok)!r} would shadow the library predicate of that name", name_tok)
+            macro_trees[str(name_tok)] = it
+        elif it.data == "task_decl":
+            if task is not None:
+                raise _Located("task declared twice", it)
+            task = _unquote(str(it.children[0]))
+        elif it.data == "reward_decl":
+            if reward is not None:
+                raise _Located("reward declared twice", it)
+            reward = str(it.children[0])
+            if reward not in REWARD_MODES:
+                raise _Located(
+                    f"unknown reward mode {reward!r}{_did_you_mean(reward, REWARD_MODES)} "
+                    f"(modes: {', '.join(REWARD_MODES)})",
+                    it.children[0],
+                )
+    for name in macro_trees:
+        if name in entities:
+            raise _Located(f"macro {name!r} has the same name as an entity", macro_trees[name].children[0])
+    builder = _Builder(set(entities), macro_trees)
+    for name in macro_trees:
+        builder.macro(name, macro_trees[name].children[0])
+    # pass 2: constraints
+    constraints: list[Constraint] = []
+    seen: set[str] = set()
+    for it in items:
+        if it.data != "constraint_decl":
+            continue
+        name_tok, options, desc_tok, body = it.children
+        name = str(name_tok)
+        if name in seen:
+            raise _Located(f"duplicate constraint {name!r}", name_tok)
+        seen.add(name)
+        weight = 1.0
+        if options is not None:
+            for opt in options.children:
+                key_tok, num = opt.children
+                if str(key_tok) != "weight":
+                    raise _Located(f"unknown constraint option {str(key_tok)!r} (options: weight)", key_tok)
+                weight = float(_number(num.children[0]))
+                if not weight > 0:
+                    raise _Located(f"weight must be > 0, got {num.children[0]!s}", num.children[0])
+        description = _unquote(str(desc_tok)) if desc_tok is not None else ""
+        constraints.append(Constraint(name, builder.formula(body), description, weight))
+    macros = tuple(builder.macros[n] for n in macro_trees)
+    return TaskSpec(
+        task=task or "",
+        entities=tuple(entities.values()),
+        macros=macros,
+        constraints=tuple(constraints),
+        reward=reward or "weighted_mean",
+        path=file,
+    )
+
+
+def _entity(t: Tree) -> Entity:
+    name_tok, prompt_tok, kind_tok, *hint_trees = t.children
+    kind = str(kind_tok) if kind_tok is not None else "object"
+    if kind not in ENTITY_KINDS:
+        raise _Located(
+            f"unknown entity kind {kind!r}{_did_you_mean(kind, ENTITY_KINDS)} (kinds: {', '.join(ENTITY_KINDS)})",
+            kind_tok,
+        )
+    hints: dict[str, object] = {}
+    for h in hint_trees:
+        key_tok, val = h.children
+        if str(key_tok) in hints:
+            raise _Located(f"hint {str(key_tok)!r} given twice", key_tok)
+        if val.data == "hint_name":
+            v: object = str(val.children[0])
+        elif val.data == "hint_string":
+            v = _unquote(str(val.children[0]))
+        elif val.data == "hint_tuple":
+            v = tuple(_number(n.children[0]) for n in val.children)
+        else:
+            v = _number(val.children[0])
+        hints[str(key_tok)] = v
+    return Entity(str(name_tok), _unquote(str(prompt_tok)), kind, tuple(hints.items()))

@@ -1,0 +1,236 @@
+"""Hand-checked values and gradients of the CreFlow losses, advantages and latent masks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from creflow_train.advantages import aggregate_group_masks, group_advantages  # noqa: E402
+from creflow_train.losses import (  # noqa: E402
+    corrective_reflow_loss,
+    corrective_targets,
+    credit_nft_loss,
+    ema_update_,
+    kl_anchor_loss,
+    nft_loss,
+    old_policy_decay,
+    optimality_probability,
+    rf_interpolate,
+    rf_velocity,
+)
+from creflow_train.masks import latent_frames, pixel_to_latent_mask  # noqa: E402
+
+
+def T(x):
+    return torch.tensor(x, dtype=torch.float64)
+
+
+# Two rollouts of two elements each. v = ε − x0 = [[-1, 1], [1, -2]]; A = [5, -2.5], C = 5 → r = [1, 0.25];
+# β = 0.5, v_old = 0: v⁺ = 0.5·v_θ = [[-0.5, 0], [1, -1]], v⁻ = −0.5·v_θ = [[0.5, 0], [-1, 1]].
+X0 = [[1.0, 0.0], [0.0, 2.0]]
+EPS = [[0.0, 1.0], [1.0, 0.0]]
+V_THETA = [[-1.0, 0.0], [2.0, -2.0]]
+ADV = [5.0, -2.5]
+
+
+def _nft_inputs(t=(0.5, 1.0)):
+    v_theta = T(V_THETA).requires_grad_(True)
+    return v_theta, torch.zeros(2, 2, dtype=torch.float64), T(X0), T(EPS), T(list(t)), T(ADV)
+
+
+def test_rectified_flow_interpolant_and_velocity():
+    x0, eps, t = T([[2.0, 0.0]]), T([[0.0, 4.0]]), T([0.25])
+    assert rf_interpolate(x0, eps, t).tolist() == [[1.5, 1.0]]  # 0.75·x0 + 0.25·ε
+    assert rf_velocity(x0, eps).tolist() == [[-2.0, 4.0]]
+
+
+def test_optimality_probability_clips():
+    assert optimality_probability(T([-10.0, -5.0, 0.0, 2.5, 7.0]), clip=5.0).tolist() == [0, 0, 0.5, 0.75, 1]
+
+
+def test_nft_loss_plain_value_and_gradient():
+    v_theta, v_old, x0, eps, t, adv = _nft_inputs()
+    loss, terms = nft_loss(v_theta, v_old, x0, eps, t, adv, beta=0.5, adaptive=False)
+    # sample 0: v⁺−v = [0.5, −1] → mean sq 0.625; r = 1 → 0.625
+    # sample 1: v⁺−v = [0, 1] → 0.5; v⁻−v = [−2, 3] → 6.5; 0.25·0.5 + 0.75·6.5 = 5.0
+    assert loss.item() == pytest.approx((0.625 + 5.0) / 2)
+    assert terms["nft_r_mean"] == pytest.approx(0.625)
+    loss.backward()
+    # ∂/∂v_θ = [r·2(v⁺−v)·β + (1−r)·2(v⁻−v)·(−β)] / 2 elements / 2 samples
+    s0 = [1 * 2 * 0.5 * 0.5 / 4, 1 * 2 * -1 * 0.5 / 4]
+    s1 = [(0.25 * 2 * 0 * 0.5 + 0.75 * 2 * -2 * -0.5) / 4, (0.25 * 2 * 1 * 0.5 + 0.75 * 2 * 3 * -0.5) / 4]
+    assert v_theta.grad.flatten().tolist() == pytest.approx(s0 + s1)
+    assert s0 + s1 == pytest.approx([0.125, -0.25, 0.375, -0.5])
+
+
+def test_nft_loss_adaptive_x0_weighting():
+    v_theta, v_old, x0, eps, t, adv = _nft_inputs(t=(0.5, 1.0))
+    loss, terms = nft_loss(v_theta, v_old, x0, eps, t, adv, beta=0.5, adaptive=True)
+    # x̂0± − x0 = t·(v − v±). sample 0 (t=.5): e⁺ = [−0.25, 0.5], mean|e⁺| = 0.375, mean e⁺² = 0.15625
+    l0 = 1.0 * (0.15625 / 0.375)
+    # sample 1 (t=1): e⁺ = [0, −1] → 0.5 / 0.5 = 1; e⁻ = [2, −3] → 6.5 / 2.5 = 2.6
+    l1 = 0.25 * 1.0 + 0.75 * 2.6
+    assert loss.item() == pytest.approx((l0 + l1) / 2)
+    assert terms["nft_x0_weight_pos"] == pytest.approx((0.375 + 0.5) / 2)
+    # the weight is stop-gradient: sample 0's gradient is r·2·e⁺·(−t·β)/w⁺/2 elements/2 samples
+    loss.backward()
+    g00 = 2 * -0.25 * (-0.5 * 0.5) / 0.375 / 4
+    assert v_theta.grad[0, 0].item() == pytest.approx(g00)
+
+
+def test_nft_loss_beta_one_negative_branch_ignores_v_old_mix():
+    # β = 1: v⁺ = v_θ and v⁻ = 2·v_old − v_θ; with A = −C (r = 0) only the negative branch counts.
+    v_theta = T([[1.0, 1.0]]).requires_grad_(True)
+    v_old, x0, eps = T([[1.0, 0.0]]), T([[0.0, 0.0]]), T([[0.0, 0.0]])
+    loss, _ = nft_loss(v_theta, v_old, x0, eps, T([0.5]), T([-5.0]), beta=1.0, adaptive=False)
+    # v⁻ = [1, −1], v = 0 → mean sq = 1
+    assert loss.item() == pytest.approx(1.0)
+
+
+def test_credit_nft_gradient_zero_outside_mask():
+    v_theta, v_old, x0, eps, t, adv = _nft_inputs()
+    mask = T([[1.0, 0.0], [0.0, 1.0]])
+    loss, terms = credit_nft_loss(v_theta, v_old, x0, eps, t, adv, mask, beta=0.5, adaptive=False)
+    # sample 0 keeps element 0: (v⁺−v)² = 0.25, r = 1 → 0.25; sample 1 keeps element 1: 0.25·1 + 0.75·9 = 7
+    assert loss.item() == pytest.approx((0.25 + 7.0) / 2)
+    assert terms["credit_nft_mask_frac"] == pytest.approx(0.5)
+    loss.backward()
+    # inside M: normalised by ΣM = 1 per sample, / 2 samples
+    g0 = 1 * 2 * 0.5 * 0.5 / 2
+    g1 = (0.25 * 2 * 1 * 0.5 + 0.75 * 2 * 3 * -0.5) / 2
+    assert v_theta.grad.flatten().tolist() == pytest.approx([g0, 0.0, 0.0, g1])
+    assert v_theta.grad[0, 1].item() == 0.0 and v_theta.grad[1, 0].item() == 0.0  # exactly zero
+
+
+def test_credit_nft_adaptive_gradient_zero_outside_mask():
+    v_theta, v_old, x0, eps, t, adv = _nft_inputs()
+    mask = T([[1.0, 0.0], [0.0, 1.0]])
+    loss, _ = credit_nft_loss(v_theta, v_old, x0, eps, t, adv, mask, beta=0.5, adaptive=True)
+    loss.backward()
+    assert v_theta.grad[0, 1].item() == 0.0 and v_theta.grad[1, 0].item() == 0.0
+    assert v_theta.grad[0, 0].item() != 0.0 and v_theta.grad[1, 1].item() != 0.0
+
+
+def test_credit_nft_mask_floor_lets_gradient_through():
+    v_theta, v_old, x0, eps, t, adv = _nft_inputs()
+    mask = T([[1.0, 0.0], [0.0, 1.0]])
+    loss, _ = credit_nft_loss(v_theta, v_old, x0, eps, t, adv, mask, beta=0.5, adaptive=False, mask_floor=0.5)
+    loss.backward()
+    # W = 0.5 + 0.5·M = [[1, .5], [.5, 1]], ΣW = 1.5: sample 0, element 1: r·W·2(v⁺−v)·β / ΣW / 2 samples
+    assert v_theta.grad[0, 1].item() == pytest.approx(1 * 0.5 * 2 * -1 * 0.5 / 1.5 / 2)
+    # sample 0 value: (1·0.25 + 0.5·1) / 1.5
+    v_theta2, v_old, x0, eps, t, adv = _nft_inputs()
+    loss0, _ = credit_nft_loss(v_theta2[:1], v_old[:1], x0[:1], eps[:1], t[:1], adv[:1], mask[:1], beta=0.5,
+                               adaptive=False, mask_floor=0.5)
+    assert loss0.item() == pytest.approx((0.25 + 0.5 * 1.0) / 1.5)
+
+
+def test_credit_nft_with_full_mask_equals_nft():
+    g = torch.Generator().manual_seed(0)
+    shape = (3, 2, 4, 5, 5)
+    v_theta, v_old, x0, eps = (torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(4))
+    t, adv = torch.rand(3, generator=g, dtype=torch.float64), torch.randn(3, generator=g, dtype=torch.float64)
+    full = torch.ones(3, 4, 5, 5, dtype=torch.float64)  # channel dim broadcast
+    a, _ = nft_loss(v_theta, v_old, x0, eps, t, adv)
+    b, _ = credit_nft_loss(v_theta, v_old, x0, eps, t, adv, full)
+    assert a.item() == pytest.approx(b.item(), rel=1e-12)
+
+
+def test_corrective_targets_hand_computed():
+    x0 = T([[2.0, 4.0], [4.0, 0.0], [1.0, 1.0], [7.0, 7.0], [9.0, 9.0]])
+    groups = torch.tensor([0, 0, 0, 1, 1])
+    positive = torch.tensor([True, True, False, False, False])  # group 1 has no positives: no reflow
+    mask = T([[0.0, 0.0], [0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
+    ct = corrective_targets(x0, mask, groups, positive)
+    assert ct.index.tolist() == [2]
+    # mean of positives = [3, 2]; x0* = M⊙[3, 2] + (1−M)⊙[1, 1] = [1, 2]
+    assert ct.x0_star.tolist() == [[1.0, 2.0]]
+    assert len(ct) == 1
+
+
+def test_corrective_reflow_loss_value_and_gradient():
+    x0_star, eps, mask = T([[1.0, 2.0]]), T([[0.0, 1.0]]), T([[0.0, 1.0]])
+    v_theta = T([[1.0, 1.0]]).requires_grad_(True)
+    loss, terms = corrective_reflow_loss(v_theta, x0_star, eps, mask)
+    # target = ε − x0* = [−1, −1]; only element 1 is weighted: (1 − (−1))² / ΣM(=1) = 4
+    assert loss.item() == pytest.approx(4.0)
+    assert terms["reflow_n"] == 1.0
+    loss.backward()
+    assert v_theta.grad.tolist() == [[0.0, 4.0]]  # 2·(v_θ − target)·M / ΣM
+    empty, t0 = corrective_reflow_loss(v_theta[:0], x0_star[:0], eps[:0], mask[:0])
+    assert empty.item() == 0.0 and t0["reflow_n"] == 0.0
+
+
+def test_kl_anchor_value_and_gradient():
+    v_theta = T([[1.0, 2.0]]).requires_grad_(True)
+    loss, terms = kl_anchor_loss(v_theta, T([[0.0, 0.0]]), weight=0.1)
+    assert loss.item() == pytest.approx(0.1 * (1 + 4) / 2)
+    assert terms["kl_mse"] == pytest.approx(2.5)
+    loss.backward()
+    assert v_theta.grad.flatten().tolist() == pytest.approx([0.1, 0.2])  # λ·2·(v_θ − v_ref)/2 elements
+
+
+def test_old_policy_decay_schedule_and_ema():
+    sched = [old_policy_decay(s, flat=10, uprate=0.01, cap=0.3) for s in (0, 5, 10, 20, 100)]
+    assert sched == pytest.approx([0.0, 0.0, 0.0, 0.1, 0.3])
+    assert old_policy_decay(0) == 0.0 and old_policy_decay(10_000) == 0.5  # DiffusionNFT defaults
+    with pytest.raises(ValueError):
+        old_policy_decay(1, cap=1.0)
+    old, new = [T([1.0])], [T([3.0])]
+    ema_update_(old, new, 0.25)
+    assert old[0].item() == pytest.approx(0.25 * 1 + 0.75 * 3)
+
+
+def test_group_advantages_global_and_group_std():
+    rewards = T([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 0.0])
+    groups = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2])
+    adv = group_advantages(rewards, groups, std="global")
+    # batch mean 5/8; Σ(R − mean)² = 3·0.375² + 4·0.625² + 1.375² = 3.875 → σ = sqrt(3.875/8)
+    sigma = math.sqrt(3.875 / 8)
+    expect = [0.75, -0.25, -0.25, -0.25, 0.0, 0.0, 1.0, -1.0]
+    assert adv.advantages.tolist() == pytest.approx([e / (sigma + 1e-4) for e in expect])
+    assert adv.valid.tolist() == [True] * 4 + [False, False] + [True, True]  # group 1 all equal: skipped
+    assert adv.n_valid == 6
+    per = group_advantages(rewards, groups, std="group")
+    s0 = math.sqrt((0.75**2 + 3 * 0.25**2) / 4)
+    assert per.advantages.tolist() == pytest.approx(
+        [0.75 / (s0 + 1e-4)] + [-0.25 / (s0 + 1e-4)] * 3 + [0.0, 0.0, 1 / (1 + 1e-4), -1 / (1 + 1e-4)]
+    )
+    with pytest.raises(ValueError, match="global, group"):
+        group_advantages(rewards, groups, std="batch")
+
+
+def test_aggregate_group_masks():
+    masks = T([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    groups = torch.tensor([0, 0, 0, 1])
+    violated = torch.tensor([True, True, False, False])
+    out = aggregate_group_masks(masks, groups, violated)
+    assert out.tolist() == [[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 0]]
+    mean = aggregate_group_masks(masks, groups, violated, reduce="mean")
+    assert mean[2].tolist() == [0.5, 0.5, 0.0]
+
+
+def test_pixel_to_latent_mask_causal_wan_compression():
+    assert [latent_frames(t, 4) for t in (1, 5, 9, 10, 81)] == [1, 2, 3, 3, 21]
+    m = torch.zeros(10, 16, 16)
+    m[0, 0, 0] = 1  # frame 0 alone → latent frame 0
+    m[5, 9, 15] = 1  # frames 5..8 → latent frame 2, pixel (9, 15) → cell (1, 1)
+    m[9, 0, 8] = 1  # leftover frame 9 folds into the last latent frame
+    lat = pixel_to_latent_mask(m, temporal=4, spatial=8)
+    assert lat.shape == (3, 2, 2)
+    assert torch.nonzero(lat).tolist() == [[0, 0, 0], [2, 0, 1], [2, 1, 1]]
+    # frames 1..4 are empty → latent frame 1 is empty
+    assert lat[1].sum().item() == 0
+
+
+def test_pixel_to_latent_mask_dilation_and_batch():
+    m = torch.zeros(2, 1, 6, 6)
+    m[1, 0, 2, 3] = 1
+    lat = pixel_to_latent_mask(m, temporal=1, spatial=1, dilate=1)
+    assert lat.shape == (2, 1, 6, 6) and lat[0].sum().item() == 0
+    assert torch.nonzero(lat[1, 0]).tolist() == [[r, c] for r in (1, 2, 3) for c in (2, 3, 4)]
+    lat2 = pixel_to_latent_mask(m.numpy(), temporal=1, spatial=2)
+    assert lat2.shape == (2, 1, 3, 3) and lat2[1, 0, 1, 1].item() == 1.0 and lat2.sum().item() == 1.0
