@@ -150,11 +150,9 @@ def _entities_of(node: CAtom, known: set[str] | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _value_at_0(trace: np.ndarray, batch: Batch, boolean: bool) -> np.ndarray:
-    B, T = trace.shape
-    if T == 0:  # an empty batch axis: nothing observed; handled by the caller via lengths
-        return np.full(B, -1, dtype=trace.dtype)
-    return trace[:, 0]
+def _value_at_0(trace: np.ndarray) -> np.ndarray:
+    """(T, B) trace -> (B,) value at frame 0 (prepare() guarantees T ≥ 1)."""
+    return trace[0]
 
 
 def evaluate(
@@ -179,7 +177,7 @@ def evaluate(
     order = topo([root])
     batch, squeeze = prepare([n for n in order if isinstance(n, CAtom)], signals, boolean=boolean, lengths=lengths, mask=mask)
     vals = evaluate_nodes(order, batch)
-    v = _value_at_0(vals[root], batch, boolean)
+    v = _value_at_0(vals[root])
     out = (v > 0) if boolean else v.astype(np.float32)
     return out[0] if squeeze and out.shape[0] == 1 else out
 
@@ -204,15 +202,15 @@ def monitor(
     results: list[ConstraintResult] = []
     for c, root in zip(spec.constraints, roots):
         trace = vals[root]
-        v0 = _value_at_0(trace, batch, boolean)
+        v0 = _value_at_0(trace)
         sat = v0 > 0
-        cr = ConstraintResult(c.name, float(c.weight), sat, v0.astype(np.float32), trace)
+        cr = ConstraintResult(c.name, float(c.weight), sat, v0.astype(np.float32), trace.T)
         if witnesses and not sat.all():
             order = topo([root])
             masks = witness_masks(order, vals, batch, ~sat)
             for node, m in masks.items():
-                cr.atom_masks[node.key] = m
-                cr.atom_values[node.key] = vals[node]
+                cr.atom_masks[node.key] = m.T
+                cr.atom_values[node.key] = vals[node].T
                 cr.atom_entities[node.key] = _entities_of(node, known)
         results.append(cr)
     return MonitorResult(results, batch.lengths, semantics)
@@ -228,3 +226,13 @@ __all__ = [
     "load_signals",
     "monitor",
 ]
+
+
+class _CallableModule(type(__import__("sys"))):
+    """`ltlreward.monitor` is both this package and the `monitor()` function: calling it monitors."""
+
+    def __call__(self, *args, **kwargs) -> MonitorResult:
+        return monitor(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

@@ -17,23 +17,40 @@ from ..spec.ast import Atom, Binary, Compare, Const, Formula, Interval, Quoted, 
 
 
 class Node:
-    __slots__ = ()
+    """Base of kernel nodes. Hashes are cached: nodes key the trace tables and deep formulas rehash a lot."""
 
     def children(self) -> tuple[Node, ...]:
         return ()
 
 
+def _cached_hash(self) -> int:
+    h = self.__dict__.get("_hash")
+    if h is None:
+        h = hash((type(self).__name__, *(getattr(self, f) for f in self.__dataclass_fields__)))
+        object.__setattr__(self, "_hash", h)
+    return h
+
+
+def _node(cls):
+    """Register a frozen dataclass as a kernel node with a cached hash."""
+    cls.__hash__ = _cached_hash
+    return cls
+
+
+@_node
 @dataclass(frozen=True)
 class CAtom(Node):
     key: str  # canonical atom string
     source: Formula  # the Atom / Compare / Quoted it came from
 
 
+@_node
 @dataclass(frozen=True)
 class CConst(Node):
     value: bool
 
 
+@_node
 @dataclass(frozen=True)
 class CNot(Node):
     c: Node
@@ -42,6 +59,7 @@ class CNot(Node):
         return (self.c,)
 
 
+@_node
 @dataclass(frozen=True)
 class CAnd(Node):
     cs: tuple[Node, ...]
@@ -50,6 +68,7 @@ class CAnd(Node):
         return self.cs
 
 
+@_node
 @dataclass(frozen=True)
 class COr(Node):
     cs: tuple[Node, ...]
@@ -58,6 +77,7 @@ class COr(Node):
         return self.cs
 
 
+@_node
 @dataclass(frozen=True)
 class CNext(Node):
     c: Node
@@ -67,6 +87,7 @@ class CNext(Node):
         return (self.c,)
 
 
+@_node
 @dataclass(frozen=True)
 class CPrev(Node):
     c: Node
@@ -75,6 +96,7 @@ class CPrev(Node):
         return (self.c,)
 
 
+@_node
 @dataclass(frozen=True)
 class CWindow(Node):
     """F (kind 'max') / G (kind 'min') over [t+lo, t+hi] (future) or [t-hi, t-lo] (past: O / H); hi None = to the end."""
@@ -89,6 +111,7 @@ class CWindow(Node):
         return (self.c,)
 
 
+@_node
 @dataclass(frozen=True)
 class CUntil(Node):
     """l U[lo,hi] r (weak=False) or l W r (weak=True); past=True is l S r."""

@@ -1,4 +1,7 @@
-"""Forward evaluation of kernel nodes over a batch of traces: one whole-batch array step per node."""
+"""Forward evaluation of kernel nodes over a batch of traces: one whole-batch array step per node.
+
+Traces are time-major (T, B) inside the monitor (see kernels.py); the public results transpose back.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +16,17 @@ from .core import CAnd, CAtom, CConst, CNext, CNot, COr, CPrev, CUntil, CWindow,
 
 @dataclass
 class Batch:
-    """Prepared signals: atom key -> (B, T) values (-1 past each trace's end), lengths (B,), valid mask."""
+    """Prepared signals: atom key -> (T, B) values (-1 past each trace's end), lengths (B,), valid mask."""
 
     atoms: dict[str, np.ndarray]
     lengths: np.ndarray  # (B,) int64
-    valid: np.ndarray  # (B, T) bool: t < lengths[b]
+    valid: np.ndarray  # (T, B) bool: t < lengths[b]
     dtype: np.dtype
     ragged: bool
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(T, B)."""
         return self.valid.shape
 
 
@@ -34,13 +38,13 @@ def _fill(batch: Batch, x: np.ndarray, fill) -> np.ndarray:
 
 
 def eval_node(n: Node, vals: dict[Node, np.ndarray], batch: Batch) -> np.ndarray:
-    """Trace of node `n` at every frame, given its children's traces in `vals`.    -> (B, T)"""
+    """Trace of node `n` at every frame, given its children's traces in `vals`.    -> (T, B)"""
     one = np.ones((), dtype=batch.dtype)
-    B, T = batch.shape
+    T, B = batch.shape
     if isinstance(n, CAtom):
         return batch.atoms[n.key]
     if isinstance(n, CConst):
-        return np.full((B, T), one if n.value else -one, dtype=batch.dtype)
+        return np.full((T, B), one if n.value else -one, dtype=batch.dtype)
     if isinstance(n, CNot):
         return -vals[n.c]
     if isinstance(n, CAnd):
@@ -58,7 +62,7 @@ def eval_node(n: Node, vals: dict[Node, np.ndarray], batch: Batch) -> np.ndarray
         fill = -one if n.kind == "max" else one
         if n.past:
             if n.hi is None:
-                return ufunc.accumulate(x, axis=1)
+                return K.scan(x, ufunc)
             return K.past_window(x, n.lo, n.hi, ufunc, fill)
         x = _fill(batch, x, fill)
         if n.hi is None:
@@ -66,7 +70,7 @@ def eval_node(n: Node, vals: dict[Node, np.ndarray], batch: Batch) -> np.ndarray
         return K.future_window(x, n.lo, n.hi, ufunc, fill)
     if isinstance(n, CUntil):
         if T == 0:
-            return np.zeros((B, 0), dtype=batch.dtype)
+            return np.zeros((0, B), dtype=batch.dtype)
         if n.past:
             return K.since_scan(vals[n.r], vals[n.l], -one)
         a = _fill(batch, vals[n.r], -one)

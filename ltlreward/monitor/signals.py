@@ -108,6 +108,10 @@ def prepare(
         for k, v in needed.items():
             if v.shape[1] != T or v.shape[0] not in (1, B):
                 raise MonitorError(f"signal {k!r} has shape {v.shape}; all signals must share (B, T) = {(B, T)}")
+    elif signals:  # no atom needed (constants only): the trace shape still comes from the signals
+        first = _as_2d("", next(iter(signals.values())))
+        B, T = first.shape
+        squeeze = np.asarray(next(iter(signals.values()))).ndim == 1
     else:
         B, T = 1, 0
         if lengths is not None:
@@ -118,25 +122,26 @@ def prepare(
     if T == 0:  # evaluate empty traces at a single past-the-end position
         T = 1
         needed = {k: np.zeros((v.shape[0], 1), v.dtype) for k, v in needed.items()}
-    valid = np.arange(T)[None, :] < L[:, None]
+    valid = np.arange(T)[:, None] < L[None, :]  # (T, B), time-major like every trace inside the monitor
+    ragged = bool((L < T).any())
     dtype = np.dtype(np.int8) if boolean else np.dtype(np.float32)
     prepared: dict[str, np.ndarray] = {}
     for k, v in needed.items():
         if boolean:
-            x = np.where(v > 0, np.int8(1), np.int8(-1))
+            x = np.where(v.T > 0, np.int8(1), np.int8(-1))
+        elif v.dtype == bool:
+            x = np.where(v.T, np.float32(1), np.float32(-1))
         else:
-            if v.dtype == bool:
-                x = np.where(v, np.float32(1), np.float32(-1))
-            else:
-                x = v.astype(np.float32, copy=False)
-                if np.isnan(x).any():
-                    raise MonitorError(f"signal {k!r} contains NaN")
-                x = np.clip(x, -1.0, 1.0)
-        x = np.broadcast_to(x, (B, T))
-        if L.min(initial=T) < T:
-            x = np.where(valid, x, x.dtype.type(-1))
+            x = v.T.astype(np.float32)
+            if np.isnan(x).any():
+                raise MonitorError(f"signal {k!r} contains NaN")
+            np.clip(x, -1.0, 1.0, out=x)
+        if x.shape != (T, B):  # a (T,) signal shared by a batch
+            x = np.broadcast_to(x, (T, B)).copy()
+        if ragged:
+            x[~valid] = -1
         prepared[k] = x
-    return Batch(prepared, L, valid, dtype, bool((L < T).any())), squeeze
+    return Batch(prepared, L, valid, dtype, ragged), squeeze
 
 
 # ------------------------------------------------------------------------------------------ files

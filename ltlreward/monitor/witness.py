@@ -4,8 +4,8 @@ Walking down from frame 0 of a violated formula, each node marks the child point
 (SPEC_LANGUAGE.md): under a minimum (∧, G, until's left side, …) every child point whose value is ≤ 0;
 under a maximum (∨, F, …) the argmax point, ties to the earliest frame; negation swaps the two (a node
 reached through an odd number of negations is explained "high": all points > 0 under a maximum, the
-argmin under a minimum). Masks are (B, T) booleans per node and mode, pushed parent → child in one
-array step per node; until/since gather each marked point's future (or past) window.
+argmin under a minimum). Masks are time-major (T, B) booleans per node and mode, pushed parent → child
+with whole-batch array steps; until/since gather each marked point's future (or past) window.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .core import CAnd, CAtom, CConst, CNext, CNot, COr, CPrev, CUntil, CWindow,
 from .evaluate import Batch
 
 _CHUNK = 1 << 21  # max gathered elements per until step
+LOW, HIGH = 0, 1
 
 
 class _Masks:
@@ -31,31 +32,31 @@ class _Masks:
         if not mask.any():
             return
         cur = self.m.get((n, mode))
-        self.m[(n, mode)] = mask.copy() if cur is None else (cur | mask)
+        if cur is None:
+            self.m[(n, mode)] = mask.copy()
+        else:
+            cur |= mask
 
-    def scatter(self, n: Node, mode: int, b: np.ndarray, t: np.ndarray) -> None:
-        if b.size == 0:
+    def scatter(self, n: Node, mode: int, t: np.ndarray, b: np.ndarray) -> None:
+        if t.size == 0:
             return
         cur = self.m.get((n, mode))
         if cur is None:
             cur = self.m[(n, mode)] = np.zeros(self.shape, dtype=bool)
-        cur[b, t] = True
-
-
-LOW, HIGH = 0, 1
+        cur[t, b] = True
 
 
 def witness_masks(order: list[Node], vals: dict[Node, np.ndarray], batch: Batch, violated: np.ndarray) -> dict[CAtom, np.ndarray]:
-    """Per atom node, the (B, T) frames at which it is part of the witness of its violated root.
+    """Per atom node, the (T, B) frames at which it is part of the witness of its violated root.
 
     `order` lists the root's nodes children-first (its last entry is the root); `violated` is (B,) bool.
     """
-    B, T = batch.shape
-    masks = _Masks((B, T))
+    T, B = batch.shape
+    masks = _Masks((T, B))
     root = order[-1]
-    start = np.zeros((B, T), dtype=bool)
+    start = np.zeros((T, B), dtype=bool)
     if T:
-        start[:, 0] = violated & (batch.lengths > 0)
+        start[0] = violated & (batch.lengths > 0)
     masks.add(root, LOW, start)
     for n in reversed(order):
         for mode in (LOW, HIGH):
@@ -72,8 +73,14 @@ def witness_masks(order: list[Node], vals: dict[Node, np.ndarray], batch: Batch,
 
 
 def _argpick(values: list[np.ndarray], pick_max: bool) -> np.ndarray:
-    stack = np.stack(values)
-    return np.argmax(stack, axis=0) if pick_max else np.argmin(stack, axis=0)
+    """Index of the extreme child at each point, the first child on ties."""
+    best = values[0]
+    idx = np.zeros(best.shape, dtype=np.int8)
+    for k, v in enumerate(values[1:], start=1):
+        better = (v > best) if pick_max else (v < best)
+        idx = np.where(better, np.int8(k), idx)
+        best = np.maximum(best, v) if pick_max else np.minimum(best, v)
+    return idx
 
 
 def _push(n: Node, mode: int, m: np.ndarray, vals, batch: Batch, masks: _Masks) -> None:
@@ -108,76 +115,105 @@ def _push(n: Node, mode: int, m: np.ndarray, vals, batch: Batch, masks: _Masks) 
     raise TypeError(f"unknown node {n!r}")  # pragma: no cover
 
 
+def _argmax0(x: np.ndarray) -> np.ndarray:
+    """argmax over time (axis 0), first on ties; via a contiguous transpose (strided argmax is slow)."""
+    return np.argmax(np.ascontiguousarray(x.T), axis=1)
+
+
+def _cover(n: CWindow, m: np.ndarray) -> np.ndarray:
+    """Child points inside the window of some marked point.                       (T, B) -> (T, B)"""
+    if n.hi is None:  # future [t, end): from the first mark on; past [0, t]: up to the last mark
+        return K.scan(m, np.logical_or, reverse=n.past)
+    out = np.zeros_like(m)
+    for j in range(n.lo, n.hi + 1):  # future: child t' = t + j; past: t' = t - j
+        out |= K.shift_right(m, j, False) if not n.past else K.shift_left(m, j, False)
+    return out
+
+
+def _nonzero(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, columns) of the True entries of a (T, B) mask (flat search: much faster than np.nonzero)."""
+    idx = np.flatnonzero(m)
+    return np.divmod(idx, m.shape[1])
+
+
+def _window_argmax(n: CWindow, m: np.ndarray, y: np.ndarray, batch: Batch) -> np.ndarray:
+    """Child mask: for each marked (t, b), the earliest frame of its window that maximises y.  -> (T, B)"""
+    T, B = m.shape
+    tt = np.arange(T)[:, None]
+    neg = np.float32(-np.inf)
+    yv = np.where(batch.valid, y.astype(np.float32), neg) if batch.ragged else y.astype(np.float32, copy=False)
+    child = np.zeros((T, B), dtype=bool)
+    if n.hi is None:
+        counts = m.sum(axis=0)
+        if counts.max() <= 1:  # one point per trace: a masked argmax per column
+            cols = np.flatnonzero(counts)
+            t0 = _argmax0(m[:, cols])
+            inside = (tt >= t0) if not n.past else (tt <= t0)
+            v = np.where(inside, yv[:, cols], neg)
+            arg = _argmax0(v)
+            ok = v[arg, np.arange(len(cols))] > neg
+            child[arg[ok], cols[ok]] = True
+            return child
+        # dense: suffix (future) or prefix (past) argmax via a scan over packed (value, earliest-frame) keys
+        bits = yv.view(np.int32).astype(np.int64)
+        order = np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)  # float order as integers
+        key = (order << 24) | (T - 1 - tt)  # larger key = larger value, then earlier frame
+        frames = T - 1 - (K.scan(key, np.maximum, reverse=not n.past) & ((1 << 24) - 1))
+        t, b = _nonzero(m)
+        f = frames[t, b]
+        ok = batch.valid[f, b]
+        child[f[ok], b[ok]] = True
+        return child
+    # bounded: the window maximum, then the earliest offset reaching it (whole-batch steps per offset)
+    offsets = list(range(n.lo, n.hi + 1)) if not n.past else list(range(n.hi, n.lo - 1, -1))
+    shift = K.shift_left if not n.past else K.shift_right
+    wmax = np.full((T, B), neg, dtype=np.float32)
+    for j in offsets:
+        np.maximum(wmax, shift(yv, j, neg), out=wmax)
+    todo = m & (wmax > neg)
+    for j in offsets:  # earliest frame first
+        hit = todo & (shift(yv, j, neg) == wmax)
+        todo &= ~hit
+        child |= K.shift_right(hit, j, False) if not n.past else K.shift_left(hit, j, False)
+    return child
+
+
 def _push_window(n: CWindow, mode: int, m: np.ndarray, x: np.ndarray, batch: Batch, masks: _Masks) -> None:
     low = mode == LOW
-    B, T = m.shape
     if (n.kind == "min") == low:  # all failing (low) / holding (high) points of the window
-        mi = m.view(np.int8)
-        if not n.past:
-            cover = np.logical_or.accumulate(m, axis=1) if n.hi is None else K.past_window(mi, n.lo, n.hi, np.maximum, 0) > 0
-        else:
-            cover = K.suffix_max(mi) > 0 if n.hi is None else K.future_window(mi, n.lo, n.hi, np.maximum, 0) > 0
         cond = (x <= 0) if low else (x > 0)
-        masks.add(n.c, mode, cover & cond & batch.valid)
+        masks.add(n.c, mode, _cover(n, m) & cond & batch.valid)
         return
     # the single extreme point: argmax when explaining a low max, argmin when explaining a high min
-    y = x if low else -x  # now always an argmax, ties to the earliest frame
-    b, t = np.nonzero(m)
-    if b.size == 0:
-        return
-    if n.hi is None:
-        if not n.past:
-            yf = np.where(batch.valid, y, y.dtype.type(-2)) if batch.ragged else y
-            yf = yf.astype(np.float32)
-            nxt = np.concatenate([K.suffix_max(yf)[:, 1:], np.full((B, 1), -np.inf, np.float32)], axis=1)
-            new = yf >= nxt  # t is the earliest argmax of its suffix
-            idx = np.where(new, np.arange(T)[None, :], T)
-            arg = K.suffix_min(idx)
-        else:
-            yf = y.astype(np.float32)
-            prev = np.concatenate([np.full((B, 1), -np.inf, np.float32), np.maximum.accumulate(yf, axis=1)[:, :-1]], axis=1)
-            rec = yf > prev  # a new strict record: the earliest frame reaching the prefix max
-            idx = np.where(rec, np.arange(T)[None, :], -1)
-            arg = np.maximum.accumulate(idx, axis=1)
-        masks.scatter(n.c, mode, b, arg[b, t])
-        return
-    w = n.hi - n.lo + 1
-    offs = np.arange(w)
-    for s in range(0, b.size, max(1, _CHUNK // w)):
-        bb, tt = b[s : s + _CHUNK // w], t[s : s + _CHUNK // w]
-        cols = (tt[:, None] + n.lo + offs) if not n.past else (tt[:, None] - n.hi + offs)  # earliest first
-        ok = (cols >= 0) & (cols < batch.lengths[bb][:, None])
-        v = np.where(ok, y[bb[:, None], np.clip(cols, 0, T - 1)].astype(np.float32), -np.inf)
-        j = np.argmax(v, axis=1)
-        has = ok[np.arange(len(bb)), j]
-        masks.scatter(n.c, mode, bb[has], cols[np.arange(len(bb)), j][has])
+    masks.add(n.c, mode, _window_argmax(n, m, x if low else -x, batch))
 
 
 def _push_until(n: CUntil, mode: int, m: np.ndarray, vals, batch: Batch, masks: _Masks) -> None:
     """l U r: max over j of min(r@t+j, l@t..t+j-1) (past: S mirrors time). Gathers each point's window."""
     low = mode == LOW
-    B, T = m.shape
-    b, t = np.nonzero(m)
-    if b.size == 0:
+    T, B = m.shape
+    t, b = _nonzero(m)
+    if t.size == 0:
         return
     R, L = vals[n.r], vals[n.l]
     W = T if n.hi is None else n.hi + 1
     W = max(1, min(W, T))
     j_all = np.arange(W)
     step = max(1, _CHUNK // W)
-    for s in range(0, b.size, step):
-        bb, tt = b[s : s + step], t[s : s + step]
+    for s in range(0, t.size, step):
+        tt, bb = t[s : s + step], b[s : s + step]
         P = len(bb)
-        cols = tt[:, None] - j_all if n.past else tt[:, None] + j_all  # (P, W) position of offset j
+        rows = np.arange(P)
+        cols = tt[:, None] - j_all if n.past else tt[:, None] + j_all  # (P, W) frame of offset j
         inb = (cols >= 0) & (cols < batch.lengths[bb][:, None])
         cc = np.clip(cols, 0, T - 1)
-        psi = R[bb[:, None], cc].astype(np.float32)
-        phi = np.where(inb, L[bb[:, None], cc], 1).astype(np.float32)
+        psi = R[cc, bb[:, None]].astype(np.float32)
+        phi = np.where(inb, L[cc, bb[:, None]], 1).astype(np.float32)
         pm = np.minimum.accumulate(phi, axis=1)  # min of l over offsets 0..j
         excl = np.concatenate([np.ones((P, 1), np.float32), pm[:, :-1]], axis=1)  # over 0..j-1
         g = np.minimum(psi, excl)  # value of choosing offset j
         cand = inb & (j_all >= n.lo)
-        rows = np.arange(P)
+        last = np.minimum(np.maximum(batch.lengths[bb] - 1 - tt, 0), W - 1)  # last in-trace offset
         if low:
             gm = np.where(cand, g, -np.inf)
             j = (W - 1 - np.argmax(gm[:, ::-1], axis=1)) if n.past else np.argmax(gm, axis=1)
@@ -185,18 +221,15 @@ def _push_until(n: CUntil, mode: int, m: np.ndarray, vals, batch: Batch, masks: 
             best = np.where(has, gm[rows, j], -np.inf)
             never = np.zeros(P, dtype=bool)
             if n.weak:  # "l forever" competes with every release point
-                last = np.maximum(batch.lengths[bb] - 1 - tt, 0)
-                gl = pm[rows, np.minimum(last, W - 1)]
-                never = gl > best
-                full = inb & (phi <= 0) & never[:, None]
-                bi, ji = np.nonzero(full)
-                masks.scatter(n.l, LOW, bb[bi], cols[bi, ji])
+                never = pm[rows, last] > best
+                ji, pi = np.nonzero((inb & (phi <= 0) & never[:, None]).T)
+                masks.scatter(n.l, LOW, cols[pi, ji], bb[pi])
             use = has & ~never
             sel = use & (psi[rows, j] <= 0)
-            masks.scatter(n.r, LOW, bb[sel], cols[rows, j][sel])
+            masks.scatter(n.r, LOW, cols[rows, j][sel], bb[sel])
             before = (j_all[None, :] < j[:, None]) & inb & (phi <= 0) & use[:, None]
-            bi, ji = np.nonzero(before)
-            masks.scatter(n.l, LOW, bb[bi], cols[bi, ji])
+            pi, ji = np.nonzero(before)
+            masks.scatter(n.l, LOW, cols[pi, ji], bb[pi])
         else:
             pos = cand & (g > 0)
             # earliest-frame argmin of l over offsets 0..j-1
@@ -204,15 +237,12 @@ def _push_until(n: CUntil, mode: int, m: np.ndarray, vals, batch: Batch, masks: 
             rec = (phi <= prev) if n.past else (phi < prev)  # past: a larger offset is an earlier frame
             am = np.maximum.accumulate(np.where(rec, j_all[None, :], -1), axis=1)
             am_ex = np.concatenate([np.full((P, 1), -1), am[:, :-1]], axis=1)
-            r_wins = (psi <= excl) if n.past else (psi < excl)
-            r_wins |= j_all[None, :] == 0
-            bi, ji = np.nonzero(pos & r_wins)
-            masks.scatter(n.r, HIGH, bb[bi], cols[bi, ji])
-            bi, ji = np.nonzero(pos & ~r_wins)
-            masks.scatter(n.l, HIGH, bb[bi], cols[bi, am_ex[bi, ji]])
+            r_wins = ((psi <= excl) if n.past else (psi < excl)) | (j_all[None, :] == 0)
+            pi, ji = np.nonzero(pos & r_wins)
+            masks.scatter(n.r, HIGH, cols[pi, ji], bb[pi])
+            pi, ji = np.nonzero(pos & ~r_wins)
+            masks.scatter(n.l, HIGH, cols[pi, am_ex[pi, ji]], bb[pi])
             if n.weak:
-                last = np.maximum(batch.lengths[bb] - 1 - tt, 0)
-                gl = pm[rows, np.minimum(last, W - 1)]
-                keep = gl > 0
-                k = am[rows, np.minimum(last, W - 1)]
-                masks.scatter(n.l, HIGH, bb[keep], cols[rows, k][keep])
+                keep = pm[rows, last] > 0
+                k = am[rows, last]
+                masks.scatter(n.l, HIGH, cols[rows, k][keep], bb[keep])

@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make demo` (set up + run the demo) and `make test` (set up + the whole suite).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# the CPU build of torch first (from the local wheel cache), so nothing later pulls a CUDA build
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev,video,plot,models,train]'
+	# test-only oracle: flloat (Boolean LTLf); its lark-parser pin would shadow lark, so install without deps
+	$(PIP) install -q --no-deps flloat pythomata
+	$(PIP) install -q sympy graphviz
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+setup: $(STAMP)
+
+demo: setup
+	@echo "== check and explain the shipped specs"
+	$(VENV)/bin/ltlreward check specs/*.ltl
+	$(VENV)/bin/ltlreward explain specs/handover.ltl
+	@echo "== monitor a spec over a shipped signals file (no video)"
+	-$(VENV)/bin/ltlreward monitor specs/handover.ltl --signals examples/signals/handover.json
+	@echo "== score the example videos with the default grounder"
+	-$(VENV)/bin/ltlreward score examples/handover_*.mp4 --spec specs/handover.ltl --overlay out/overlays
+	-$(VENV)/bin/ltlreward score examples/pick_place_*.mp4 --spec specs/pick_place.ltl --overlay out/overlays
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+
+bench: setup
+	$(PY) benchmarks/monitor_speed/run.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

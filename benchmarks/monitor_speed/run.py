@@ -1,0 +1,200 @@
+"""Monitor speed, side by side in one run: ltlreward vs rtamt (robustness) vs flloat (Boolean LTLf).
+
+Same formulas, same traces. Usage:  .venv/bin/python benchmarks/monitor_speed/run.py [--quick]
+Prints a markdown table (paste into benchmarks/README.md) and writes results.json beside this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ltlreward import evaluate, monitor, parse_spec
+from ltlreward.spec import atoms_of, format_formula
+
+SPEC = parse_spec('''
+entity bottle = "red bottle"
+entity left = "left gripper" : gripper
+entity right = "right gripper" : gripper
+constraint grasp_first: !touching(right, bottle) U holding(left, bottle)
+constraint exchange: F (holding(left, bottle) & holding(right, bottle))
+constraint finish: F G (holding(right, bottle) & !holding(left, bottle))
+constraint no_drop: G (lifted(bottle) -> holding(left, bottle) | holding(right, bottle))
+constraint prompt: G (touching(right, bottle) -> F[0,10] holding(right, bottle))
+''')
+KEYS = sorted({a.canonical for c in SPEC.constraints for a in atoms_of(c.formula)})
+SHORT = {k: f"p{i}" for i, k in enumerate(KEYS)}  # rtamt/flloat variable names
+
+
+def signals(B: int, T: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Smooth random robustness signals in [-1, 1] (random walks through tanh), float32 (B, T)."""
+    rng = np.random.default_rng(seed)
+    return {k: np.tanh(np.cumsum(rng.normal(0, 0.3, size=(B, T)), axis=1)).astype(np.float32) for k in KEYS}
+
+
+def best_of(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+# ------------------------------------------------------------------------------------- peers
+def _rtamt_text(f) -> str:
+    from ltlreward.spec.ast import Atom, Binary, Unary
+
+    if isinstance(f, Atom):
+        return SHORT[f.canonical]
+    if isinstance(f, Unary):
+        c = _rtamt_text(f.child)
+        iv = f"[{int(f.interval.lo)}:{int(f.interval.hi)}]" if f.interval else ""
+        return {"!": f"(not {c})", "F": f"(eventually{iv} {c})", "G": f"(always{iv} {c})", "X": f"(sX {c})"}[f.op]
+    l, r = _rtamt_text(f.left), _rtamt_text(f.right)
+    return {"&": f"({l} and {r})", "|": f"({l} or {r})", "->": f"({l} implies {r})", "U": f"({l} until {r})"}[f.op]
+
+
+def _flloat_text(f) -> str:
+    from ltlreward.spec.ast import Atom, Binary, Unary
+
+    if isinstance(f, Atom):
+        return SHORT[f.canonical]
+    if isinstance(f, Unary):
+        if f.interval is not None:  # F[0,k] φ = φ | X(φ | X(…)) with strong nexts
+            c = _flloat_text(f.child)
+            out = c
+            for _ in range(int(f.interval.hi)):
+                out = f"({c} | X({out}))"
+            return out
+        return f"({f.op}({_flloat_text(f.child)}))" if f.op != "!" else f"(!({_flloat_text(f.child)}))"
+    return f"(({_flloat_text(f.left)}) {f.op} ({_flloat_text(f.right)}))"
+
+
+def rtamt_specs():
+    import rtamt
+
+    out = []
+    for c in SPEC.constraints:
+        s = rtamt.StlDiscreteTimeSpecification()
+        for k in SHORT.values():
+            s.declare_var(k, "float")
+        s.spec = _rtamt_text(c.formula)
+        s.parse()
+        out.append(s)
+    return out
+
+
+def run_rtamt(specs, sig: dict[str, np.ndarray], b_limit: int | None = None) -> np.ndarray:
+    B, T = next(iter(sig.values())).shape
+    B = B if b_limit is None else min(B, b_limit)
+    out = np.zeros((B, len(specs)))
+    time_axis = list(range(T))
+    for b in range(B):
+        data = {"time": time_axis, **{SHORT[k]: sig[k][b].tolist() for k in KEYS}}
+        for j, s in enumerate(specs):
+            out[b, j] = s.evaluate(data)[0][1]
+    return np.clip(out, -1, 1)
+
+
+def run_flloat(sig: dict[str, np.ndarray], b_limit: int | None = None) -> np.ndarray:
+    from flloat.parser.ltlf import LTLfParser
+
+    parser = LTLfParser()
+    forms = [parser(_flloat_text(c.formula)) for c in SPEC.constraints]
+    B, T = next(iter(sig.values())).shape
+    B = B if b_limit is None else min(B, b_limit)
+    out = np.zeros((B, len(forms)), dtype=bool)
+    for b in range(B):
+        trace = [{SHORT[k]: bool(sig[k][b, t] > 0) for k in KEYS} for t in range(T)]
+        for j, f in enumerate(forms):
+            out[b, j] = f.truth(trace, 0)
+    return out
+
+
+# ------------------------------------------------------------------------------------- runs
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and smaller peer samples")
+    args = ap.parse_args()
+    rep = 3 if args.quick else 7
+    rows = []
+    results: dict = {"machine": platform.processor() or platform.machine(), "python": platform.python_version()}
+
+    # --- the headline: 256 × 300, robustness + witnesses for the whole 5-constraint spec
+    sig = signals(256, 300)
+    ours_full = best_of(lambda: monitor(SPEC, sig), rep * 3)
+    ours_nowit = best_of(lambda: monitor(SPEC, sig, witnesses=False), rep * 3)
+    res = monitor(SPEC, sig)
+    n_violated = int((~res.satisfied).sum())
+    ours_materialise = best_of(lambda: [c.witness(b) for c in res.constraints for b in range(256)], rep)
+    ours_bool = best_of(lambda: monitor(SPEC, {k: v > 0 for k, v in sig.items()}, semantics="boolean"), rep * 3)
+    specs = rtamt_specs()
+    rt_rows = 256 if not args.quick else 32
+    t0 = time.perf_counter()
+    rt = run_rtamt(specs, sig, rt_rows)
+    rtamt_time = (time.perf_counter() - t0) * 256 / rt_rows
+    agree_rt = float(np.max(np.abs(rt - res.robustness[:rt_rows])))
+    fl_rows = 256 if not args.quick else 32
+    t0 = time.perf_counter()
+    fl = run_flloat(sig, fl_rows)
+    flloat_time = (time.perf_counter() - t0) * 256 / fl_rows
+    agree_fl = bool(np.array_equal(fl, monitor(SPEC, {k: v > 0 for k, v in sig.items()}, semantics="boolean").satisfied[:fl_rows]))
+    results["batch_256x300"] = dict(
+        ours_robustness_witness_ms=ours_full * 1e3, ours_robustness_only_ms=ours_nowit * 1e3,
+        ours_boolean_witness_ms=ours_bool * 1e3, ours_materialise_all_witnesses_ms=ours_materialise * 1e3,
+        violated_pairs=n_violated, rtamt_s=rtamt_time, rtamt_rows_timed=rt_rows, flloat_s=flloat_time,
+        flloat_rows_timed=fl_rows, max_abs_diff_vs_rtamt=agree_rt, boolean_equal_flloat=agree_fl,
+        speedup_vs_rtamt=rtamt_time / ours_full, speedup_vs_flloat=flloat_time / ours_bool,
+    )
+
+    # --- scaling in T (B = 1)
+    scaling = {}
+    for T in (100, 1000, 10_000, 100_000):
+        s1 = signals(1, T, seed=T)
+        t_ours = best_of(lambda: monitor(SPEC, s1), rep)
+        entry = {"ours_s": t_ours}
+        if T <= 10_000:
+            t0 = time.perf_counter()
+            r = run_rtamt(specs, s1)
+            entry["rtamt_s"] = time.perf_counter() - t0
+            entry["max_abs_diff_vs_rtamt"] = float(np.max(np.abs(r - monitor(SPEC, s1).robustness)))
+        if T <= 1000:
+            t0 = time.perf_counter()
+            run_flloat(s1)
+            entry["flloat_s"] = time.perf_counter() - t0
+        scaling[T] = entry
+    slope = float(np.polyfit(np.log10([1000, 10_000, 100_000]),
+                             np.log10([scaling[T]["ours_s"] for T in (1000, 10_000, 100_000)]), 1)[0])
+    results["scaling_B1"] = scaling
+    results["loglog_slope_1e3_1e5"] = slope
+
+    b = results["batch_256x300"]
+    print("## 256 × 300 batch, 5-constraint spec")
+    print("| monitor | work | time | vs ours |")
+    print("|---|---|---|---|")
+    print(f"| ltlreward | robustness + witness masks | {b['ours_robustness_witness_ms']:.2f} ms | 1× |")
+    print(f"| ltlreward | robustness only | {b['ours_robustness_only_ms']:.2f} ms | |")
+    print(f"| ltlreward | Boolean + witness masks | {b['ours_boolean_witness_ms']:.2f} ms | |")
+    print(f"| ltlreward | + materialise {b['violated_pairs']} Witness objects | {b['ours_materialise_all_witnesses_ms']:.2f} ms | |")
+    print(f"| rtamt 0.4 (offline, discrete) | robustness, no witnesses | {b['rtamt_s']:.2f} s | {b['speedup_vs_rtamt']:.0f}× slower |")
+    print(f"| flloat 0.3 | Boolean only | {b['flloat_s']:.2f} s | {b['speedup_vs_flloat']:.0f}× slower than our Boolean |")
+    print(f"\nagreement: max |ours − rtamt| = {b['max_abs_diff_vs_rtamt']:.2g}; Boolean equal to flloat: {b['boolean_equal_flloat']}")
+    print("\n## one trace, growing T (whole spec, robustness + witnesses)")
+    print("| T | ltlreward | rtamt | flloat |")
+    print("|---|---|---|---|")
+    for T, e in scaling.items():
+        rt = f"{e['rtamt_s'] * 1e3:.1f} ms" if "rtamt_s" in e else "—"
+        fl = f"{e['flloat_s'] * 1e3:.1f} ms" if "flloat_s" in e else "—"
+        print(f"| {T:,} | {e['ours_s'] * 1e3:.2f} ms | {rt} | {fl} |")
+    print(f"\nlog-log slope of our time from T = 10³ to 10⁵: {slope:.3f}")
+    (Path(__file__).with_name("results.json")).write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""`ltlreward` command line: thin typer commands over the library; errors become one located message.
+
+Exit codes: 0 ok, 1 scoring failures, 2 usage or spec errors.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="ltlreward",
+    help="LTL constraint rewards with violation traces for videos and robot rollouts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _err_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    from rich.markup import escape
+
+    _err_console().print(f"[red]{escape(message)}[/red]")
+    return typer.Exit(code)
+
+
+def _load(path: Path):
+    from .spec import load_spec
+
+    return load_spec(path)
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+
+@app.command()
+def check(
+    specs: Annotated[list[Path], typer.Argument(help="Spec files (.ltl) to parse and validate.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Parse and validate spec files; report every error with file:line:col."""
+    from .errors import SpecError
+
+    console = _console()
+    failures = 0
+    report = []
+    for p in specs:
+        try:
+            spec = _load(p)
+        except SpecError as exc:
+            failures += 1
+            report.append({"spec": str(p), "ok": False, "error": exc.message, "line": exc.line, "column": exc.column})
+            if not as_json:
+                _err_console().print(exc.render(), markup=False)
+            continue
+        report.append({"spec": str(p), "ok": True, "constraints": len(spec.constraints), "entities": len(spec.entities)})
+        if not as_json:
+            console.print(
+                f"[green]ok[/green] {p}: {len(spec.constraints)} constraint(s), {len(spec.entities)} entit"
+                f"{'y' if len(spec.entities) == 1 else 'ies'}, reward {spec.reward}"
+            )
+    if as_json:
+        print(json.dumps(report, indent=2))
+    if failures:
+        raise typer.Exit(2)
+
+
+@app.command()
+def explain(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Spec file (.ltl).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Read each constraint of a spec in plain English."""
+    from rich.markup import escape
+
+    from .errors import SpecError
+    from .spec import explain_constraint, format_formula
+
+    try:
+        spec = _load(spec_path)
+    except SpecError as exc:
+        raise _fail(exc.render()) from None
+    rows = [
+        {
+            "name": c.name,
+            "weight": c.weight,
+            "description": c.description,
+            "formula": format_formula(c.formula),
+            "english": explain_constraint(c, spec),
+        }
+        for c in spec.constraints
+    ]
+    if as_json:
+        print(json.dumps({"task": spec.task, "reward": spec.reward, "constraints": rows}, indent=2))
+        return
+    console = _console()
+    if spec.task:
+        console.print(f"[bold]{escape(spec.task)}[/bold]")
+    for e in spec.entities:
+        hints = " ".join(f"{k}={v}" for k, v in e.hints)
+        console.print(f"  entity [cyan]{e.name}[/cyan] = {escape(repr(e.prompt))} ({e.kind}) {escape(hints)}")
+    for r in rows:
+        w = f" [dim]weight {r['weight']:g}[/dim]" if r["weight"] != 1 else ""
+        console.print(f"\n[bold cyan]{r['name']}[/bold cyan]{w}  {escape(r['description'])}")
+        console.print(f"  [dim]{escape(r['formula'])}[/dim]")
+        console.print(f"  {escape(r['english'])}.")
+    console.print(f"\nreward: {spec.reward}")
+
+
+@app.command("monitor")
+def monitor_cmd(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Spec file (.ltl).")],
+    signals: Annotated[Path, typer.Option("--signals", help="Atom signals: .npz, .csv or .json.")],
+    fps: Annotated[float | None, typer.Option(help="Frames per second (needed for intervals in seconds).")] = None,
+    semantics: Annotated[str, typer.Option(help="robustness or boolean.")] = "robustness",
+    as_json: JsonOpt = False,
+) -> None:
+    """Monitor a spec over signals you computed yourself (no video): verdicts, robustness, witnesses."""
+    from .errors import MonitorError, SpecError
+    from .monitor import load_signals, monitor
+
+    try:
+        spec = _load(spec_path)
+        sig, lengths, file_fps = load_signals(signals)
+        res = monitor(spec, sig, fps=fps if fps is not None else file_fps, semantics=semantics, lengths=lengths)
+    except (SpecError, MonitorError) as exc:
+        raise _fail(exc.render() if isinstance(exc, SpecError) else str(exc)) from None
+    out = []
+    for b in range(res.batch_size):
+        cons = []
+        for c in res.constraints:
+            w = c.witness(b)
+            cons.append({
+                "name": c.name,
+                "satisfied": bool(c.satisfied[b]),
+                "robustness": round(float(c.robustness[b]), 6),
+                "weight": c.weight,
+                "witness": w.to_dict() if w else None,
+            })
+        out.append({"trace": b, "length": int(res.lengths[b]), "satisfied": all(x["satisfied"] for x in cons),
+                    "constraints": cons})
+    if as_json:
+        print(json.dumps(out if len(out) > 1 else out[0], indent=2))
+        return
+    _print_monitor_tables(out, spec_path)
+
+
+def _print_monitor_tables(out: list[dict], spec_path: Path) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = _console()
+    for tr in out:
+        title = f"{spec_path.name} · trace {tr['trace']} · {tr['length']} frames"
+        table = Table(title=title, title_justify="left")
+        table.add_column("constraint")
+        table.add_column("", justify="center")
+        table.add_column("robustness", justify="right")
+        table.add_column("witness (atom@frame)")
+        for c in tr["constraints"]:
+            mark = "[green]✓[/green]" if c["satisfied"] else "[red]✗[/red]"
+            wit = ""
+            if c["witness"]:
+                atoms = [f"{a['atom']}@{a['frame']}" for a in c["witness"]["atoms"]]
+                wit = ", ".join(atoms[:6]) + (f", … (+{len(atoms) - 6})" if len(atoms) > 6 else "")
+            table.add_row(c["name"], mark, f"{c['robustness']:+.3f}", escape(wit))
+        console.print(table)
+        verdict = "[green]all constraints hold[/green]" if tr["satisfied"] else "[red]violated[/red]"
+        console.print(verdict)
+
+
+@app.command()
+def predicates(as_json: JsonOpt = False) -> None:
+    """List the predicate library: names, parameters, options and meaning."""
+    from rich.table import Table
+
+    from .predicates.catalog import PREDICATES
+
+    if as_json:
+        print(json.dumps([{"name": p.name, "params": list(p.params), "options": dict(p.options), "numeric": p.numeric,
+                           "doc": p.doc} for p in PREDICATES.values()], indent=2))
+        return
+    table = Table(title="predicate library")
+    table.add_column("signature")
+    table.add_column("kind")
+    table.add_column("meaning")
+    for p in PREDICATES.values():
+        table.add_row(p.signature(), "numeric" if p.numeric else "predicate", p.doc)
+    _console().print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
