@@ -69,7 +69,9 @@ def check(
             if not as_json:
                 _err_console().print(exc.render(), markup=False)
             continue
-        report.append({"spec": str(p), "ok": True, "constraints": len(spec.constraints), "entities": len(spec.entities)})
+        report.append(
+            {"spec": str(p), "ok": True, "constraints": len(spec.constraints), "entities": len(spec.entities)}
+        )
         if not as_json:
             console.print(
                 f"[green]ok[/green] {p}: {len(spec.constraints)} constraint(s), {len(spec.entities)} entit"

@@ -7,7 +7,7 @@ import pytest
 from formulas import ATOMS, random_formula, random_signals
 
 from ltlreward import evaluate
-from ltlreward.spec.ast import Atom, Binary, Const, Formula, Unary
+from ltlreward.spec.ast import Atom, Const, Formula, Unary
 
 rtamt = pytest.importorskip("rtamt")
 

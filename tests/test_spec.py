@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -205,14 +206,10 @@ VALID = [HANDOVER, 'entity a = "x"\nconstraint c: G (lifted(a) -> F[0s,2s] near(
 @settings(max_examples=400, deadline=None)
 @given(st.text(max_size=80))
 def test_fuzz_random_text_only_raises_spec_error(text):
-    try:
+    with contextlib.suppress(SpecError):
         parse_spec(text)
-    except SpecError:
-        pass
-    try:
+    with contextlib.suppress(SpecError):
         parse_formula(text)
-    except SpecError:
-        pass
 
 
 @settings(max_examples=400, deadline=None)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ltlreward import evaluate, monitor, parse_spec
-from ltlreward.spec import atoms_of, format_formula
+from ltlreward import monitor, parse_spec
+from ltlreward.spec import atoms_of
 
 SPEC = parse_spec('''
 entity bottle = "red bottle"
@@ -48,7 +48,7 @@ def best_of(fn, repeat: int) -> float:
 
 # ------------------------------------------------------------------------------------- peers
 def _rtamt_text(f) -> str:
-    from ltlreward.spec.ast import Atom, Binary, Unary
+    from ltlreward.spec.ast import Atom, Unary
 
     if isinstance(f, Atom):
         return SHORT[f.canonical]
@@ -61,7 +61,7 @@ def _rtamt_text(f) -> str:
 
 
 def _flloat_text(f) -> str:
-    from ltlreward.spec.ast import Atom, Binary, Unary
+    from ltlreward.spec.ast import Atom, Unary
 
     if isinstance(f, Atom):
         return SHORT[f.canonical]
@@ -123,7 +123,6 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repeats and smaller peer samples")
     args = ap.parse_args()
     rep = 3 if args.quick else 7
-    rows = []
     results: dict = {"machine": platform.processor() or platform.machine(), "python": platform.python_version()}
 
     # --- the headline: 256 × 300, robustness + witnesses for the whole 5-constraint spec
@@ -157,7 +156,7 @@ def main() -> None:
     scaling = {}
     for T in (100, 1000, 10_000, 100_000):
         s1 = signals(1, T, seed=T)
-        t_ours = best_of(lambda: monitor(SPEC, s1), rep)
+        t_ours = best_of(lambda s1=s1: monitor(SPEC, s1), rep)
         entry = {"ours_s": t_ours}
         if T <= 10_000:
             t0 = time.perf_counter()

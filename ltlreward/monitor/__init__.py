@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import MonitorError
 from ..spec.ast import Atom, Call, Compare, Formula, TaskSpec
 from .core import CAtom, Node, lower, topo
-from .evaluate import Batch, evaluate_nodes
+from .evaluate import evaluate_nodes
 from .signals import SignalMap, load_signals, prepare
 from .witness import witness_masks
 
@@ -114,7 +114,9 @@ class MonitorResult:
     @property
     def satisfied(self) -> np.ndarray:
         """(B, C) bool verdicts."""
-        return np.stack([c.satisfied for c in self.constraints], axis=1) if self.constraints else np.ones((self.batch_size, 0), bool)
+        if not self.constraints:
+            return np.ones((self.batch_size, 0), bool)
+        return np.stack([c.satisfied for c in self.constraints], axis=1)
 
     @property
     def robustness(self) -> np.ndarray:
@@ -175,7 +177,8 @@ def evaluate(
     boolean = _check_semantics(semantics)
     root = lower(formula, fps)
     order = topo([root])
-    batch, squeeze = prepare([n for n in order if isinstance(n, CAtom)], signals, boolean=boolean, lengths=lengths, mask=mask)
+    atoms = [n for n in order if isinstance(n, CAtom)]
+    batch, squeeze = prepare(atoms, signals, boolean=boolean, lengths=lengths, mask=mask)
     vals = evaluate_nodes(order, batch)
     v = _value_at_0(vals[root])
     out = (v > 0) if boolean else v.astype(np.float32)
@@ -196,11 +199,12 @@ def monitor(
     boolean = _check_semantics(semantics)
     roots = [lower(c.formula, fps) for c in spec.constraints]
     order_all = topo(roots)
-    batch, _ = prepare([n for n in order_all if isinstance(n, CAtom)], signals, boolean=boolean, lengths=lengths, mask=mask)
+    atoms = [n for n in order_all if isinstance(n, CAtom)]
+    batch, _ = prepare(atoms, signals, boolean=boolean, lengths=lengths, mask=mask)
     vals = evaluate_nodes(order_all, batch)
     known = set(spec.entity_names) or None
     results: list[ConstraintResult] = []
-    for c, root in zip(spec.constraints, roots):
+    for c, root in zip(spec.constraints, roots, strict=False):
         trace = vals[root]
         v0 = _value_at_0(trace)
         sat = v0 > 0

@@ -99,7 +99,7 @@ class CPrev(Node):
 @_node
 @dataclass(frozen=True)
 class CWindow(Node):
-    """F (kind 'max') / G (kind 'min') over [t+lo, t+hi] (future) or [t-hi, t-lo] (past: O / H); hi None = to the end."""
+    """F ('max') / G ('min') over [t+lo, t+hi], or past O / H over [t-hi, t-lo]; hi None = to the end."""
 
     c: Node
     kind: str  # "max" | "min"

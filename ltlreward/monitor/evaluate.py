@@ -81,7 +81,9 @@ def eval_node(n: Node, vals: dict[Node, np.ndarray], batch: Batch) -> np.ndarray
     raise TypeError(f"unknown node {n!r}")  # pragma: no cover
 
 
-def evaluate_nodes(order: list[Node], batch: Batch, cache: dict[Node, np.ndarray] | None = None) -> dict[Node, np.ndarray]:
+def evaluate_nodes(
+    order: list[Node], batch: Batch, cache: dict[Node, np.ndarray] | None = None
+) -> dict[Node, np.ndarray]:
     """Traces of every node in `order` (children first); `cache` shares traces across formulas."""
     vals: dict[Node, np.ndarray] = {} if cache is None else cache
     for n in order:

@@ -90,9 +90,8 @@ def prepare(
             arr = _as_2d(a.key, signals[a.key])
             squeeze &= np.asarray(signals[a.key]).ndim == 1
         elif isinstance(a.source, Compare) and (arr := _comparison(a.source, signals, boolean)) is not None:
-            squeeze &= arr.shape[0] == 1 and all(
-                np.asarray(signals[t.canonical]).ndim == 1 for t in (a.source.left, a.source.right) if not isinstance(t, Num)
-            )
+            terms = [t for t in (a.source.left, a.source.right) if not isinstance(t, Num)]
+            squeeze &= arr.shape[0] == 1 and all(np.asarray(signals[t.canonical]).ndim == 1 for t in terms)
             arr = np.atleast_2d(arr)
         else:
             missing.append(a.key)

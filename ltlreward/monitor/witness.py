@@ -46,7 +46,9 @@ class _Masks:
         cur[t, b] = True
 
 
-def witness_masks(order: list[Node], vals: dict[Node, np.ndarray], batch: Batch, violated: np.ndarray) -> dict[CAtom, np.ndarray]:
+def witness_masks(
+    order: list[Node], vals: dict[Node, np.ndarray], batch: Batch, violated: np.ndarray
+) -> dict[CAtom, np.ndarray]:
     """Per atom node, the (T, B) frames at which it is part of the witness of its violated root.
 
     `order` lists the root's nodes children-first (its last entry is the root); `violated` is (B,) bool.
@@ -191,7 +193,7 @@ def _push_window(n: CWindow, mode: int, m: np.ndarray, x: np.ndarray, batch: Bat
 def _push_until(n: CUntil, mode: int, m: np.ndarray, vals, batch: Batch, masks: _Masks) -> None:
     """l U r: max over j of min(r@t+j, l@t..t+j-1) (past: S mirrors time). Gathers each point's window."""
     low = mode == LOW
-    T, B = m.shape
+    T, _B = m.shape
     t, b = _nonzero(m)
     if t.size == 0:
         return

@@ -7,9 +7,8 @@ shares their traces).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
-Scalar = Union[str, int, float]  # an argument: entity/identifier name or a number
+Scalar = str | int | float  # an argument: entity/identifier name or a number
 
 
 def _fmt_number(v: float | int) -> str:
@@ -61,7 +60,7 @@ class Call:
         return tuple(a for a in self.args if isinstance(a, str))
 
 
-Term = Union[Num, Call]
+Term = Num | Call
 
 
 # -------------------------------------------------------------------------------------------- formulas

@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from ..predicates.catalog import PREDICATES
-from .ast import Atom, Binary, Call, Compare, Const, Constraint, Formula, Interval, Num, Quoted, TaskSpec, Unary
+from .ast import (
+    Atom,
+    Binary,
+    Call,
+    Compare,
+    Const,
+    Constraint,
+    Formula,
+    Interval,
+    Num,
+    Quoted,
+    TaskSpec,
+    Unary,
+)
 from .printer import format_formula
 
 _CMP_WORDS = {"<": "is below", "<=": "is at most", ">": "is above", ">=": "is at least"}

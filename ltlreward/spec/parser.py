@@ -272,11 +272,11 @@ class _Builder:
             if not math.isfinite(v):
                 raise _Located(f"bad interval: bound {str(tok)!r} is out of range", tok)
             if v < 0:
-                raise _Located(f"bad interval: bound {str(tok)} is negative", tok)
+                raise _Located(f"bad interval: bound {tok!s} is negative", tok)
             if unit == "f":
                 if not v.is_integer():
                     raise _Located(
-                        f"bad interval: frame bound {str(tok)} is not a whole number (write {str(tok)}s for seconds)",
+                        f"bad interval: frame bound {tok!s} is not a whole number (write {tok!s}s for seconds)",
                         tok,
                     )
                 v = int(v)
@@ -362,7 +362,7 @@ class _Builder:
                 raise _Located(f"macro {name} takes no keyword arguments", name_tok)
             if len(args) != len(macro.params):
                 raise _Located(f"macro {name} takes {len(macro.params)} argument(s), got {len(args)}", name_tok)
-            return substitute(macro.body, dict(zip(macro.params, args)))
+            return substitute(macro.body, dict(zip(macro.params, args, strict=False)))
         info = PREDICATES.get(name)
         if info is None:
             if not has_parens:

@@ -6,7 +6,21 @@ import re
 
 import numpy as np
 
-from .ast import Atom, Binary, Call, Compare, Const, Entity, Formula, Interval, Macro, Quoted, TaskSpec, Unary, fmt_scalar
+from .ast import (
+    Atom,
+    Binary,
+    Call,
+    Compare,
+    Const,
+    Entity,
+    Formula,
+    Interval,
+    Macro,
+    Quoted,
+    TaskSpec,
+    Unary,
+    fmt_scalar,
+)
 
 # binding strength, loosest first; temporal binaries are right-associative, so are implications
 _PREC = {"<->": 1, "->": 2, "|": 3, "&": 4, "U": 5, "R": 5, "W": 5, "M": 5, "S": 5}
