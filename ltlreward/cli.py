@@ -188,6 +188,41 @@ def _print_monitor_tables(out: list[dict], spec_path: Path) -> None:
 
 
 @app.command()
+def score(
+    inputs: Annotated[list[str], typer.Argument(metavar="VIDEO|DIR|GLOB...", help="Videos, directories or globs.")],
+    spec: Annotated[Path, typer.Option("--spec", help="Task spec (.ltl).")],
+    grounder: Annotated[str, typer.Option(help="auto (sidecar → state, else color), state, color, …")] = "auto",
+    sidecar: Annotated[
+        Path | None, typer.Option(help="Sidecar for every video (default: <stem>.sidecar.json beside each).")
+    ] = None,
+    as_json: JsonOpt = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Append one JSON line per video as each ends.")] = None,
+    resume: Annotated[bool, typer.Option(help="Skip videos already in --out.")] = False,
+    retry_failed: Annotated[bool, typer.Option(help="With --resume, score failed videos again.")] = False,
+    masks: Annotated[Path | None, typer.Option("--masks", help="Write <stem>.npz violation masks here.")] = None,
+    overlay: Annotated[
+        Path | None, typer.Option("--overlay", help="Write <stem>.mp4 overlays and <stem>.png timelines here.")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    stride: Annotated[int, typer.Option(help="Keep every n-th frame.")] = 1,
+    target_fps: Annotated[float | None, typer.Option(help="Resample to about this frame rate.")] = None,
+    max_frames: Annotated[int | None, typer.Option(help="Keep at most this many frames.")] = None,
+    size: Annotated[int | None, typer.Option(help="Resize: shortest side in pixels.")] = None,
+) -> None:
+    """Score videos against a spec: reward, per-constraint verdicts, violation frames."""
+    from .score_cli import run_score
+
+    def s(p: Path | None) -> str | None:
+        return None if p is None else str(p)
+
+    code = run_score(
+        inputs, str(spec), grounder, s(sidecar), as_json, s(out), resume, s(masks), s(overlay), workers, stride,
+        target_fps, max_frames, _console(), size=size, retry_failed=retry_failed, err_console=_err_console(),
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
 def predicates(as_json: JsonOpt = False) -> None:
     """List the predicate library: names, parameters, options and meaning."""
     from rich.table import Table

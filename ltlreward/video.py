@@ -245,14 +245,19 @@ def _read_av(
     import av
 
     src_fps = probe.fps
-    # Indices are chosen against an upper bound on the frame count, then cut to what really decoded.
-    bound = max(probe.n_frames, 1) * 2 + 1000
-    idx, fps = sample_indices(bound, src_fps, stride=stride, target_fps=target_fps, max_frames=None)
-    if max_frames is not None and probe.exact:
-        idx = idx[idx < probe.n_frames][:max_frames]
-    wanted = np.zeros(int(idx[-1]) + 1 if len(idx) else 0, dtype=bool)
-    wanted[idx] = True
-    last = len(wanted) - 1
+    limited = max_frames is not None and probe.exact  # the wanted indices are known in full up front
+
+    def pattern(bound: int) -> np.ndarray:
+        """(bound,) bool: which of the first `bound` source frames the sampling keeps (prefix-stable)."""
+        sel, _ = sample_indices(bound, src_fps, stride=stride, target_fps=target_fps)
+        if limited:
+            sel = sel[sel < probe.n_frames][:max_frames]
+        out = np.zeros(bound, dtype=bool)
+        out[sel] = True
+        return out
+
+    _, fps = sample_indices(1, src_fps, stride=stride, target_fps=target_fps)
+    wanted = pattern(probe.n_frames if limited else max(probe.n_frames, 1) * 2 + 64)
     kept: list[np.ndarray] = []
     kept_idx: list[int] = []
     i = 0
@@ -260,13 +265,17 @@ def _read_av(
     reached_end = True
 
     def take(frame: Any) -> bool:
-        """Keep frame `i` if sampled; return False once past the last wanted index (and enough frames)."""
-        nonlocal i
-        if i <= last and wanted[i]:
+        """Keep frame `i` if sampled; False once nothing more is wanted (so decoding can stop early)."""
+        nonlocal i, wanted
+        if i >= len(wanted) and not limited:  # longer than declared/estimated: extend the pattern
+            wanted = pattern(2 * len(wanted))
+        if i < len(wanted) and wanted[i]:
             kept.append(frame.to_ndarray(format="rgb24"))
             kept_idx.append(i)
         i += 1
-        return not (i > last or (max_frames is not None and len(kept) >= max_frames))
+        if max_frames is not None and len(kept) >= max_frames:
+            return False
+        return not (limited and i >= len(wanted))
 
     try:
         container = av.open(str(path))

@@ -80,6 +80,19 @@ def test_target_fps(clip: Path, backend: str) -> None:
     assert up.n_frames == T and up.fps == pytest.approx(FPS)
 
 
+def test_av_decodes_past_an_underestimated_frame_count(clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Containers that do not declare a frame count (estimate 3 here) are still decoded to the end."""
+    import ltlreward.video as vid
+
+    monkeypatch.setattr(vid, "_probe", lambda p: vid._Probe(n_frames=3, fps=FPS, exact=False))
+    v = read_video(clip, stride=3, backend="av")
+    np.testing.assert_array_equal(v.frame_indices, np.arange(0, T, 3))
+    np.testing.assert_array_equal(decoded_index(v.frames), np.arange(0, T, 3))
+    assert v.n_source_frames == T and v.meta["truncated"] is False
+    v = read_video(clip, target_fps=4.0, max_frames=3, backend="av")
+    np.testing.assert_array_equal(v.frame_indices, [0, 2, 5])
+
+
 def test_sample_indices_rules() -> None:
     idx, fps = sample_indices(10, 30.0, target_fps=10.0, max_frames=3)
     assert idx.tolist() == [0, 3, 6] and fps == pytest.approx(10.0)

@@ -38,7 +38,9 @@ class PredicateInfo:
 
 def _p(name, params, options=(), english="", negated="", doc="", numeric=False, image="", state="",
        needs="") -> PredicateInfo:
-    return PredicateInfo(name, tuple(params), tuple(options), numeric, english, negated, doc, image, state, needs)
+    return PredicateInfo(
+        name, tuple(params), tuple(options), numeric, english, negated, doc, image, state, needs
+    )
 
 
 _GEO = "centers (+ boxes for the default) / positions"
@@ -62,7 +64,8 @@ PREDICATES: dict[str, PredicateInfo] = {
            "contact (state) or overlapping / adjacent boxes (image); d = gap tolerance (0 = auto)",
            image="signed box gap g = max(x-gap, y-gap) (< 0 when overlapping) below d·image diagonal; "
                  "auto d = 0.05 × mean box diagonal; r = (d − g) / (0.25 × mean box diagonal)",
-           state="contacts[(a,b)] when the sidecar has the pair: +1 in contact, else −clip(dist / d, 0.1, 1); "
+           state="contacts[(a,b)] when the sidecar has the pair: +1 in contact, else "
+                 "−clip(dist / d, 0.1, 1); "
                  "without contacts ‖p_a − p_b‖ < d, r = (d − dist) / d; auto d = 0.05 m",
            needs="boxes / contacts or positions"),
         _p("above", ["a", "b"], [("d", 0.0)], "{0} is above {1}", "{0} is not above {1}",
@@ -97,8 +100,9 @@ PREDICATES: dict[str, PredicateInfo] = {
            needs="centers, boxes"),
         _p("lifted", ["a"], [("h", 0.0), ("n", 0.0)], "{0} is lifted", "{0} is not lifted",
            "a is raised above its resting height (lowest point over the first n frames) by more than h",
-           image="rise = baseline centre y − centre y (pixels) > h·image diagonal; auto h = 0.5 × a's median box height; "
-                 "r = (rise − h) / h; baseline = max centre y over the first n frames (auto n = max(3, T/10))",
+           image="rise = baseline centre y − centre y (pixels) > h·image diagonal; auto h = 0.5 × a's "
+                 "median box height; r = (rise − h) / h; baseline = max centre y over the first n frames "
+                 "(auto n = max(3, T/10))",
            state="rise = z − min z over the first n frames; auto h = 0.03 m; r = (rise − h) / h",
            needs=_GEO),
         _p("moving", ["a"], [("v", 0.0)], "{0} is moving", "{0} is not moving",
@@ -109,10 +113,11 @@ PREDICATES: dict[str, PredicateInfo] = {
            needs="centers, fps / positions, fps"),
         _p("holding", ["g", "o"], [("d", 0.0), ("p", 0.8)], "{0} holds {1}", "{0} does not hold {1}",
            "gripper g is closed on o (contact, or a closed gripper at o, or o moving with g)",
-           image="min(touching(g, o), cue): cue = gripper closed (opening < p, default 0.8) where the "
-                 "opening is observed, else o follows g: max(lifted(o), min(moving(o), |v_g − v_o| small))",
-           state="max(contact(g, o), min(opening < p, ‖p_g − p_o‖ < d)); auto d = 0.05 m; with neither "
-                 "contacts nor opening: min(near, o follows g)",
+           image="min(touching(g, o, d), cue): cue = gripper closed (opening < p, default 0.8) where the "
+                 "opening is observed, else o follows g: min(|v_o − v_g| < moving threshold of o, "
+                 "max(lifted(o), moving(o)))",
+           state="min(opening < p, max(contact(g, o), ‖p_g − p_o‖ < d)); auto d = 0.05 m; contact alone "
+                 "without an observed opening; with neither: min(‖p_g − p_o‖ < d, o follows g)",
            needs="boxes / positions, + gripper_opening or contacts (optional)"),
         _p("gripper_open", ["g"], [("p", 0.5)], "{0} is open", "{0} is not open",
            "gripper opening above p (opening in [0, 1], 1 = fully open)",
@@ -144,13 +149,17 @@ PREDICATES: dict[str, PredicateInfo] = {
            image="centre speed in image diagonals/s; comparison scale 0.1",
            state="speed in m/s; comparison scale 0.1 m/s",
            needs="centers, fps / positions, fps"),
-        _p("x", ["a"], (), "the x position of {0}", numeric=True, doc="x (metres or fraction of width); scale 0.1",
+        _p("x", ["a"], (), "the x position of {0}", numeric=True,
+           doc="x (metres or fraction of width); scale 0.1",
            image="centre x / W; comparison scale 0.1", state="x in metres; comparison scale 0.1 m",
            needs="centers / positions"),
-        _p("y", ["a"], (), "the y position of {0}", numeric=True, doc="y (metres or fraction of height); scale 0.1",
-           image="centre y / H (down is +); comparison scale 0.1", state="y in metres; comparison scale 0.1 m",
+        _p("y", ["a"], (), "the y position of {0}", numeric=True,
+           doc="y (metres or fraction of height); scale 0.1",
+           image="centre y / H (down is +); comparison scale 0.1",
+           state="y in metres; comparison scale 0.1 m",
            needs="centers / positions"),
-        _p("area", ["a"], (), "the area of {0}", numeric=True, doc="fraction of the image covered; scale 0.02",
+        _p("area", ["a"], (), "the area of {0}", numeric=True,
+           doc="fraction of the image covered; scale 0.02",
            image="mask pixels / (H·W) (box area when no mask); comparison scale 0.02",
            state="same as 2-D (an image quantity)",
            needs="masks or boxes"),

@@ -13,9 +13,11 @@ image diagonal (2-D); a threshold of 0 (the catalogue default) means the automat
 predicate, documented on its function and in the catalogue.
 
 Unseen entities: in 2-D an entity's effective visibility is its score where it has a centre and 0 where
-it has none; in 3-D it is seen where its position is finite. Every atom is capped by the visibility
-margin of each entity it names, r = min(r, ramp(v, visibility threshold)) (±1 in 3-D), so an atom about
-an unseen entity is negative with a margin set by how unseen it is; frames with unknown geometry get -1.
+it has none; in 3-D it is seen where its position is finite. Every atom (except visible, gripper_open and
+gripper_closed, which read their own signals) is capped by the visibility margin of each entity it names,
+r = min(r, ramp(v, visibility threshold)) (±1 in 3-D), so an atom about an unseen entity is negative with a
+margin set by how unseen it is; frames with unknown geometry get -1. Its negation is then positive: "not
+near" holds while an entity is out of sight.
 
 Against one-frame flicker each atom's signal is median-filtered over `smooth` frames (default 3, edges
 repeated; 0 or 1 disables).
@@ -66,6 +68,7 @@ COMPARE_SCALE = {"dist": 0.1, "height": 0.1, "speed": 0.1, "x": 0.1, "y": 0.1, "
 IMAGE_ONLY = frozenset({"left_of", "right_of", "visible", "area"})
 UNGATED = frozenset({"visible", "gripper_open", "gripper_closed"})
 SPACES = ("auto", "3d", "2d")
+FRACTION_OPTIONS = frozenset({"p", "q"})  # thresholds on [0, 1] quantities (visibility, opening, overlap)
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,8 @@ class PredicateOptions:
                     raise ValueError(f"unknown option {k!r} for {name} (options: {allowed})")
         for name in self.compare_scales:
             if name not in COMPARE_SCALE:
-                raise ValueError(f"compare_scales given for {name!r}; numeric functions: {', '.join(COMPARE_SCALE)}")
+                known = ", ".join(COMPARE_SCALE)
+                raise ValueError(f"compare_scales given for {name!r}; numeric functions: {known}")
 
 
 # ------------------------------------------------------------------------------------------ squashing
@@ -118,6 +122,9 @@ def median_smooth(x: np.ndarray, window: int) -> np.ndarray:
     w = window if window % 2 else window + 1
     h = w // 2
     padded = np.pad(x, (h, h), mode="edge")
+    if w == 3:  # the default: median of three without sorting
+        a, b, c = padded[:-2], padded[1:-1], padded[2:]
+        return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
     return np.median(np.lib.stride_tricks.sliding_window_view(padded, w), axis=-1)
 
 
@@ -151,8 +158,9 @@ class _Ctx:
         except ValueError:
             raise self.fail(
                 what,
-                f"it has no observations of entity {e!r} (observed: {', '.join(self.obs.entities) or 'none'})",
-                "declare the entity in the spec so the grounder tracks it, or give the sidecar an entry for it",
+                f"it has no observations of entity {e!r} "
+                f"(observed: {', '.join(self.obs.entities) or 'none'})",
+                "declare the entity in the spec so the grounder tracks it, or give the sidecar an entry",
             ) from None
 
     def box(self, e: str) -> np.ndarray:
@@ -178,8 +186,9 @@ class _Ctx:
         return self.obs.positions is not None and bool(np.isfinite(self.pos(e)).all(axis=1).any())
 
     def image_available(self) -> bool:
-        """Whether the grounder gave any image geometry at all (a state sidecar without a camera gives none)."""
-        return self.memo("img", lambda: bool(np.isfinite(self.obs.centers).any() or np.isfinite(self.obs.boxes).any()))
+        """Whether the grounder gave any image geometry (a state sidecar without a camera gives none)."""
+        obs = self.obs
+        return self.memo("img", lambda: bool(np.isfinite(obs.centers).any() or np.isfinite(obs.boxes).any()))
 
     def point(self, e: str, sp: str) -> np.ndarray:
         return self.pos(e) if sp == "3d" else self.ctr(e)
@@ -239,7 +248,8 @@ class _Ctx:
         """(T,) mask pixel count, or None without masks."""
         if self.obs.masks is None:
             return None
-        return self.memo(("mpx", e), lambda: self.obs.masks[self.row(e, e)].sum(axis=(1, 2)).astype(np.float64))
+        masks = self.obs.masks
+        return self.memo(("mpx", e), lambda: masks[self.row(e, e)].sum(axis=(1, 2)).astype(np.float64))
 
     def opening(self, g: str, what: str, required: bool = True) -> np.ndarray | None:
         op = self.obs.gripper_opening.get(g)
@@ -252,11 +262,20 @@ class _Ctx:
                 f"use --grounder state with a sidecar that has grippers.{g}.opening, or a vlm grounder "
                 f'with a quoted atom such as "the {g} gripper is open"',
             )
-        return np.asarray(op, dtype=np.float64)
+        return self.frames(op, f"gripper_opening[{g!r}]").astype(np.float64)
 
     def contact(self, a: str, b: str) -> np.ndarray | None:
         c = self.obs.contacts.get(tuple(sorted((a, b))))
-        return None if c is None else np.asarray(c, dtype=bool)
+        return None if c is None else self.frames(c, f"contacts[{tuple(sorted((a, b)))!r}]").astype(bool)
+
+    def frames(self, x, name: str) -> np.ndarray:
+        """A per-frame track checked to have one value per frame."""
+        x = np.asarray(x).reshape(-1)
+        if x.shape[0] != self.T:
+            raise GroundingError(
+                f"{name} from grounder {self.grounder!r} has {x.shape[0]} frames, the video has {self.T}"
+            )
+        return x
 
     # -- semantics choice -------------------------------------------------------------------------
     def space(self, name: str, ents: Sequence[str], what: str) -> str:
@@ -268,8 +287,8 @@ class _Ctx:
                 raise self.fail(
                     what,
                     f"{name} is defined in the image and it gave no image centres for {', '.join(ents)}",
-                    "add camera intrinsics/extrinsics to the sidecar so the state grounder projects positions "
-                    "into the image, or use an image grounder (--grounder color)",
+                    "add camera intrinsics/extrinsics to the sidecar so the state grounder projects "
+                    "positions into the image, or use an image grounder (--grounder color)",
                 )
             return "2d"
         mode = self.opts.space
@@ -280,7 +299,8 @@ class _Ctx:
             raise self.fail(
                 what,
                 f"it gives no 3-D positions for {', '.join(missing)}",
-                "use --grounder state with a sidecar that has positions, or space='auto' for the 2-D image semantics",
+                "use --grounder state with a sidecar that has positions, "
+                "or space='auto' for the 2-D image semantics",
             )
         return "3d" if not missing else "2d"
 
@@ -325,7 +345,8 @@ def near(ctx: _Ctx, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.
     if sp == "3d":
         thr = _auto(o["d"], NEAR_3D)
     else:
-        thr = o["d"] * ctx.diag if o["d"] > 0 else max(NEAR_2D_K * _mean_size(ctx, a, b), NEAR_2D_MIN * ctx.diag)
+        auto = max(NEAR_2D_K * _mean_size(ctx, a, b), NEAR_2D_MIN * ctx.diag)
+        thr = o["d"] * ctx.diag if o["d"] > 0 else auto
     return squash(thr - dist, thr)
 
 
@@ -337,7 +358,8 @@ def _touching_2d(ctx: _Ctx, a: str, b: str, d: float) -> np.ndarray:
 
 def touching(ctx: _Ctx, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
     """3-D: sidecar contact (+1, else −clip(dist/d, 0.1, 1)) or, without contacts, centre distance < d
-    (auto 0.05 m); 2-D: signed box gap below d·D (auto 0.05 × mean box diagonal), scale 0.25 × mean diagonal."""
+    (auto 0.05 m); 2-D: signed box gap below d·D (auto 0.05 × mean box diagonal), scale 0.25 × mean
+    diagonal."""
     a, b = args
     if sp == "3d":
         thr = _auto(o["d"], TOUCH_3D)
@@ -428,6 +450,8 @@ def lifted(ctx: _Ctx, sp: str, args: Sequence[str], o: Mapping[str, float]) -> n
     n = _baseline_frames(ctx, o["n"])
     if sp == "3d":
         z = ctx.pos(a)[:, 2]
+        if not np.isfinite(z).any():
+            return np.full(ctx.T, np.nan)
         head = z[:n] if np.isfinite(z[:n]).any() else z
         rise, thr = z - np.nanmin(head), _auto(o["h"], LIFT_3D)
     else:
@@ -455,11 +479,11 @@ def moving(ctx: _Ctx, sp: str, args: Sequence[str], o: Mapping[str, float]) -> n
 
 
 def _follows(ctx: _Ctx, g: str, obj: str, sp: str) -> np.ndarray:
-    """o moves with g: max(lifted(o), min(moving(o), relative speed of o to g below o's moving threshold))."""
+    """o moves with g: min(speed of o relative to g below o's moving threshold, max(lifted(o), moving(o)))."""
     thr = _move_thr(ctx, obj, sp, 0.0)
     rel = np.linalg.norm(ctx.velocity(obj, sp) - ctx.velocity(g, sp), axis=1)
-    co = np.minimum(squash(ctx.speed(obj, sp) - thr, thr), squash(thr - rel, thr))
-    return np.fmax(lifted(ctx, sp, [obj], {"h": 0.0, "n": 0.0}), co)
+    carried = np.fmax(lifted(ctx, sp, [obj], {"h": 0.0, "n": 0.0}), squash(ctx.speed(obj, sp) - thr, thr))
+    return np.minimum(squash(thr - rel, thr), carried)
 
 
 def _closed(op: np.ndarray, p: float) -> np.ndarray:
@@ -467,9 +491,10 @@ def _closed(op: np.ndarray, p: float) -> np.ndarray:
 
 
 def holding(ctx: _Ctx, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
-    """g holds o. 3-D: max(contact(g,o), min(opening < p, dist < d)) with auto d = 0.05 m, p = 0.8; with
-    neither contacts nor opening, min(dist < d, o follows g). 2-D: min(touching(g,o) (d = gap tolerance),
-    opening < p where observed, else o follows g (lifted, or moving with g))."""
+    """g holds o. 3-D: min(opening < p, max(contact(g,o), dist < d)) with auto d = 0.05 m, p = 0.8 — an
+    open gripper bumping the object does not hold it; contact alone when the opening is not observed;
+    min(dist < d, o follows g) with neither. 2-D: min(touching(g,o) (d = gap tolerance), opening < p where
+    observed, else o follows g (o lifted or moving, and moving with g))."""
     g, obj = args
     what = f"holding({g},{obj})"
     op = ctx.opening(g, what, required=False)
@@ -477,15 +502,12 @@ def holding(ctx: _Ctx, sp: str, args: Sequence[str], o: Mapping[str, float]) -> 
         thr = _auto(o["d"], HOLD_3D)
         dist = _dist(ctx, g, obj, sp)
         rnear = squash(thr - dist, thr)
-        cues = []
         c = ctx.contact(g, obj)
-        if c is not None:
-            cues.append(_contact_r(c, dist, TOUCH_3D))
-        if op is not None:
-            cues.append(np.minimum(_closed(op, o["p"]), rnear))
-        if not cues:
-            return np.minimum(rnear, _follows(ctx, g, obj, sp))
-        return np.fmax.reduce(cues) if len(cues) > 1 else cues[0]
+        rc = None if c is None else _contact_r(c, dist, TOUCH_3D)
+        if op is None:
+            return rc if rc is not None else np.minimum(rnear, _follows(ctx, g, obj, sp))
+        at_obj = rnear if rc is None else np.fmax(rc, rnear)
+        return np.minimum(_closed(op, o["p"]), at_obj)
     cue = _closed(op, o["p"]) if op is not None else _follows(ctx, g, obj, sp)
     return np.minimum(_touching_2d(ctx, g, obj, o["d"]), cue)
 
@@ -556,10 +578,13 @@ def _check_call(ctx: _Ctx, call: Call, what: str, numeric: bool) -> PredicateInf
     if info.numeric != numeric:
         if numeric:
             raise CapabilityError(f"{call.name} is a predicate, not a numeric function, in {what}")
-        raise CapabilityError(f"{call.name} is a numeric function; compare it, e.g. {call.name}(…) < 0.1 ({what})")
+        raise CapabilityError(
+            f"{call.name} is a numeric function; compare it, e.g. {call.name}(…) < 0.1 ({what})"
+        )
     if len(call.args) != len(info.params):
         raise CapabilityError(
-            f"{info.name} takes {len(info.params)} argument(s) ({info.signature()}), got {len(call.args)} in {what}"
+            f"{info.name} takes {len(info.params)} argument(s) ({info.signature()}), "
+            f"got {len(call.args)} in {what}"
         )
     for a in call.args:
         if not isinstance(a, str):
@@ -569,7 +594,11 @@ def _check_call(ctx: _Ctx, call: Call, what: str, numeric: bool) -> PredicateInf
             allowed = ", ".join(info.option_names) or "none"
             raise CapabilityError(f"unknown option {k!r} for {info.name} in {what} (options: {allowed})")
         if isinstance(v, str) or not math.isfinite(float(v)) or float(v) < 0:
-            raise CapabilityError(f"option {k} of {info.name} must be a non-negative number, got {v!r} in {what}")
+            raise CapabilityError(
+                f"option {k} of {info.name} must be a non-negative number, got {v!r} in {what}"
+            )
+        if k in FRACTION_OPTIONS and float(v) > 1:
+            raise CapabilityError(f"option {k} of {info.name} is a fraction in [0, 1], got {v!r} in {what}")
     return info
 
 
@@ -598,9 +627,7 @@ def _named_signal(ctx: _Ctx, key: str, what: str, fix: str) -> np.ndarray:
     if p is None:
         have = ", ".join(repr(k) for k in ctx.obs.atoms) or "none"
         raise ctx.fail(what, f"its observations have no signal {key!r} (it answers: {have})", fix)
-    p = np.asarray(p, dtype=np.float64).reshape(-1)
-    if p.shape[0] != ctx.T:
-        raise GroundingError(f"signal {key!r} from grounder {ctx.grounder!r} has {p.shape[0]} frames, video has {ctx.T}")
+    p = ctx.frames(p, f"atoms[{key!r}]").astype(np.float64)
     return np.clip(2.0 * p - 1.0, -1.0, 1.0)
 
 
@@ -649,6 +676,8 @@ def compute_signals_impl(
     atoms: Sequence[Atom | Compare | Quoted], obs: Observations, grounder: str, options: PredicateOptions
 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]]]:
     ctx = _Ctx(obs, options, grounder)
+    if ctx.T < 1:
+        raise GroundingError(f"observations from grounder {ctx.grounder!r} have no frames")
     values: dict[str, np.ndarray] = {}
     support: dict[str, tuple[str, ...]] = {}
     for node in atoms:

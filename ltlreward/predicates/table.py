@@ -12,7 +12,8 @@ def _cell(text: str) -> str:
 def predicate_table_markdown() -> str:
     """Markdown table: name, params, options (defaults), 2-D semantics, 3-D semantics, Observations fields."""
     head = [
-        "| predicate | params | options (default; 0 = auto) | 2-D image semantics | 3-D state semantics | needs |",
+        "| predicate | params | options (default; 0 = auto) | 2-D image semantics | 3-D state semantics "
+        "| needs |",
         "|---|---|---|---|---|---|",
     ]
     rows = []
@@ -20,14 +21,13 @@ def predicate_table_markdown() -> str:
         name = f"`{p.name}`" + (" (numeric)" if p.numeric else "")
         params = ", ".join(p.params)
         opts = ", ".join(f"{k}={v:g}" for k, v in p.options) or "—"
-        rows.append(
-            f"| {name} | {_cell(params)} | {_cell(opts)} | {_cell(p.image)} | {_cell(p.state)} | {_cell(p.needs)} |"
-        )
+        cells = [name, params, opts, p.image, p.state, p.needs]
+        rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     foot = (
-        "\nRobustness r = clip(margin / scale, −1, 1) (for [0, 1] quantities the scale is the distance from the "
-        "threshold to the range end). Explicit lengths are metres in 3-D and fractions of the image diagonal in "
-        "2-D. Every atom is capped by the visibility margin of the entities it names and median-filtered over 3 "
-        "frames. Comparisons: r = (rhs − lhs) / scale for `<`/`<=`, (lhs − rhs) / scale for `>`/`>=`, with the "
-        "largest scale of the functions involved."
+        "\nRobustness r = clip(margin / scale, −1, 1) (for [0, 1] quantities the scale is the distance "
+        "from the threshold to the range end). Explicit lengths are metres in 3-D and fractions of the image "
+        "diagonal in 2-D. Every atom is capped by the visibility margin of the entities it names and "
+        "median-filtered over 3 frames. Comparisons: r = (rhs − lhs) / scale for `<`/`<=`, "
+        "(lhs − rhs) / scale for `>`/`>=`, with the largest scale of the functions involved."
     )
     return "\n".join(head + rows) + "\n" + foot + "\n"

@@ -1,0 +1,238 @@
+"""`RewardResult`: what scoring one video produced, and its versioned JSON form.
+
+JSON schema (version `SCHEMA_VERSION` = 1), one object per video (`--json` prints it, `--out` appends it as
+one JSONL line); `JSON_SCHEMA` below is the same thing as a JSON-Schema document:
+
+    {
+      "schema_version": 1,
+      "video": "examples/handover_drop.mp4",     # resolved path, or "<memory:i>" for in-memory frames
+      "reward": 0.6,                              # float in [0, 1]; null when scoring failed
+      "reward_mode": "weighted_mean",
+      "satisfied": false,                         # every constraint holds
+      "constraints": [
+        {"name": "no_drop", "satisfied": false, "robustness": -0.8, "weight": 2.0,
+         "witness": {"frames": [20, 21],          # frames (after sampling) deciding the violation
+                     "atoms": [{"atom": "lifted(bottle)", "frame": 20, "value": 0.9}, ...],
+                     "entities": ["bottle", "left"]}}     # witness is null when satisfied
+      ],
+      "n_frames": 45, "fps": 10.0, "height": 224, "width": 224,
+      "frame_indices": [0, 1, ...],               # source frame of each scored frame
+      "grounder": "state",                         # backend that actually grounded the video
+      "timings": {"decode": 0.01, "ground": 0.002, "predicates": 0.003, "monitor": 0.001, "masks": 0.0},
+      "error": null                               # "VideoError: clip.mp4: ..." when scoring failed
+    }
+
+A failed video has `reward` null (NaN in Python), `satisfied` false, `constraints` [] and `error` set.
+Versioning: fields are only ever added within a version; renaming or removing one bumps `schema_version`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .monitor import Witness
+
+SCHEMA_VERSION = 1
+
+_NUM = {"type": "number"}
+_NULLABLE_NUM = {"type": ["number", "null"]}
+_WITNESS = {
+    "type": "object",
+    "required": ["frames", "atoms", "entities"],
+    "properties": {
+        "frames": {"type": "array", "items": {"type": "integer"}},
+        "atoms": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["atom", "frame", "value"],
+                "properties": {"atom": {"type": "string"}, "frame": {"type": "integer"}, "value": _NUM},
+            },
+        },
+        "entities": {"type": "array", "items": {"type": "string"}},
+    },
+}
+JSON_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "ltlreward score result",
+    "type": "object",
+    "required": ["schema_version", "video", "reward", "satisfied", "constraints", "error"],
+    "properties": {
+        "schema_version": {"type": "integer", "const": SCHEMA_VERSION},
+        "video": {"type": "string"},
+        "reward": _NULLABLE_NUM,
+        "reward_mode": {"type": "string"},
+        "satisfied": {"type": "boolean"},
+        "constraints": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "satisfied", "robustness", "weight", "witness"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "satisfied": {"type": "boolean"},
+                    "robustness": _NUM,
+                    "weight": _NUM,
+                    "witness": {"anyOf": [{"type": "null"}, _WITNESS]},
+                },
+            },
+        },
+        "n_frames": {"type": "integer"},
+        "fps": _NULLABLE_NUM,
+        "height": {"type": "integer"},
+        "width": {"type": "integer"},
+        "frame_indices": {"type": "array", "items": {"type": "integer"}},
+        "grounder": {"type": "string"},
+        "timings": {"type": "object", "additionalProperties": _NUM},
+        "error": {"type": ["string", "null"]},
+    },
+}
+
+
+@dataclass
+class ConstraintOutcome:
+    """One constraint on one video: verdict, robustness at frame 0, weight, witness and per-frame trace."""
+
+    name: str
+    satisfied: bool
+    robustness: float
+    weight: float
+    witness: Witness | None = None
+    trace: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (T,) value at each frame
+
+    def to_json(self) -> dict[str, Any]:
+        """The constraint's JSON object (schema above)."""
+        return {
+            "name": self.name,
+            "satisfied": bool(self.satisfied),
+            "robustness": round(float(self.robustness), 6),
+            "weight": float(self.weight),
+            "witness": self.witness.to_dict() if self.witness is not None else None,
+        }
+
+
+@dataclass
+class RewardResult:
+    """Scoring of one video: reward, per-constraint outcomes, timings per stage, or the error that stopped it.
+
+    `masks` (T,H,W) float32 violation mask and `frame_indices` are kept in memory only (masks not in JSON).
+    """
+
+    video: str
+    reward: float
+    satisfied: bool
+    constraints: list[ConstraintOutcome] = field(default_factory=list)
+    n_frames: int = 0
+    fps: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    grounder: str = ""
+    error: str | None = None
+    reward_mode: str = "weighted_mean"
+    height: int = 0
+    width: int = 0
+    frame_indices: np.ndarray | None = None
+    masks: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when the video was scored (no error)."""
+        return self.error is None
+
+    @property
+    def violated(self) -> list[ConstraintOutcome]:
+        """The constraints that do not hold."""
+        return [c for c in self.constraints if not c.satisfied]
+
+    def constraint(self, name: str) -> ConstraintOutcome:
+        """The outcome of constraint `name` (KeyError listing the names otherwise)."""
+        for c in self.constraints:
+            if c.name == name:
+                return c
+        raise KeyError(f"no constraint {name!r}; constraints: {', '.join(c.name for c in self.constraints)}")
+
+    @classmethod
+    def failed(cls, video: str, error: BaseException | str, *, grounder: str = "", reward_mode: str = "",
+               timings: dict[str, float] | None = None) -> RewardResult:
+        """A result recording that `video` could not be scored (reward NaN, error text set)."""
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        return cls(video=video, reward=math.nan, satisfied=False, grounder=grounder, error=text,
+                   reward_mode=reward_mode or "weighted_mean", timings=dict(timings or {}))
+
+    def to_json(self) -> dict[str, Any]:
+        """The versioned JSON object of this result (schema in the module docstring / `JSON_SCHEMA`)."""
+        reward = None if not math.isfinite(self.reward) else round(float(self.reward), 6)
+        out: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "video": self.video,
+            "reward": reward,
+            "reward_mode": self.reward_mode,
+            "satisfied": bool(self.satisfied),
+            "constraints": [c.to_json() for c in self.constraints],
+            "n_frames": int(self.n_frames),
+            "fps": None if self.fps is None else round(float(self.fps), 6),
+            "height": int(self.height),
+            "width": int(self.width),
+            "frame_indices": [] if self.frame_indices is None else [int(i) for i in self.frame_indices],
+            "grounder": self.grounder,
+            "timings": {k: round(float(v), 6) for k, v in self.timings.items()},
+            "error": self.error,
+        }
+        return out
+
+
+# ------------------------------------------------------------------------------------------ validation
+_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
+
+
+def _type_ok(value: Any, name: str) -> bool:
+    if name in ("integer", "number") and isinstance(value, bool):
+        return False
+    return isinstance(value, _TYPES[name])
+
+
+def validate_json(obj: Any, schema: dict[str, Any] | None = None, path: str = "$") -> list[str]:
+    """Errors of `obj` against `schema` (default `JSON_SCHEMA`), '<json path>: <problem>' each; [] if valid.
+
+    Covers the subset of JSON Schema that `JSON_SCHEMA` uses (type, const, required, properties, items,
+    additionalProperties, anyOf), so results can be checked without the jsonschema package.
+    """
+    schema = JSON_SCHEMA if schema is None else schema
+    errors: list[str] = []
+    if "anyOf" in schema:
+        if all(validate_json(obj, s, path) for s in schema["anyOf"]):
+            errors.append(f"{path}: matches none of the allowed forms")
+        return errors
+    types = schema.get("type")
+    if types is not None:
+        names = [types] if isinstance(types, str) else list(types)
+        if not any(_type_ok(obj, t) for t in names):
+            return [f"{path}: expected {' or '.join(names)}, got {type(obj).__name__}"]
+    if "const" in schema and obj != schema["const"]:
+        errors.append(f"{path}: expected {schema['const']!r}, got {obj!r}")
+    if isinstance(obj, dict):
+        errors += [f"{path}: missing key {k!r}" for k in schema.get("required", ()) if k not in obj]
+        props = schema.get("properties", {})
+        for k, v in obj.items():
+            if k in props:
+                errors += validate_json(v, props[k], f"{path}.{k}")
+            elif isinstance(schema.get("additionalProperties"), dict):
+                errors += validate_json(v, schema["additionalProperties"], f"{path}.{k}")
+    if isinstance(obj, list) and "items" in schema:
+        for i, v in enumerate(obj):
+            errors += validate_json(v, schema["items"], f"{path}[{i}]")
+    return errors
+
+
+__all__ = ["JSON_SCHEMA", "SCHEMA_VERSION", "ConstraintOutcome", "RewardResult", "validate_json"]
