@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from ltlreward.grounding.observations import Observations
 
 if TYPE_CHECKING:
-    from ltlreward.video import Video
-
     from ltlreward.spec.ast import Entity
+    from ltlreward.video import Video
 
 # The Observations fields a grounder may fill; `Grounder.provides` is a subset of these. The predicate layer
 # compares a predicate's needs with it to say what is missing (e.g. "holding needs gripper_opening").

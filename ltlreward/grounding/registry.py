@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,13 +13,17 @@ from ltlreward.grounding.base import OBSERVATION_FIELDS, Grounder, find_sidecar
 from ltlreward.grounding.observations import Observations
 
 if TYPE_CHECKING:
-    from ltlreward.video import Video
-
     from ltlreward.spec.ast import Entity
+    from ltlreward.video import Video
 
 _REGISTRY: dict[str, str] = {
     "state": "ltlreward.grounding.backends.state:StateGrounder",
     "color": "ltlreward.grounding.backends.color:ColorGrounder",
+    "gdino-sam2": "ltlreward.grounding.backends.models.gdino_sam2:GdinoSam2Grounder",
+    "owlv2": "ltlreward.grounding.backends.models.gdino_sam2:Owlv2Sam2Grounder",
+    "vlm": "ltlreward.grounding.backends.models.vlm:VLMGrounder",
+    "gdino-sam2+vlm": "ltlreward.grounding.backends.models.composite:GdinoSam2VlmGrounder",
+    "owlv2+vlm": "ltlreward.grounding.backends.models.composite:Owlv2VlmGrounder",
 }
 _ALIASES = {"colour": "color", "sim": "state"}
 
@@ -72,8 +77,17 @@ class AutoGrounder:
     provides = frozenset(OBSERVATION_FIELDS)  # the union; the chosen backend's set is in obs.meta["provides"]
 
     def __init__(self, **options: Any) -> None:
-        self.options = options  # {"color": {...}, "state": {...}} per-backend options
+        # options either per backend ({"color": {"downsample": 1}}) or flat ({"downsample": 1}); a flat option
+        # goes to each backend whose constructor takes it, and one that no backend takes is an error
         self._cache: dict[str, Grounder] = {}
+        per = {k: dict(v) for k, v in options.items() if k in _REGISTRY and isinstance(v, dict)}
+        flat = {k: v for k, v in options.items() if k not in per}
+        params = {name: set(inspect.signature(_load(name)).parameters) for name in ("state", "color")}
+        unknown = [k for k in flat if not any(k in p for p in params.values())]
+        if unknown:
+            raise GroundingError(f"bad options for grounder 'auto': no backend takes {unknown[0]!r}")
+        self.options = {name: {**{k: v for k, v in flat.items() if k in params[name]}, **per.get(name, {})}
+                        for name in set(params) | set(per)}
 
     def backend_for(self, video_path: str | Path | None, sidecar: str | Path | None = None) -> Grounder:
         """The backend instance that will ground this video."""

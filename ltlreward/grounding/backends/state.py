@@ -47,7 +47,7 @@ class _Checker:
         if allowed is not None:
             extra = sorted(set(value) - allowed)
             if extra:
-                raise self.fail(f"{path}.{extra[0]}" if path else extra[0],
+                raise self.fail(f"{path}.{extra[0]}" if path != "(top level)" else extra[0],
                                 f"unknown field (allowed: {', '.join(sorted(allowed))})")
         return value
 
@@ -403,17 +403,18 @@ class StateGrounder:
                 no_centre = np.isnan(centers[i, :, 0])
                 centers[i, no_centre] = (boxes[i, no_centre, :2] + boxes[i, no_centre, 2:]) / 2
 
-        visibility = np.ones((E, T), np.float32)
         cx, cy = centers[..., 0], centers[..., 1]
-        inside = (cx >= 0) & (cx < W) & (cy >= 0) & (cy < H)
-        has_centre = ~np.isnan(centers[..., 0])
-        visibility[has_centre] = inside[has_centre]
+        with np.errstate(invalid="ignore"):
+            inside = (cx >= 0) & (cx < W) & (cy >= 0) & (cy < H)  # False for NaN (behind the camera, unseen)
+        has_centre = ~np.isnan(cx)
+        visibility = np.ones((E, T), np.float32)
         for i, nm in enumerate(names):
             if nm in sc.visible:
                 visibility[i] = sc.visible[nm][rows]
-            elif nm in sc.boxes and nm not in sc.positions:
-                visibility[i] = (~np.isnan(boxes[i, :, 0])).astype(np.float32)
-
+            elif (cam is not None and nm in sc.positions) or nm in sc.boxes:
+                visibility[i] = inside[i]
+            elif positions is not None and nm in sc.positions:
+                visibility[i] = ~np.isnan(positions[i, :, 0])
         masks = None
         if any(nm in sc.masks for nm in names):
             masks = np.zeros((E, T, H, W), bool)

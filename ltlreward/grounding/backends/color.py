@@ -1,0 +1,401 @@
+"""`color` backend: classical OpenCV colour segmentation + a small tracker, no model weights needed.
+
+Per entity: an HSV range (from its `hsv=` hint, its `color=` hint, or a colour word in its prompt), thresholded
+over the whole clip in one array operation, cleaned by a morphological opening, split into connected
+components (one call for the whole clip: frames are stacked with a blank separator row), and tracked: each
+frame the component that best continues the track (near the predicted centre, of similar size) is taken,
+fragments touching it are merged in, and through brief occlusions the track coasts on its velocity with a
+decaying visibility. Centres and boxes are then smoothed over time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ltlreward.errors import GroundingError
+from ltlreward.grounding.observations import Observations
+
+if TYPE_CHECKING:
+    from ltlreward.spec.ast import Entity
+    from ltlreward.video import Video
+
+HSVRange = tuple[int, int, int, int, int, int]  # h_lo, s_lo, v_lo, h_hi, s_hi, v_hi (OpenCV: H 0-180)
+
+# Colour words → HSV ranges (OpenCV units). Hues wrap: a range with h_lo > h_hi (red) covers both ends.
+COLOR_RANGES: dict[str, HSVRange] = {
+    "red": (168, 90, 60, 9, 255, 255),
+    "orange": (9, 110, 90, 19, 255, 255),
+    "yellow": (19, 90, 90, 35, 255, 255),
+    "green": (36, 70, 50, 85, 255, 255),
+    "cyan": (86, 70, 50, 99, 255, 255),
+    "blue": (100, 110, 50, 130, 255, 255),
+    "purple": (131, 60, 50, 155, 255, 255),
+    "magenta": (156, 60, 80, 167, 255, 255),
+    "pink": (150, 30, 150, 175, 150, 255),
+    "brown": (5, 80, 30, 22, 255, 150),
+    "white": (0, 0, 200, 180, 40, 255),
+    "gray": (0, 0, 50, 180, 40, 200),
+    "black": (0, 0, 0, 180, 255, 50),
+}
+_COLOR_ALIASES = {"grey": "gray", "violet": "purple", "teal": "cyan", "turquoise": "cyan", "gold": "yellow",
+                  "golden": "yellow", "crimson": "red", "scarlet": "red", "navy": "blue", "lime": "green"}
+
+
+def color_names() -> tuple[str, ...]:
+    """Colour words the backend understands (hints and prompts)."""
+    return tuple(sorted([*COLOR_RANGES, *_COLOR_ALIASES]))
+
+
+def _split_wrap(r: HSVRange) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(lower, upper) uint8 bounds for cv2.inRange; a wrapping hue range becomes two."""
+    h0, s0, v0, h1, s1, v1 = (round(x) for x in r)
+    if h0 <= h1:
+        return [(np.array([h0, s0, v0], np.uint8), np.array([h1, s1, v1], np.uint8))]
+    return [(np.array([h0, s0, v0], np.uint8), np.array([180, s1, v1], np.uint8)),
+            (np.array([0, s0, v0], np.uint8), np.array([h1, s1, v1], np.uint8))]
+
+
+def entity_hsv_range(entity: Entity) -> HSVRange:
+    """The HSV range of `entity`: its hsv= hint, else color= hint, else the first colour word of its prompt."""
+    name = getattr(entity, "name", str(entity))
+    hsv = entity.hint("hsv") if hasattr(entity, "hint") else None
+    if hsv is not None:
+        vals = tuple(hsv) if isinstance(hsv, (tuple, list)) else ()
+        limits = (180, 255, 255, 180, 255, 255)
+        in_range = len(vals) == 6 and all(
+            isinstance(v, (int, float)) and 0 <= v <= m for v, m in zip(vals, limits, strict=True)
+        )
+        if not in_range:
+            raise GroundingError(
+                f"entity {name!r}: hsv= hint must be 6 numbers (h_lo,s_lo,v_lo,h_hi,s_hi,v_hi) with H in 0..180 "
+                f"and S, V in 0..255 (OpenCV units), got {hsv!r}")
+        if vals[1] > vals[4] or vals[2] > vals[5]:
+            raise GroundingError(f"entity {name!r}: hsv= hint has s_lo > s_hi or v_lo > v_hi: {hsv!r}")
+        return tuple(round(v) for v in vals)  # type: ignore[return-value]
+    color = entity.hint("color") if hasattr(entity, "hint") else None
+    if color is not None:
+        key = _COLOR_ALIASES.get(str(color).lower(), str(color).lower())
+        if key not in COLOR_RANGES:
+            raise GroundingError(f"entity {name!r}: unknown color={color!r}; known colours: "
+                                 f"{', '.join(color_names())} (or give hsv=(h_lo,s_lo,v_lo,h_hi,s_hi,v_hi))")
+        return COLOR_RANGES[key]
+    prompt = getattr(entity, "prompt", "") or ""
+    for word in re.findall(r"[a-z]+", prompt.lower()):
+        key = _COLOR_ALIASES.get(word, word)
+        if key in COLOR_RANGES:
+            return COLOR_RANGES[key]
+    raise GroundingError(
+        f"entity {name!r} ({prompt!r}) has no colour the color grounder can segment: add color=<name> or "
+        f"hsv=(h_lo,s_lo,v_lo,h_hi,s_hi,v_hi) to its entity line (colours: {', '.join(sorted(COLOR_RANGES))})")
+
+
+def _threshold(hsv: np.ndarray, r: HSVRange) -> np.ndarray:
+    """uint8 mask (255 = inside the range) of an HSV image; hue ranges may wrap."""
+    import cv2
+
+    mask = None
+    for lo, hi in _split_wrap(r):
+        m = cv2.inRange(hsv, lo, hi)
+        mask = m if mask is None else cv2.bitwise_or(mask, m)
+    return mask
+
+
+def _opening_track(m: np.ndarray, vis: np.ndarray) -> np.ndarray | None:
+    """Per-frame gripper opening (T,) from its masks: measured where seen, carried over gaps, median-of-3
+    smoothed; None when the gripper never shows two separate fingers (its opening is then not observable)."""
+    T = len(m)
+    raw = np.array([gripper_opening_from_mask(m[t]) if vis[t] >= 1 else np.nan for t in range(T)])
+    ok = ~np.isnan(raw)
+    if not ok.any() or np.nanmax(raw) < 0.2:
+        return None
+    idx = np.where(ok, np.arange(T), 0)
+    np.maximum.accumulate(idx, out=idx)  # forward fill
+    filled = raw[idx]
+    first = int(np.argmax(ok))
+    filled[:first] = raw[first]  # back fill the start
+    padded = np.r_[filled[0], filled, filled[-1]]
+    smooth = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    return smooth.astype(np.float32)
+
+
+def _refine_boxes(m: np.ndarray, boxes: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Exact boxes (T, 4) of full-resolution masks (T, H, W) in the frames `seen` that have mask pixels."""
+    _, H, W = m.shape
+    rows, cols = m.any(axis=2), m.any(axis=1)  # (T, H), (T, W)
+    ok = seen & rows.any(axis=1)
+    out = boxes.copy()
+    y0, y1 = rows.argmax(axis=1), H - rows[:, ::-1].argmax(axis=1)
+    x0, x1 = cols.argmax(axis=1), W - cols[:, ::-1].argmax(axis=1)
+    out[ok] = np.stack([x0, y0, x1, y1], axis=1)[ok]
+    return out
+
+
+def gripper_opening_from_mask(mask: np.ndarray) -> float:
+    """Opening in [0, 1] of a parallel gripper seen as a U (palm + two fingers) in a boolean mask (H, W).
+
+    Pixels are expressed along the mask's major axis u (across the palm) and minor axis w; each 1-px slice
+    across w has a pixel count and a u-extent. Palm slices are solid; finger slices are hollow, and their
+    gap (extent - count) over the widest possible gap (palm extent - finger pixels) is the opening, so a fully
+    open gripper (fingers at the palm's ends) reads 1 and touching fingers read 0. NaN with too few pixels."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 20:
+        return float("nan")
+    q = np.stack([xs, ys], axis=1).astype(np.float64)
+    q -= q.mean(axis=0)
+    _, vecs = np.linalg.eigh(q.T @ q)  # ascending eigenvalues: columns = minor axis, major axis
+    u, w = q @ vecs[:, 1], q @ vecs[:, 0]
+    wb = np.round(w - w.min()).astype(np.int64)
+    order = np.argsort(wb, kind="stable")
+    wb, u = wb[order], u[order]
+    starts = np.flatnonzero(np.r_[True, wb[1:] != wb[:-1]])
+    count = np.diff(np.r_[starts, len(wb)]).astype(np.float64)
+    span = np.maximum.reduceat(u, starts) - np.minimum.reduceat(u, starts) + 1.0
+    hollow = count < 0.75 * span
+    if not hollow.any():
+        return 0.0
+    gap = np.percentile(span[hollow] - count[hollow], 30)  # low quantile: ignores pads/shading at the tips
+    fingers = np.median(count[hollow])
+    return float(np.clip(gap / max(span.max() - fingers, 1.0), 0.0, 1.0))
+
+
+@dataclass
+class _Components:
+    """Connected components of one colour over a whole clip (frames stacked with separator rows)."""
+
+    labels: np.ndarray  # (T, Hs+1, Ws) int32 component label per pixel (0 = background)
+    frame: np.ndarray  # (N,) frame of each component (index 0 = background is -1)
+    boxes: np.ndarray  # (N, 4) x0, y0, x1, y1 in full-resolution pixels (x1, y1 exclusive)
+    area: np.ndarray  # (N,) pixels at full resolution
+    by_frame: list[np.ndarray]  # per frame: labels of components big enough to be candidates
+
+
+class ColorGrounder:
+    """Ground entities by colour: HSV threshold → opening → connected components → tracker → smoothing."""
+
+    name = "color"
+    provides = frozenset({"centers", "boxes", "visibility", "masks", "gripper_opening"})
+
+    def __init__(
+        self,
+        downsample: int = 0,
+        min_area: float = 0.0004,
+        open_px: int = 3,
+        coast_frames: int = 6,
+        visibility_decay: float = 0.7,
+        gate: float = 3.0,
+        merge_px: float = 4.0,
+        smooth: int = 3,
+        smooth_px: float = 1.5,
+        masks: bool = True,
+        gripper_opening: bool = True,
+    ) -> None:
+        if downsample < 0 or int(downsample) != downsample:
+            msg = f"downsample must be 0 (auto) or a positive integer, got {downsample!r}"
+            raise GroundingError(f"color grounder: {msg}")
+        self.downsample = int(downsample)  # components at 1/downsample resolution; 0 = 2 for frames >= 160 px
+        self.min_area = min_area  # smallest component, as a fraction of the frame area
+        self.open_px = open_px  # morphological opening kernel size in full-resolution pixels; <= 1 = none
+        self.coast_frames = coast_frames  # frames a lost track keeps its predicted position
+        self.visibility_decay = visibility_decay  # visibility multiplier per coasted frame
+        self.gate = gate  # max jump from the predicted centre, in object sizes (+8 px), for a same-size blob
+        self.merge_px = merge_px  # fragments within this many pixels of the chosen component are merged
+        self.smooth = smooth  # centred moving-average window over time for centres/boxes (1 = none)
+        self.smooth_px = smooth_px  # smoothing moves a coordinate at most this far: jitter goes, motion stays
+        self.masks = masks
+        self.gripper_opening = gripper_opening  # estimate openings of `: gripper` entities from their U shape
+
+    # ------------------------------------------------------------------------------------------ public
+    def ground(
+        self,
+        video: Video,
+        entities: Sequence[Entity],
+        *,
+        quoted: Sequence[str] = (),
+        sidecar: str | Path | None = None,
+    ) -> Observations:
+        """Observations from colour: boxes, centres, visibility and (optionally) masks for every entity.
+        Quoted atoms and sidecars are not used: text atoms need a text-capable grounder (the predicate layer
+        reports them as a CapabilityError)."""
+        import cv2
+
+        ranges = [entity_hsv_range(e) for e in entities]  # errors before any work
+        frames = video.frames
+        T, H, W = (int(x) for x in frames.shape[:3])
+        d = self.downsample if self.downsample else (2 if min(H, W) >= 160 else 1)
+        hsv = cv2.cvtColor(np.ascontiguousarray(frames).reshape(T * H, W, 3), cv2.COLOR_RGB2HSV)
+        E = len(entities)
+        boxes = np.full((E, T, 4), np.nan, np.float32)
+        vis = np.zeros((E, T), np.float32)
+        masks = np.zeros((E, T, H, W), bool) if self.masks else None
+        cache: dict[HSVRange, tuple[np.ndarray, _Components, list[set[int]]]] = {}
+        names = tuple(getattr(e, "name", str(e)) for e in entities)
+        openings: dict[str, np.ndarray] = {}
+        for i, r in enumerate(ranges):
+            if r not in cache:  # same-colour entities share components and split them between them
+                full = _threshold(hsv, r).reshape(T, H, W)
+                cache[r] = (full, self._components(full[:, ::d, ::d], d), [set() for _ in range(T)])
+            full, comps, claimed = cache[r]
+            main, extra, box, v = self._track(comps, claimed, T)
+            vis[i] = v
+            is_gripper = self.gripper_opening and getattr(entities[i], "kind", "") == "gripper"
+            if d == 1 and masks is None and not is_gripper:
+                boxes[i] = box
+                continue
+            Hs = full[:, ::d, ::d].shape[1]
+            m = comps.labels[:, :Hs] == main[:, None, None]  # (T, Hs, Ws); main = -1 where unseen
+            for t, k in extra:  # fragments merged into the main component (rare)
+                m[t] |= comps.labels[t, :Hs] == k
+            if d > 1:  # back to full resolution: the coarse footprint (grown by one cell) ∧ the full threshold
+                grown = cv2.dilate(m.view(np.uint8).reshape(T * Hs, -1), np.ones((3, 3), np.uint8))  # 0/1
+                Ws = grown.shape[1]
+                up = cv2.resize(grown, (Ws * d, T * Hs * d), interpolation=cv2.INTER_NEAREST)  # exact replication
+                m = np.bitwise_and(up.reshape(T, Hs * d, Ws * d)[:, :H, :W], full).view(bool)  # 1 & 255 = 1
+                box = _refine_boxes(m, box, main >= 0)
+            boxes[i] = box
+            if masks is not None:
+                masks[i] = m
+            if is_gripper:
+                op = _opening_track(m, v)
+                if op is not None:
+                    openings[names[i]] = op
+        boxes = self._smooth(boxes, vis)
+        centers = np.stack([(boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2], axis=-1)
+        return Observations(
+            entities=names, n_frames=T, height=H, width=W,
+            fps=float(video.fps), boxes=boxes, centers=centers.astype(np.float32), visibility=vis, masks=masks,
+            gripper_opening=openings, source=self.name,
+            meta={"provides": sorted({"centers", "boxes", "visibility"} | ({"masks"} if self.masks else set())
+                                     | ({"gripper_opening"} if openings else set())),
+                  "hsv_ranges": {getattr(e, "name", str(e)): list(r) for e, r in zip(entities, ranges, strict=True)}},
+        )
+
+    # ------------------------------------------------------------------------------------------ stages
+    def _components(self, mask: np.ndarray, d: int) -> _Components:
+        """Opening + connected components of one colour's (T, Hs, Ws) mask over the whole clip at once."""
+        import cv2
+
+        T, Hs, Ws = mask.shape
+        stacked = np.zeros((T, Hs + 1, Ws), np.uint8)  # a blank row after each frame keeps frames apart
+        stacked[:, :Hs] = mask
+        flat = stacked.reshape(T * (Hs + 1), Ws)
+        k = max(1, round(self.open_px / d))
+        if k > 1:  # opening; explicit anchors so that even kernels do not shift the result
+            kernel = np.ones((k, k), np.uint8)
+            flat = cv2.dilate(cv2.erode(flat, kernel, anchor=(0, 0)), kernel, anchor=(k - 1, k - 1))
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=8, ltype=cv2.CV_32S)
+        top = stats[:, cv2.CC_STAT_TOP]
+        frame = top // (Hs + 1)
+        frame[0] = -1
+        x0 = stats[:, cv2.CC_STAT_LEFT].astype(np.float32)
+        y0 = (top - frame * (Hs + 1)).astype(np.float32)
+        boxes = np.stack([x0, y0, x0 + stats[:, cv2.CC_STAT_WIDTH], y0 + stats[:, cv2.CC_STAT_HEIGHT]], axis=1) * d
+        area = stats[:, cv2.CC_STAT_AREA].astype(np.float32) * d * d
+        min_px = self.min_area * Hs * Ws * d * d
+        cand = np.flatnonzero(area >= min_px)
+        cand = cand[cand > 0]
+        order = np.argsort(frame[cand], kind="stable")
+        cand = cand[order]
+        splits = np.searchsorted(frame[cand], np.arange(1, T))
+        by_frame = np.split(cand, splits)
+        return _Components(labels.reshape(T, Hs + 1, Ws), frame, boxes, area, by_frame)
+
+    def _track(
+        self, c: _Components, claimed: list[set[int]], T: int
+    ) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray, np.ndarray]:
+        """Follow one entity through the clip → main component label per frame (T,) (-1 = none), merged
+        fragments [(frame, label)], boxes (T, 4) and visibility (T,)."""
+        main = np.full(T, -1, np.int32)
+        extra: list[tuple[int, int]] = []
+        out = np.full((T, 4), np.nan, np.float32)
+        vis = np.zeros(T, np.float32)
+        center = vel = None  # track state
+        area = size = 0.0
+        last_box = None
+        missed = 0
+        for t in range(T):
+            cands = [k for k in c.by_frame[t] if int(k) not in claimed[t]]
+            pick = None
+            if cands:
+                ks = np.asarray(cands)
+                b = c.boxes[ks]
+                ctr = (b[:, :2] + b[:, 2:]) / 2
+                if center is None:
+                    pick = int(ks[np.argmax(c.area[ks])])  # (re)acquire: the largest blob of the colour
+                else:
+                    pred = center + vel
+                    dist = np.hypot(*(ctr - pred).T)
+                    ratio = np.maximum(c.area[ks] / area, area / c.area[ks])
+                    # near the prediction the blob may change shape (partly occluded, merged with a finger);
+                    # a far jump (fast motion, a fall) is taken only by a blob of about the same size
+                    near = size + 8.0
+                    gate = self.gate * size * (1 + 0.5 * missed) + 8.0
+                    cost = dist / gate + 2.0 * np.log(ratio)
+                    ok = ((dist <= near) & (ratio <= 6.0)) | ((dist <= gate) & (ratio <= 1.4))
+                    if ok.any():
+                        pick = int(ks[np.flatnonzero(ok)[np.argmin(cost[ok])]])
+            if pick is not None:
+                box = c.boxes[pick].copy()
+                group = [pick]
+                m = self.merge_px
+                for k in cands:  # merge fragments (an object split by an occluder) touching the chosen box
+                    k = int(k)
+                    if k == pick:
+                        continue
+                    kb = c.boxes[k]
+                    if kb[0] <= box[2] + m and kb[2] >= box[0] - m and kb[1] <= box[3] + m and kb[3] >= box[1] - m:
+                        group.append(k)
+                        box = np.array([min(box[0], kb[0]), min(box[1], kb[1]), max(box[2], kb[2]),
+                                        max(box[3], kb[3])], np.float32)
+                claimed[t].update(group)
+                main[t] = pick
+                extra.extend((t, k) for k in group[1:])
+                new_center = (box[:2] + box[2:]) / 2
+                new_area = float(c.area[group].sum())
+                if center is None:
+                    vel = np.zeros(2)
+                    area = new_area
+                else:
+                    vel = 0.5 * vel + 0.5 * (new_center - center) if missed == 0 else new_center - center
+                    area = 0.7 * area + 0.3 * new_area
+                center, size, last_box, missed = new_center, float(np.sqrt(area)), box, 0
+                out[t], vis[t] = box, 1.0
+            elif center is not None and missed < self.coast_frames:
+                missed += 1
+                center = center + vel
+                vel = vel * 0.8
+                half = (last_box[2:] - last_box[:2]) / 2
+                last_box = np.concatenate([center - half, center + half]).astype(np.float32)
+                out[t], vis[t] = last_box, self.visibility_decay**missed
+            else:
+                center = vel = last_box = None
+                missed = 0
+        return main, extra, out, vis
+
+    def _smooth(self, boxes: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        """Remove jitter: centred moving average over observed frames (vis == 1), each coordinate moved by at
+        most `smooth_px` so real accelerations (a falling object) are not smeared."""
+        k = self.smooth
+        if k <= 1:
+            return boxes
+        seen = (vis >= 1.0)[..., None].astype(np.float64)  # (E, T, 1)
+        vals = np.where(seen > 0, boxes, 0.0).astype(np.float64)
+        pad = k // 2
+
+        def conv(a: np.ndarray) -> np.ndarray:  # moving sum along T for every (entity, coordinate)
+            a = np.pad(a, ((0, 0), (pad, pad), (0, 0)))
+            c = np.cumsum(a, axis=1)
+            c = np.concatenate([np.zeros_like(c[:, :1]), c], axis=1)
+            return c[:, k:] - c[:, :-k]
+
+        num, den = conv(vals * seen), conv(np.broadcast_to(seen, vals.shape).copy())
+        out = boxes.copy()
+        ok = (seen[..., 0] > 0) & (den[..., 0] == k)  # full symmetric windows only: no bias at track ends
+        shift = np.clip(num[ok] / den[ok] - boxes[ok], -self.smooth_px, self.smooth_px)
+        out[ok] = (boxes[ok] + shift).astype(np.float32)
+        return out

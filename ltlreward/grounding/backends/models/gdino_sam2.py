@@ -1,0 +1,319 @@
+"""`gdino-sam2` and `owlv2` backends: an open-vocabulary detector finds each entity prompt on keyframes, SAM2
+(transformers' Sam2VideoModel) is prompted with the boxes and propagates masks through the clip, and a track
+that is lost (object score below `lost_score`, or an empty mask) is re-detected at the next keyframe and
+re-prompted. Each entity is one SAM2 object id for the whole clip, so identity is kept.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ltlreward.errors import GroundingError
+from ltlreward.grounding.backends.models.cache import ObservationsCache, cache_key, video_key
+from ltlreward.grounding.backends.models.config import ModelsConfig, apply_overrides, load_config
+from ltlreward.grounding.backends.models.detectors import DETECTORS, IMAGENET_MEAN, IMAGENET_STD, frames_to_tensor
+from ltlreward.grounding.backends.models.loading import (
+    ModelStats,
+    load_model,
+    read_preprocessor_config,
+    resolve_model_dir,
+)
+from ltlreward.grounding.observations import Observations
+
+if TYPE_CHECKING:
+    from ltlreward.spec.ast import Entity
+    from ltlreward.video import Video
+
+
+def make_config(config: str | Path | ModelsConfig | None, **overrides: Any) -> ModelsConfig:
+    """A ModelsConfig from a path / an existing config / the default search, with keyword overrides."""
+    if isinstance(config, ModelsConfig):
+        return apply_overrides(config, **overrides)
+    return load_config(config, **overrides)
+
+
+def entity_prompt(e: Entity) -> str:
+    """The text a model is prompted with: the entity's prompt, else its name."""
+    return (getattr(e, "prompt", "") or getattr(e, "name", str(e))).strip()
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of boxes a (..., 4) and b (..., 4), broadcast; NaN boxes give 0."""
+    x0, y0 = np.maximum(a[..., 0], b[..., 0]), np.maximum(a[..., 1], b[..., 1])
+    x1, y1 = np.minimum(a[..., 2], b[..., 2]), np.minimum(a[..., 3], b[..., 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = lambda z: (z[..., 2] - z[..., 0]) * (z[..., 3] - z[..., 1])  # noqa: E731
+    out = inter / np.maximum(area(a) + area(b) - inter, 1e-9)
+    return np.nan_to_num(out, nan=0.0)
+
+
+def mask_boxes(m: np.ndarray, scale: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """Boxes (..., 4) x0, y0, x1, y1 (exclusive ends, times `scale` = (sx, sy)) of bool masks (..., h, w);
+    NaN for empty masks."""
+    h, w = m.shape[-2:]
+    rows, cols = m.any(axis=-1), m.any(axis=-2)
+    y0, y1 = rows.argmax(axis=-1), h - rows[..., ::-1].argmax(axis=-1)
+    x0, x1 = cols.argmax(axis=-1), w - cols[..., ::-1].argmax(axis=-1)
+    b = np.stack([x0 * scale[0], y0 * scale[1], x1 * scale[0], y1 * scale[1]], axis=-1).astype(np.float32)
+    b[~rows.any(axis=-1)] = np.nan
+    return b
+
+
+class _LazyFrames:
+    """SAM2's per-frame inputs computed on demand in chunks (only one chunk kept), so a long clip never sits in
+    memory at 1024² float; time spent here is our pre-processing, not model time."""
+
+    def __init__(self, frames: np.ndarray, device: Any, dtype: Any, size: int, mean: Any, std: Any,
+                 chunk: int = 16) -> None:
+        self.frames, self.device, self.dtype, self.size = frames, device, dtype, size
+        self.mean, self.std, self.chunk = mean, std, chunk
+        self._start, self._data = -1, None
+        self.seconds = 0.0
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, t: int) -> Any:
+        start = (int(t) // self.chunk) * self.chunk
+        if start != self._start:
+            t0 = time.perf_counter()
+            self._data = frames_to_tensor(self.frames[start:start + self.chunk], self.device, self.dtype,
+                                          (self.size, self.size), self.mean, self.std)
+            self._start = start
+            self.seconds += time.perf_counter() - t0
+        return self._data[int(t) - start]
+
+
+class Sam2Tracker:
+    """SAM2 video tracking through transformers' Sam2VideoModel, driven frame by frame."""
+
+    role = "sam2"
+    class_name = "Sam2VideoModel"
+    model_types = ("sam2_video", "sam2")
+
+    def __init__(self, source: str, *, device: str = "auto", dtype: str = "auto", allow_download: bool = False,
+                 cpu_threads: int = 0, stats: ModelStats | None = None) -> None:
+        self.model, self.model_dir, self.device_note = load_model(
+            self.role, source, self.class_name, self.model_types, device=device, dtype=dtype,
+            allow_download=allow_download, cpu_threads=cpu_threads)
+        pre = read_preprocessor_config(self.model_dir)
+        self.mean, self.std = pre.get("image_mean", IMAGENET_MEAN), pre.get("image_std", IMAGENET_STD)
+        size = self.model.config.image_size
+        self.size = int(size[0] if isinstance(size, (list, tuple)) else size)
+        p = next(self.model.parameters())
+        self.device, self.dtype = p.device, p.dtype
+        self.stats = stats if stats is not None else ModelStats()
+
+    def session(self, frames: np.ndarray) -> tuple[Any, _LazyFrames]:
+        """A fresh inference session over `frames` (T, H, W, 3) uint8."""
+        from transformers.models.sam2_video.modeling_sam2_video import Sam2VideoInferenceSession
+
+        T, H, W = frames.shape[:3]
+        lazy = _LazyFrames(frames, self.device, self.dtype, self.size, self.mean, self.std)
+        s = Sam2VideoInferenceSession(video=None, video_height=H, video_width=W, inference_device=self.device,
+                                      inference_state_device=self.device, video_storage_device=self.device,
+                                      dtype=self.dtype)
+        s.processed_frames = lazy
+        return s, lazy
+
+    def prompt_box(self, session: Any, obj_id: int, t: int, box: np.ndarray) -> None:
+        """Condition object `obj_id` on frame `t` with a pixel box (x0, y0, x1, y1)."""
+        import torch
+
+        sx, sy = self.size / session.video_width, self.size / session.video_height
+        b = torch.tensor([[box[0] * sx, box[1] * sy], [box[2] * sx, box[3] * sy]], dtype=torch.float32)
+        idx = session.obj_id_to_idx(obj_id)
+        session.add_point_inputs(idx, t, {"point_coords": b.view(1, 1, 2, 2).to(self.device),
+                                          "point_labels": torch.tensor([[[2, 3]]], dtype=torch.int32,
+                                                                       device=self.device)})
+        session.remove_mask_inputs(idx, t)
+        if obj_id not in session.obj_with_new_inputs:
+            session.obj_with_new_inputs.append(obj_id)
+
+    def step(self, session: Any, t: int) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """Run frame `t`: (object ids, low-res mask logits (n, h, w) float32, object score logits (n,))."""
+        import torch
+
+        with torch.inference_mode():
+            out = self.stats.timed(self.role, self.model, session, frame_idx=t)
+        logits = out.pred_masks[:, 0].float().cpu().numpy()
+        score = out.object_score_logits.reshape(-1).float().cpu().numpy()
+        return list(out.object_ids), logits, score
+
+
+class DetectTrackGrounder:
+    """Detector on keyframes → SAM2 tracking → re-detection of lost tracks (base of gdino-sam2 and owlv2)."""
+
+    name = "gdino-sam2"
+    detector_role = "grounding_dino"
+    provides = frozenset({"centers", "boxes", "visibility", "masks"})
+
+    def __init__(self, config: str | Path | ModelsConfig | None = None, *, models: dict[str, str] | None = None,
+                 device: str | None = None, dtype: str | None = None, cpu_threads: int | None = None,
+                 cache_dir: str | None = None,
+                 allow_download: bool | None = None, box_threshold: float | None = None,
+                 detect_every: int | None = None, lost_score: float | None = None,
+                 detector_batch: int | None = None, masks: bool = True) -> None:
+        self.cfg = make_config(config, models=models, device=device, dtype=dtype, cpu_threads=cpu_threads,
+                               cache_dir=cache_dir,
+                               allow_download=allow_download, box_threshold=box_threshold,
+                               detect_every=detect_every, lost_score=lost_score, detector_batch=detector_batch)
+        self.masks = masks
+        self.stats = ModelStats()
+        self.cache = ObservationsCache(self.cfg.cache_dir)
+        self._detector = None
+        self._tracker = None
+
+    # ------------------------------------------------------------------------------------------ models
+    @property
+    def detector(self) -> Any:
+        if self._detector is None:
+            cls = DETECTORS[self.detector_role]
+            self._detector = cls(self.cfg.model(self.detector_role), device=self.cfg.device, dtype=self.cfg.dtype,
+                                 allow_download=self.cfg.allow_download, batch=self.cfg.detector_batch,
+                                 cpu_threads=self.cfg.cpu_threads,
+                                 stats=self.stats)
+        return self._detector
+
+    @property
+    def tracker(self) -> Sam2Tracker:
+        if self._tracker is None:
+            self._tracker = Sam2Tracker(self.cfg.model("sam2"), device=self.cfg.device, dtype=self.cfg.dtype,
+                                        allow_download=self.cfg.allow_download, cpu_threads=self.cfg.cpu_threads,
+                                        stats=self.stats)
+        return self._tracker
+
+    def identity(self) -> dict:
+        """Model + settings that determine the output (cache key); resolves the weights, loads nothing."""
+        out = {}
+        for role in (self.detector_role, "sam2"):
+            d = resolve_model_dir(role, self.cfg.model(role), allow_download=self.cfg.allow_download)
+            out[role] = str(d.resolve())
+        out.update(dtype=self.cfg.dtype, device=self.cfg.device, box_threshold=self.cfg.box_threshold,
+                   every=self.cfg.detect_every, lost=self.cfg.lost_score, masks=self.masks)
+        return out
+
+    # ------------------------------------------------------------------------------------------ public
+    def ground(self, video: Video, entities: Sequence[Entity], *, quoted: Sequence[str] = (),
+               sidecar: str | Path | None = None) -> Observations:
+        """Masks, boxes, centres and visibility of every entity in every frame (cached on disk)."""
+        names = tuple(getattr(e, "name", str(e)) for e in entities)
+        prompts = [entity_prompt(e) for e in entities]
+        if not entities:
+            raise GroundingError(f"grounder {self.name!r}: the spec has no entities to detect")
+        key = None
+        if self.cache.enabled:
+            key = cache_key(video_key(video), self.name, self.identity(), prompts)
+            hit = self.cache.get(self.name, key)
+            if hit is not None and hit.n_frames == video.n_frames and len(hit.entities) == len(names):
+                hit.entities = names  # rows follow the prompt order; names may have changed
+                hit.meta["cache"] = "hit"
+                return hit
+        obs = self._ground(video, names, prompts)
+        if key is not None:
+            self.cache.put(self.name, key, obs)
+            obs.meta["cache"] = "miss"
+        return obs
+
+    # ------------------------------------------------------------------------------------------ stages
+    def _pick(self, boxes: np.ndarray, scores: np.ndarray, taken: list[np.ndarray]) -> tuple[np.ndarray | None,
+                                                                                            float]:
+        """Best detection (k, 4)/(k,) at or above the threshold not overlapping a box in `taken` (IoU > 0.5)."""
+        ok = scores >= self.cfg.box_threshold
+        for other in taken:
+            ok &= iou(boxes, other[None]) <= 0.5
+        if not ok.any():
+            return None, 0.0
+        i = int(np.flatnonzero(ok)[np.argmax(scores[ok])])
+        return boxes[i], float(scores[i])
+
+    def _ground(self, video: Video, names: tuple[str, ...], prompts: list[str]) -> Observations:
+        import torch
+        import torch.nn.functional as F
+
+        frames = video.frames
+        T, H, W = (int(x) for x in frames.shape[:3])
+        E = len(names)
+        every = self.cfg.detect_every
+        keyframes = np.arange(0, T, every)
+        uniq = list(dict.fromkeys(prompts))
+        col = np.array([uniq.index(p) for p in prompts])
+        dets = self.detector.detect(frames[keyframes], uniq)  # (K, P, k, 4), (K, P, k)
+        tracker = self.tracker
+        session, lazy = tracker.session(frames)
+        h = w = None
+        low: np.ndarray | None = None  # (T, E, h, w) mask logits
+        score = np.full((T, E), -np.inf, np.float32)
+        started = np.zeros(E, bool)
+        last_box = np.full((E, 4), np.nan, np.float32)
+        alive = np.zeros(E, bool)
+        prompted = np.zeros((T, E), bool)
+        det_score = np.zeros((T, E), np.float32)
+        for t in range(T):
+            if t % every == 0:
+                kf = t // every
+                taken = [last_box[j] for j in range(E) if alive[j]]
+                for e in np.flatnonzero(~alive):
+                    box, s = self._pick(dets.boxes[kf, col[e]], dets.scores[kf, col[e]], taken)
+                    if box is None:
+                        continue
+                    tracker.prompt_box(session, int(e) + 1, t, box)
+                    started[e], prompted[t, e], det_score[t, e] = True, True, s
+                    taken.append(box)
+            if not started.any():
+                continue
+            ids, logits, s = tracker.step(session, t)
+            if low is None:
+                h, w = logits.shape[-2:]
+                low = np.full((T, E, h, w), -1e4, np.float32)
+            rows = np.asarray(ids) - 1
+            low[t, rows] = logits
+            score[t, rows] = s
+            m = logits > 0
+            b = mask_boxes(m, (W / w, H / h))
+            last_box[rows] = b
+            alive[rows] = (s >= self.cfg.lost_score) & m.any(axis=(1, 2))
+        stats_pre = lazy.seconds
+        self.stats.seconds -= stats_pre  # pre-processing inside the model call is ours
+        # full-resolution masks, boxes from them, visibility from SAM2's object score
+        masks = np.zeros((E, T, H, W), bool)
+        if low is not None:
+            lt = torch.from_numpy(low)
+            for i in range(0, T, 8):
+                up = F.interpolate(lt[i:i + 8].reshape(-1, 1, h, w), size=(H, W), mode="bilinear",
+                                   align_corners=False)
+                masks[:, i:i + 8] = (up > 0).reshape(-1, E, H, W).numpy().transpose(1, 0, 2, 3)
+        boxes = mask_boxes(masks)
+        has = masks.any(axis=(2, 3))
+        vis = np.where(has, 1.0 / (1.0 + np.exp(-np.clip(score.T, -50, 50))), 0.0).astype(np.float32)
+        centers = np.stack([(boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2], axis=-1)
+        meta = {"provides": sorted(self.provides if self.masks else self.provides - {"masks"}),
+                "prompts": dict(zip(names, prompts)), "keyframes": keyframes.tolist(),
+                "prompted_frames": {n: np.flatnonzero(prompted[:, i]).tolist() for i, n in enumerate(names)},
+                "detector_scores": {n: det_score[prompted[:, i], i].tolist() for i, n in enumerate(names)},
+                "models": {self.detector_role: str(self.detector.model_dir), "sam2": str(tracker.model_dir)}}
+        note = self.detector.device_note or tracker.device_note
+        if note:
+            meta["device_note"] = note
+        return Observations(entities=names, n_frames=T, height=H, width=W, fps=float(video.fps), boxes=boxes,
+                            centers=centers.astype(np.float32), visibility=vis,
+                            masks=masks if self.masks else None, source=self.name, meta=meta)
+
+
+class GdinoSam2Grounder(DetectTrackGrounder):
+    """Grounding DINO keyframe detection + SAM2 tracking."""
+
+    name = "gdino-sam2"
+    detector_role = "grounding_dino"
+
+
+class Owlv2Sam2Grounder(DetectTrackGrounder):
+    """OWLv2 keyframe detection + SAM2 tracking."""
+
+    name = "owlv2"
+    detector_role = "owlv2"

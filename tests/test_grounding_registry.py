@@ -1,0 +1,119 @@
+"""Grounder registry: names, errors that list the options, lazy imports, `auto` resolution."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ltlreward.errors import GroundingError
+from ltlreward.grounding import (
+    OBSERVATION_FIELDS,
+    Grounder,
+    available_grounders,
+    find_sidecar,
+    get_grounder,
+    register_grounder,
+    resolve_auto,
+    sidecar_path_for,
+)
+from ltlreward.grounding.backends.color import ColorGrounder
+from ltlreward.grounding.backends.state import StateGrounder
+from ltlreward.spec.ast import Entity
+from ltlreward.video import Video, read_video
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ENTS = (Entity("bottle", "red bottle"), Entity("left", "left gripper", "gripper", (("color", "blue"),)),
+        Entity("right", "right gripper", "gripper", (("color", "green"),)))
+
+
+def test_available_and_get():
+    names = available_grounders()
+    assert names[0] == "auto" and {"color", "state"} <= set(names) and list(names[1:]) == sorted(names[1:])
+    g = get_grounder("color", downsample=1, masks=False)
+    assert isinstance(g, ColorGrounder) and g.downsample == 1 and g.masks is False
+    assert isinstance(get_grounder("state"), StateGrounder)
+    assert isinstance(get_grounder("colour"), ColorGrounder)  # alias
+    for name in ("color", "state", "auto"):
+        g = get_grounder(name)
+        assert isinstance(g, Grounder) and g.name == name and g.provides <= set(OBSERVATION_FIELDS)
+
+
+def test_unknown_name_lists_the_available_ones():
+    with pytest.raises(GroundingError) as e:
+        get_grounder("sam9")
+    assert str(e.value) == f"unknown grounder 'sam9'; available: {', '.join(available_grounders())}"
+    assert "auto, color" in str(e.value)
+
+
+def test_bad_options_are_a_grounding_error():
+    with pytest.raises(GroundingError, match=r"bad options for grounder 'color': .*unexpected keyword"):
+        get_grounder("color", nonsense=3)
+
+
+def test_register_validates_target_and_missing_packages_are_reported():
+    with pytest.raises(ValueError, match=r"package\.module:ClassName"):
+        register_grounder("x", "no_colon")
+    register_grounder("fancy", "ltlreward_not_installed.fancy:Fancy")
+    try:
+        assert "fancy" in available_grounders()
+        with pytest.raises(GroundingError, match=r"grounder 'fancy' needs a package that is not installed"):
+            get_grounder("fancy")
+    finally:
+        from ltlreward.grounding import registry
+
+        registry._REGISTRY.pop("fancy")
+
+
+def test_sidecar_convention(tmp_path):
+    assert sidecar_path_for("/data/run1/clip.mp4") == Path("/data/run1/clip.sidecar.json")
+    video = tmp_path / "clip.mp4"
+    assert find_sidecar(video) is None and resolve_auto(video) == "color"
+    (tmp_path / "clip.sidecar.json").write_text("{}")
+    assert find_sidecar(video) == tmp_path / "clip.sidecar.json"
+    assert resolve_auto(video) == "state"
+    assert resolve_auto(tmp_path / "other.mp4", sidecar=tmp_path / "clip.sidecar.json") == "state"
+    assert resolve_auto(None) == "color"
+
+
+def test_auto_grounds_examples_with_state_and_memory_frames_with_color():
+    video = read_video(EXAMPLES / "handover_success.mp4")
+    auto = get_grounder("auto")
+    assert auto.ground(video, ENTS).source == "state"
+    memory = Video(video.frames.copy(), fps=video.fps)  # no path → no sidecar → colour
+    obs = auto.ground(memory, ENTS)
+    assert obs.source == "color"
+    assert obs.meta["provides"] == ["boxes", "centers", "gripper_opening", "masks", "visibility"]
+
+
+def test_importing_grounding_does_not_import_backends_or_cv2():
+    code = ("import sys, ltlreward.grounding, ltlreward.grounding.backends.state;"
+            "bad = [m for m in ('cv2', 'ltlreward.grounding.backends.color', 'torch', 'av', 'decord')"
+            " if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_grounder_protocol_is_structural():
+    class Mine:
+        name = "mine"
+        provides = frozenset({"centers"})
+
+        def ground(self, video, entities, *, quoted=(), sidecar=None):
+            return None
+
+    assert isinstance(Mine(), Grounder)
+    assert not isinstance(np.zeros(1), Grounder)
+
+
+def test_auto_passes_options_to_the_backends_that_take_them():
+    auto = get_grounder("auto", downsample=1, color={"smooth": 1}, strict_frames=False)
+    assert auto.options["color"] == {"downsample": 1, "smooth": 1}
+    assert auto.options["state"] == {"strict_frames": False}
+    color = auto.backend_for(None)
+    assert isinstance(color, ColorGrounder) and color.downsample == 1 and color.smooth == 1
+    with pytest.raises(GroundingError, match=r"bad options for grounder 'auto': no backend takes 'bogus'"):
+        get_grounder("auto", bogus=1)
