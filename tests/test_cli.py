@@ -74,9 +74,9 @@ def test_monitor_shipped_example_signals():
     assert drop["satisfied"] is False
 
 
-def test_import_is_fast_and_light():
-    code = "import time; t=time.perf_counter(); import ltlreward, sys; print(time.perf_counter()-t); " \
-           "print(int(any(m in sys.modules for m in ('torch', 'cv2', 'av', 'decord', 'transformers'))))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert float(out[0]) < 0.5
-    assert out[1] == "0"
+def test_import_is_light():
+    """`import ltlreward` and `--help` load no heavy extra (its time is measured in benchmarks/, not here)."""
+    heavy = ("torch", "cv2", "av", "decord", "transformers", "scipy", "matplotlib")
+    code = f"import ltlreward, ltlreward.cli, sys; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -450,23 +449,6 @@ def test_every_predicate_in_range_on_2d_and_3d():
         for key, v in s.values.items():
             assert v.shape == (T,) and v.dtype == np.float32, key
             assert np.isfinite(v).all() and (v >= -1).all() and (v <= 1).all(), key
-
-
-def test_speed_five_atoms_300_frames():
-    rng = np.random.default_rng(2)
-    T = 300
-    pos = {e: rng.uniform(-0.2, 0.2, (T, 3)) for e in ("g", "o", "t")}
-    boxes = {e: np.concatenate([p[:, :2] * 100 + 50, p[:, :2] * 100 + 60], axis=1) for e, p in pos.items()}
-    opening = {"g": rng.uniform(0, 1, T)}
-    obs = make_obs(("g", "o", "t"), T, boxes=boxes, positions=pos, gripper_opening=opening)
-    nodes = [atom("holding", "g", "o"), atom("lifted", "o"), atom("near", "o", "t"), atom("on", "o", "t"),
-             cmp(Call("dist", ("g", "o")), "<", Num(0.05))]
-    compute_signals(nodes, obs)
-    t0 = time.perf_counter()
-    for _ in range(20):
-        compute_signals(nodes, obs)
-    per_atom = (time.perf_counter() - t0) / 20 / len(nodes)
-    assert per_atom < 2e-3, per_atom
 
 
 def test_markdown_table_lists_every_predicate_with_defaults():
