@@ -26,10 +26,12 @@ demo: setup
 	$(VENV)/bin/ltlreward check specs/*.ltl
 	$(VENV)/bin/ltlreward explain specs/handover.ltl
 	@echo "== monitor a spec over a shipped signals file (no video)"
-	-$(VENV)/bin/ltlreward monitor specs/handover.ltl --signals examples/signals/handover.json
+	$(VENV)/bin/ltlreward monitor specs/handover.ltl --signals examples/signals/handover.json
 	@echo "== score the example videos with the default grounder"
-	-$(VENV)/bin/ltlreward score examples/handover_*.mp4 --spec specs/handover.ltl --overlay out/overlays
-	-$(VENV)/bin/ltlreward score examples/pick_place_*.mp4 --spec specs/pick_place.ltl --overlay out/overlays
+	$(VENV)/bin/ltlreward score examples/handover_*.mp4 --spec specs/handover.ltl --overlay out/overlays
+	$(VENV)/bin/ltlreward score examples/pick_place_*.mp4 --spec specs/pick_place.ltl --overlay out/overlays
+	@echo "== the same handover videos from pixels alone (colour grounder, no sidecar)"
+	$(VENV)/bin/ltlreward score examples/handover_*.mp4 --spec specs/handover.ltl --grounder color
 
 test: setup
 	$(PY) -m ruff check .
