@@ -222,6 +222,34 @@ def score(
     raise typer.Exit(code)
 
 
+@app.command("compile")
+def compile_(
+    text: Annotated[str, typer.Argument(help='English task description, e.g. "put the red block on the plate".')],
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="Write the spec (.ltl) here.")] = None,
+    backend: Annotated[str, typer.Option(help="rules (offline, deterministic) or llm (local model).")] = "rules",
+    model: Annotated[Path | None, typer.Option(help="Local model directory for --backend llm.")] = None,
+    attempts: Annotated[int, typer.Option(help="LLM tries before giving up.")] = 3,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compile an English task description into a spec; print it with its English explanation."""
+    from .errors import LtlRewardError
+    from .nl import compile_command_output, compile_text
+
+    if backend not in ("rules", "llm"):
+        raise _fail(f"unknown backend {backend!r}; available: rules, llm")
+    opts = {"model": model, "max_attempts": attempts} if backend == "llm" else {}
+    try:
+        result = compile_text(text, backend=backend, **opts)
+    except LtlRewardError as exc:
+        raise _fail(str(exc)) from None
+    if out is not None:
+        out.write_text(result.text)
+    if as_json:
+        print(compile_command_output(result, json=True))
+    else:
+        _console().print(compile_command_output(result), markup=False)
+
+
 @app.command()
 def predicates(as_json: JsonOpt = False) -> None:
     """List the predicate library: names, parameters, options and meaning."""

@@ -12,11 +12,11 @@ Scalar = str | int | float  # an argument: entity/identifier name or a number
 
 
 def _fmt_number(v: float | int) -> str:
-    """Shortest text that reads back to the same number (ints without a dot)."""
+    """Shortest text that reads back to an equal number; whole numbers print without a dot (1.0 -> "1")."""
     if isinstance(v, bool):
         raise TypeError("booleans are not numbers here")
-    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e15):
-        return str(int(v)) if isinstance(v, int) else repr(float(v))
+    if isinstance(v, int) or (v.is_integer() and abs(v) < 1e15):
+        return str(int(v))
     return repr(float(v))
 
 

@@ -1,0 +1,779 @@
+"""Parse controlled English (grammar.lark) into a small intermediate form: ordered steps and statements.
+
+The intermediate form names what was said (verbs, noun phrases, arms, modifiers) without choosing entity
+names or formulas; ltlreward.nl.compiler does that. Anything the grammar cannot cover raises NLError with
+the unparsed span and the nearest supported phrasing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, Tree
+from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from .errors import NLError
+from .lexicon import COUNTS, ORDINALS, SIZE_CANON, SIZE_RANK, classify, singular, tokenize
+
+GRAMMAR_PATH = Path(__file__).with_name("grammar.lark")
+
+
+# ------------------------------------------------------------------------------------- intermediate form
+@dataclass(frozen=True)
+class NP:
+    """A noun phrase naming one thing: "the second red bowl", "the drawer handle", or a pronoun."""
+
+    head: str = ""
+    words: tuple[str, ...] = ()  # compound modifiers before the head ("coffee" in "coffee mug")
+    colour: str | None = None
+    size: str | None = None  # canonical size word: large / medium / small
+    ordinal: int | None = None
+    place: str | None = None  # left / right / top / bottom / middle used as an adjective
+    pronoun: str | None = None  # "it" / "them"
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Plural:
+    """A plural phrase: "both bottles", "the three bowls", "the red, green and blue blocks"."""
+
+    head: str
+    words: tuple[str, ...] = ()
+    count: int | None = None
+    colours: tuple[str, ...] = ()
+    sizes: tuple[str, ...] = ()
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Arm:
+    """Which gripper: left, right, both, either, other (the one not named before) or default."""
+
+    which: str
+
+
+@dataclass(frozen=True)
+class Mod:
+    """A step modifier: kind (arm, no_drop, no_touch, while, manner, …) and its payload."""
+
+    kind: str
+    value: object = None
+
+
+@dataclass(frozen=True)
+class State:
+    """A state clause "SUBJ is [not] PRED [OBJ]" — pred is a relation or property name."""
+
+    subject: object  # NP | Arm
+    pred: str
+    obj: object = None  # NP | Arm | None
+    negated: bool = False
+
+
+@dataclass
+class Step:
+    """One action: verb (template name), objects, optional destination/relation/source, arm and modifiers."""
+
+    verb: str
+    objs: tuple = ()  # NP | Plural entries
+    dest: object = None  # NP | Arm (handover receiver)
+    rel: str | None = None  # on / in / at / near / left / right / above / touch / to
+    src: object = None  # NP | Arm
+    arm: Arm | None = None
+    mods: list[Mod] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A sentence that constrains without ordering: never / keep-until / at the end / always / eventually."""
+
+    kind: str
+    states: tuple = ()
+    action: str | None = None
+    nps: tuple = ()
+
+
+@dataclass
+class Parsed:
+    """A parsed description: the steps in execution order and the statements."""
+
+    steps: list[Step]
+    statements: list[Statement]
+
+
+# ------------------------------------------------------------------------------------------ the parser
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
+    from .lexicon import WordLexer
+
+    return Lark(GRAMMAR_PATH.read_text(), parser="earley", lexer=WordLexer, ambiguity="resolve")
+
+
+def keywords() -> frozenset[str]:
+    """Every reserved word of the grammar (these never name objects)."""
+    return frozenset(t.pattern.value for t in _lark().terminals if t.pattern.type == "str")
+
+
+_REL_ALIASES = {"rel_on": "on", "rel_in": "in", "rel_at": "at", "rel_near": "near", "rel_above": "above",
+                "rel_left": "left", "rel_right": "right", "rel_touch": "touch"}
+
+
+def _tokens(children) -> list[Token]:
+    return [c for c in children if isinstance(c, Token)]
+
+
+class _ToIR(Transformer):
+    """Lark tree → intermediate form. One method per rule (or alias) of grammar.lark."""
+
+    # -------------------------------------------------------------------------------- noun phrases
+    def noun_words(self, c):
+        return _Words("noun", tuple(str(t) for t in c))
+
+    def adjs(self, c):
+        return _Words("adj", tuple(str(t) for t in c))
+
+    def mods(self, c):
+        return c[0]
+
+    def np(self, c):
+        adjs = next((x.words for x in c if isinstance(x, _Words) and x.kind == "adj"), ())
+        words = next((x.words for x in c if isinstance(x, _Words) and x.kind == "noun"), ())
+        number = next((int(x) for x in c if isinstance(x, Token) and x.type == "NUMBER"), None)
+        return _make_np(adjs, words, number)
+
+    def pronoun(self, c):
+        return NP(pronoun="it", text="it")
+
+    def _plural(self, c, colours=(), sizes=()):
+        count = None
+        adjs: tuple[str, ...] = ()
+        words: tuple[str, ...] = ()
+        head = ""
+        for x in c:
+            if isinstance(x, Token) and x.type in ("COUNT", "NUMBER"):
+                count = COUNTS.get(str(x)) or int(str(x))
+            elif isinstance(x, Token) and x.type == "PLURAL_HEAD":
+                head = singular(str(x))
+            elif isinstance(x, _Words) and x.kind == "adj":
+                adjs = x.words
+            elif isinstance(x, _Words):
+                words = x.words
+        colour_adj = tuple(a for a in adjs if a in _COLOURS)
+        size_adj = tuple(a for a in adjs if a in SIZE_RANK)
+        text = " ".join([*colours, *sizes, *adjs, *words, head])
+        if len(colour_adj) == 1 and not colours:
+            words = (colour_adj[0], *words)
+        elif colour_adj:
+            colours = colours or colour_adj
+        if size_adj and not sizes:
+            sizes = size_adj if len(size_adj) > 1 else ()
+            if len(size_adj) == 1:
+                words = (SIZE_CANON[SIZE_RANK[size_adj[0]]], *words)
+        return Plural(head=head, words=words, count=count, colours=tuple(colours), sizes=tuple(sizes), text=text)
+
+    def plural(self, c):
+        return self._plural(c)
+
+    def plural_both(self, c):
+        p = self._plural(c)
+        return Plural(p.head, p.words, 2, p.colours, p.sizes, p.text)
+
+    def plural_colours(self, c):
+        colours = next(x for x in c if isinstance(x, list))
+        return self._plural([x for x in c if not isinstance(x, list)], colours=colours)
+
+    def plural_sizes(self, c):
+        sizes = next(x for x in c if isinstance(x, list))
+        return self._plural([x for x in c if not isinstance(x, list)],
+                            sizes=[SIZE_CANON[SIZE_RANK[s]] for s in sizes])
+
+    def colour_list(self, c):
+        return [str(t) for t in c if isinstance(t, Token) and t.type == "COLOUR"]
+
+    def size_list(self, c):
+        return [str(t) for t in c if isinstance(t, Token) and t.type == "SIZE"]
+
+    def np_list(self, c):
+        return tuple(c)
+
+    # ------------------------------------------------------------------------------------------ arms
+    def side_left(self, c):
+        return "left"
+
+    def side_right(self, c):
+        return "right"
+
+    def arm_side(self, c):
+        return Arm(next(x for x in c if isinstance(x, str) and x in ("left", "right")))
+
+    def arm_other(self, c):
+        return Arm("other")
+
+    def arm_both(self, c):
+        return Arm("both")
+
+    def arm_either(self, c):
+        return Arm("either")
+
+    def arm_default(self, c):
+        return Arm("default")
+
+    def subject(self, c):
+        return Mod("arm", c[0])
+
+    # ------------------------------------------------------------------------------------- relations
+    def where(self, c):
+        rel, np_ = c
+        return ("where", rel, np_)
+
+    def where_to(self, c):
+        return ("where", "to", c[0])
+
+    def src(self, c):
+        return ("src", c[0])
+
+    def dest_at(self, c):
+        return ("where", "at", c[0])
+
+    def dest_in(self, c):
+        return ("where", "in", c[0])
+
+    def dest_on(self, c):
+        return ("where", "on", c[0])
+
+    def hand_src(self, c):
+        return ("hsrc", c[0])
+
+    def hand_dst(self, c):
+        return ("hdst", c[0])
+
+    # -------------------------------------------------------------------------------------- modifiers
+    def arm_mod(self, c):
+        return Mod("arm", c[-1])
+
+    def together(self, c):
+        return Mod("arm", Arm("both"))
+
+    def no_drop(self, c):
+        return Mod("no_drop", c[0] if c else None)
+
+    def no_touch(self, c):
+        return Mod("no_touch", c[0])
+
+    def no_lift(self, c):
+        return Mod("no_lift", c[0] if c else None)
+
+    def no_grasp(self, c):
+        return Mod("no_grasp", c[0] if c else None)
+
+    def no_move(self, c):
+        return Mod("no_move", c[0])
+
+    def while_keep(self, c):
+        return Mod("while", c[0])
+
+    def while_state(self, c):
+        return Mod("while", c[0])
+
+    def keep_there(self, c):
+        return Mod("keep_there")
+
+    def keep_it(self, c):
+        return Mod("keep_it", c[0])
+
+    def manner(self, c):
+        return Mod("manner", str(c[0]))
+
+    def at_end_mod(self, c):
+        return Mod("at_end")
+
+    # ------------------------------------------------------------------------------------- verb frames
+    def _step(self, verb, c, meta=None, **extra):
+        objs: list = []
+        step = Step(verb=verb, extra=dict(extra))
+        for x in c:
+            if isinstance(x, (NP, Plural)):
+                objs.append(x)
+            elif isinstance(x, tuple) and x and isinstance(x[0], (NP, Plural)):
+                objs.extend(x)
+            elif isinstance(x, tuple) and x and x[0] == "where":
+                step.rel, step.dest = x[1], x[2]
+            elif (isinstance(x, tuple) and x and x[0] == "src") or (isinstance(x, tuple) and x and x[0] == "hsrc"):
+                step.src = x[1]
+            elif isinstance(x, tuple) and x and x[0] == "hdst":
+                step.dest = x[1]
+                step.rel = "hand"
+            elif isinstance(x, Arm):
+                step.extra.setdefault("arm_arg", x)
+            elif isinstance(x, str):
+                step.extra.setdefault("words", []).append(x)
+        step.objs = tuple(objs)
+        return step
+
+    def pick(self, c):
+        return self._step("pick", c)
+
+    def place(self, c):
+        return self._step("place", c)
+
+    def stack_on(self, c):
+        return self._step("place", c)
+
+    def stack_list(self, c):
+        order = next((x for x in c if isinstance(x, tuple) and x and x[0] == "order"), ("order", "bottom_up"))
+        return self._step("stack", [x for x in c if x is not order], order=order[1:])
+
+    def bottom_up(self, c):
+        return ("order", "bottom_up")
+
+    def top_down(self, c):
+        return ("order", "top_down")
+
+    def bottom_is(self, c):
+        return ("order", "bottom_is", c[0])
+
+    def top_is(self, c):
+        return ("order", "top_is", c[0])
+
+    def push(self, c):
+        return self._step("push", c)
+
+    def reach(self, c):
+        return self._step("reach", c)
+
+    def touch(self, c):
+        return self._step("touch", c)
+
+    def open_(self, c):
+        return self._step("open", c)
+
+    def close_(self, c):
+        return self._step("close", c)
+
+    def open_gripper(self, c):
+        return self._step("open_gripper", c)
+
+    def close_gripper(self, c):
+        return self._step("close_gripper", c)
+
+    def press(self, c):
+        return self._step("press", c)
+
+    def turn_on(self, c):
+        return self._step("turn_on", c)
+
+    def turn_off(self, c):
+        return self._step("turn_off", c)
+
+    def lift(self, c):
+        return self._step("lift", c)
+
+    def handover(self, c):
+        return self._step("handover", c)
+
+    def insert(self, c):
+        return self._step("insert", c)
+
+    def assemble_on(self, c):
+        return self._step("place", [c[0], ("where", "on", c[-1])])
+
+    def assemble_in(self, c):
+        return self._step("place", [c[0], ("where", "in", c[-1])])
+
+    def gap_place(self, c):
+        return self._step("place", c, gapped=True)
+
+    def pour_from(self, c):
+        nps = [x for x in c if isinstance(x, NP)]
+        contents = nps[0] if len(nps) == 3 else None
+        container, target = nps[-2], nps[-1]
+        return Step(verb="pour", objs=(container,), dest=target, rel="in", extra={"contents": contents})
+
+    def pour_into(self, c):
+        container, target = [x for x in c if isinstance(x, NP)]
+        return Step(verb="pour", objs=(container,), dest=target, rel="in", extra={"contents": None})
+
+    def rank(self, c):
+        specs = [x for x in c if isinstance(x, tuple) and x and x[0] == "rank"]
+        rest = [x for x in c if not (isinstance(x, tuple) and x and x[0] == "rank")]
+        return self._step("rank", rest, specs=tuple(s[1:] for s in specs))
+
+    def by_colour(self, c):
+        return ("rank", "by", "colour")
+
+    def by_size(self, c):
+        return ("rank", "by", "size")
+
+    def left_to_right(self, c):
+        return ("rank", "dir", "ltr")
+
+    def right_to_left(self, c):
+        return ("rank", "dir", "rtl")
+
+    def in_row(self, c):
+        return ("rank", "row")
+
+    def size_range(self, c):
+        a, b = (SIZE_RANK[str(t)] for t in c)
+        return ("rank", "size_order", "desc" if a < b else "asc")
+
+    def size_first(self, c):
+        size, ordinal = (str(t) for t in c)
+        if ordinal != "first":
+            raise _SemanticError(f"'{size} {ordinal}' is not an ordering; say '{size} first'")
+        return ("rank", "size_order", "desc" if SIZE_RANK[size] == 0 else "asc")
+
+    def size_side(self, c):
+        size = next(str(t) for t in c if isinstance(t, Token) and t.type == "SIZE")
+        side = next(x for x in c if x in ("left", "right"))
+        big_left = (SIZE_RANK[size] == 0) == (side == "left")
+        return ("rank", "size_order", "desc" if big_left else "asc")
+
+    def ascending(self, c):
+        return ("rank", "size_order", "asc")
+
+    def descending(self, c):
+        return ("rank", "size_order", "desc")
+
+    def colour_order(self, c):
+        return ("rank", "colours", tuple(c[0]))
+
+    def hold(self, c):
+        return self._step("hold", c)
+
+    def release(self, c):
+        return self._step("release", c)
+
+    # ----------------------------------------------------------------------------------------- steps
+    def step(self, c):
+        mods = [x for x in c if isinstance(x, Mod)]
+        actions = [x for x in c if isinstance(x, Step)]
+        if len(actions) != 1:
+            raise _SemanticError("expected exactly one action in a step")
+        s = actions[0]
+        s.mods = mods + s.mods
+        for m in mods:
+            if m.kind == "arm":
+                s.arm = m.value
+        if s.arm is None and isinstance(s.extra.get("arm_arg"), Arm) and s.verb in ("reach",):
+            s.arm = s.extra["arm_arg"]
+        return s
+
+    def chain(self, c):
+        return [s for s in c if isinstance(s, Step)]
+
+    def after_pre(self, c):  # after A, B  → A then B
+        a, b = c
+        return a + b
+
+    def before_pre(self, c):  # before A, B → B then A
+        a, b = c
+        return b + a
+
+    def after_post(self, c):  # B after A  → A then B
+        b, a = c
+        return a + b
+
+    def before_post(self, c):  # A before B → A then B
+        a, b = c
+        return a + b
+
+    def instruction(self, c):
+        steps = next(x for x in c if isinstance(x, list))
+        return [*steps, *(x for x in c if isinstance(x, Statement))]
+
+    # -------------------------------------------------------------------------------------- statements
+    def statement(self, c):
+        return c[-1]
+
+    def stmt_state(self, c):
+        return c[-1]
+
+    def never_act(self, c):
+        return c[-1]
+
+    def neg_drop(self, c):
+        return Statement("never", action="drop", nps=tuple(x for x in c if isinstance(x, (NP, Plural))))
+
+    def neg_touch(self, c):
+        return Statement("never", action="touch", nps=tuple(c))
+
+    def neg_contact(self, c):
+        return Statement("never", action="contact", nps=tuple(c))
+
+    def neg_drop_np(self, c):
+        return Statement("never", action="drop", nps=tuple(c))
+
+    def neg_lift(self, c):
+        return Statement("never", action="lift", nps=tuple(c))
+
+    def neg_move(self, c):
+        return Statement("never", action="move", nps=tuple(c))
+
+    def never_state(self, c):
+        subj, pred = c[0], c[-1]
+        return Statement("never", states=(_attach(subj, pred),))
+
+    def state_vp(self, c):
+        return c[-1]
+
+    def keep_until(self, c):
+        return Statement("until", states=(c[0], c[1]))
+
+    def at_end(self, c):
+        return Statement("at_end", states=(c[-1],))
+
+    def end_up(self, c):
+        return Statement("at_end", states=(_attach(c[0], c[-1]),))
+
+    def always(self, c):
+        return Statement("always", states=(c[-1],))
+
+    def always_pred(self, c):
+        return Statement("always", states=(_attach(c[0], c[-1]),))
+
+    def eventually(self, c):
+        return Statement("eventually", states=(c[-1],))
+
+    # ------------------------------------------------------------------------------------------ states
+    def state(self, c):
+        subj, pred = c[0], c[-1]
+        negated = any(isinstance(t, Token) and str(t) in ("not", "never") for t in c)
+        st = _attach(subj, pred)
+        return State(st.subject, st.pred, st.obj, negated)
+
+    def state_obj(self, c):
+        return _attach(c[0], c[1])
+
+    def state_verb(self, c):
+        return _attach(c[0], c[-1])
+
+    def state_verb_not(self, c):
+        st = _attach(c[0], c[-1])
+        return State(st.subject, st.pred, st.obj, True)
+
+    def rel_pred(self, c):
+        rel, obj = c
+        return ("pred", rel, obj)
+
+    def vp_hold(self, c):
+        return ("pred", "holds", c[-1])
+
+    def vp_touch(self, c):
+        return ("pred", "touch", c[-1])
+
+    def vp_near(self, c):
+        return ("pred", "near", c[-1])
+
+    def vp_be(self, c):
+        return c[-1]
+
+    def lifted_pred(self, c):
+        return ("pred", "lifted", None)
+
+    def held_pred(self, c):
+        return ("pred", "held", c[0] if c else None)
+
+    def open_pred(self, c):
+        return ("pred", "open", None)
+
+    def closed_pred(self, c):
+        return ("pred", "closed", None)
+
+    def moving_pred(self, c):
+        return ("pred", "moving", None)
+
+    def still_pred(self, c):
+        return ("pred", "still", None)
+
+    def visible_pred(self, c):
+        return ("pred", "visible", None)
+
+    def on_pred(self, c):
+        return ("pred", "switched_on", None)
+
+    def off_pred(self, c):
+        return ("pred", "switched_off", None)
+
+    def pressed_pred(self, c):
+        return ("pred", "pressed", None)
+
+    def start(self, c):
+        steps: list[Step] = []
+        statements: list[Statement] = []
+        for x in c:
+            for y in x if isinstance(x, list) else [x]:
+                if isinstance(y, Step):
+                    steps.append(y)
+                elif isinstance(y, Statement):
+                    statements.append(y)
+        return Parsed(steps, statements)
+
+
+for _alias, _rel in _REL_ALIASES.items():
+    setattr(_ToIR, _alias, (lambda r: lambda self, c: r)(_rel))
+
+
+@dataclass(frozen=True)
+class _Words:
+    """Words of an adjective run or a compound noun inside a noun phrase."""
+
+    kind: str
+    words: tuple[str, ...]
+
+
+class _SemanticError(Exception):
+    """A parse that is grammatical but meaningless (raised inside the transformer)."""
+
+
+_COLOURS = frozenset(__import__("ltlreward.nl.lexicon", fromlist=["COLOURS"]).COLOURS)
+_PLACES = ("left", "right", "top", "bottom", "middle")
+
+
+def _is_adj(words: tuple[str, ...]) -> bool:
+    return all(w in _COLOURS or w in SIZE_RANK or w in ORDINALS or w in _PLACES for w in words)
+
+
+def _make_np(adjs: tuple[str, ...], words: tuple[str, ...], number: int | None) -> NP:
+    colour = next((a for a in adjs if a in _COLOURS), None)
+    size = next((SIZE_CANON[SIZE_RANK[a]] for a in adjs if a in SIZE_RANK), None)
+    ordinal = next((ORDINALS[a] for a in adjs if a in ORDINALS), number)
+    place = next((a for a in adjs if a in _PLACES), None)
+    head = words[-1] if words else ""
+    text = " ".join([*adjs, *words] + ([str(number)] if number else []))
+    return NP(head=head, words=tuple(words[:-1]), colour=colour, size=size, ordinal=ordinal, place=place,
+              text=text)
+
+
+def _attach(subject, pred) -> State:
+    _, name, obj = pred
+    return State(subject, name, obj)
+
+
+# ------------------------------------------------------------------------------------------ suggestions
+SUPPORTED_PHRASES: tuple[str, ...] = (
+    "pick up the red block",
+    "put the cup on the plate",
+    "place the apple in the bowl",
+    "pick up the cup and put it in the drawer",
+    "push the puck to the goal",
+    "slide the block into the bin",
+    "reach the target",
+    "touch the button",
+    "open the drawer",
+    "close the drawer",
+    "press the button",
+    "turn on the lamp",
+    "lift the box with both arms",
+    "hand the bottle from the left arm to the right arm",
+    "insert the peg into the hole",
+    "assemble the nut onto the peg",
+    "pour the cup into the bowl",
+    "stack the red block on the blue block",
+    "stack the three bowls",
+    "arrange the blocks by colour from left to right: red, green, blue",
+    "arrange the blocks by size from largest to smallest, left to right",
+    "put both bottles in the dustbin",
+    "open the cabinet, then put the mouse in the cabinet",
+    "first open the drawer, then put the cup in it, finally close the drawer",
+    "after opening the door, press the button",
+    "pick up the cup without dropping it",
+    "never touch the vase",
+    "keep the gripper open until it reaches the cup",
+    "at the end the cup is on the plate",
+    "the cup must never touch the table",
+    "release the cup",
+    "hold the cup",
+)
+
+
+def suggest(sentence: str) -> str:
+    """The supported phrasing closest to `sentence` (difflib over SUPPORTED_PHRASES)."""
+    hits = difflib.get_close_matches(sentence.lower().strip(" .!?;"), SUPPORTED_PHRASES, n=1, cutoff=0.0)
+    return hits[0]
+
+
+def _sentence_bounds(text: str, pos: int) -> tuple[int, int]:
+    seps = ".!?;\n"
+    lo = max(text.rfind(s, 0, pos) for s in seps) + 1
+    his = [i for i in (text.find(s, pos) for s in seps) if i >= 0]
+    hi = min(his) if his else len(text)
+    while lo < hi and text[lo].isspace():
+        lo += 1
+    return lo, hi
+
+
+def _syntax_error(text: str, exc: UnexpectedInput) -> NLError:
+    words = tokenize(text)
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        pos = words[-1][1] if words else 0
+        lo, hi = _sentence_bounds(text, pos)
+        sentence = text[lo:hi].strip()
+        return NLError(f'incomplete sentence: "{sentence}" ends before the action is complete',
+                       text=text, span=(lo, hi), suggestion=suggest(sentence))
+    pos = getattr(exc, "pos_in_stream", None)
+    if pos is None and isinstance(exc, UnexpectedToken):
+        pos = exc.token.start_pos
+    pos = pos or 0
+    lo, hi = _sentence_bounds(text, pos)
+    # the unparsed span runs from the offending word to the end of its sentence
+    span_text = text[pos:hi].strip()
+    sentence = text[lo:hi].strip()
+    first = next(((w, p) for w, p in words if p >= lo), None)
+    if first is not None and first[0] not in keywords() and first[1] < pos:
+        # a sentence must open with a verb or a known opening: blame its first word
+        pos = first[1]
+        span_text = text[pos:hi].strip()
+    if not span_text:
+        # failed only at the sentence end: blame what follows the last link word (",", "and", "then")
+        links = [p + len(w) for w, p in words if lo <= p < pos and w in (",", "and", "then")]
+        pos = links[-1] if links else lo
+        while pos < hi and text[pos].isspace():
+            pos += 1
+        span_text = text[pos:hi].strip()
+    bad = next((w for w, p in words if p == pos), span_text.split()[0] if span_text else "")
+    hint = ""
+    suggestion = suggest(sentence)
+    if bad and bad not in keywords():
+        hint = f" ('{bad}' is not a supported verb or sentence opening)" if pos == lo else \
+            f" ('{bad}' does not fit here)"
+        close = difflib.get_close_matches(bad.lower(), sorted(keywords()), n=1, cutoff=0.8)
+        # an unknown word close to a keyword is most likely a typo: suggest the sentence with it fixed
+        if close and classify(bad.lower(), {}) in ("NOUN", "PLURAL_HEAD"):
+            hint = f" ('{bad}' is not a known word here; did you mean '{close[0]}'?)"
+            at = pos - lo
+            fixed = sentence[:at] + close[0] + sentence[at + len(bad) :]
+            suggestion = fixed[0].lower() + fixed[1:]
+    return NLError(f'cannot understand "{span_text}" in "{sentence}"{hint}', text=text,
+                   span=(pos, pos + len(span_text)), suggestion=suggestion)
+
+
+_FILLERS = re.compile(r"(^|[.!?;]\s*)((?:your|the|our|my) (?:task|goal|job|objective|mission) is to|"
+                      r"the robot(?:'s)? (?:task|goal|job) is to|task:|goal:|instruction:|"
+                      r"(?:please )?(?:could|can|would|will) you(?: please)?)", re.I)
+
+
+def _blank_fillers(text: str) -> str:
+    """Blank task-framing openings ("your goal is to …") with spaces so offsets stay aligned."""
+    return _FILLERS.sub(lambda m: m.group(1) + " " * len(m.group(2)), text)
+
+
+def parse_text(text: str) -> Parsed:
+    """Parse an English task description into steps and statements; raise NLError on anything not covered."""
+    if not text.strip() or not tokenize(text):
+        raise NLError("empty task description", text=text, suggestion=SUPPORTED_PHRASES[3])
+    try:
+        tree: Tree = _lark().parse(_blank_fillers(text.lower()))
+    except UnexpectedInput as exc:
+        raise _syntax_error(text, exc) from None
+    try:
+        return _ToIR().transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, _SemanticError):
+            raise NLError(str(exc.orig_exc), text=text, suggestion=suggest(text)) from None
+        raise
