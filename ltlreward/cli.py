@@ -47,6 +47,35 @@ def _load(path: Path):
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+ModelConfigOpt = Annotated[Path | None, typer.Option(help="ltlreward.toml with model paths (model grounders).")]
+ModelOpt = Annotated[
+    list[str] | None, typer.Option("--model", help="ROLE=PATH_OR_HUB_ID, e.g. sam2=/models/sam2 (repeatable).")
+]
+DeviceOpt = Annotated[str | None, typer.Option(help="cuda, cpu or auto (model grounders).")]
+AllowDownloadOpt = Annotated[bool, typer.Option(help="Let model grounders download missing weights.")]
+ObsCacheOpt = Annotated[Path | None, typer.Option(help="Observations cache directory ('' turns it off).")]
+
+
+def _grounder_options(config, models, device, allow_download, cache) -> dict:
+    """Options for model grounders, only those the user set (state/color take none of them)."""
+    opts: dict = {}
+    if config is not None:
+        opts["config"] = str(config)
+    if models:
+        from .errors import GroundingError
+        from .grounding.backends.models.config import parse_model_flags
+
+        try:
+            opts["models"] = parse_model_flags(models)
+        except GroundingError as exc:
+            raise _fail(str(exc)) from None
+    if device:
+        opts["device"] = device
+    if allow_download:
+        opts["allow_download"] = True
+    if cache is not None:
+        opts["cache_dir"] = str(cache)
+    return opts
 
 
 @app.command()
@@ -208,6 +237,11 @@ def score(
     target_fps: Annotated[float | None, typer.Option(help="Resample to about this frame rate.")] = None,
     max_frames: Annotated[int | None, typer.Option(help="Keep at most this many frames.")] = None,
     size: Annotated[int | None, typer.Option(help="Resize: shortest side in pixels.")] = None,
+    model_config: ModelConfigOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    allow_download: AllowDownloadOpt = False,
+    obs_cache: ObsCacheOpt = None,
 ) -> None:
     """Score videos against a spec: reward, per-constraint verdicts, violation frames."""
     from .score_cli import run_score
@@ -215,11 +249,42 @@ def score(
     def s(p: Path | None) -> str | None:
         return None if p is None else str(p)
 
+    options = _grounder_options(model_config, model, device, allow_download, obs_cache)
     code = run_score(
         inputs, str(spec), grounder, s(sidecar), as_json, s(out), resume, s(masks), s(overlay), workers, stride,
         target_fps, max_frames, _console(), size=size, retry_failed=retry_failed, err_console=_err_console(),
+        grounder_options=options,
     )
     raise typer.Exit(code)
+
+
+@app.command()
+def calibrate(
+    labels: Annotated[Path, typer.Argument(help="JSONL of labelled frames: video, frame, label, atom|predicate.")],
+    method: Annotated[str, typer.Option(help="platt or isotonic.")] = "platt",
+    out: Annotated[Path, typer.Option("--out", help="Where to store the calibration maps.")] = Path("calibration.json"),
+    min_per_key: Annotated[int, typer.Option(help="Labels needed to fit a per-question map.")] = 20,
+    size: Annotated[int | None, typer.Option(help="Resize frames: shortest side in pixels.")] = None,
+    model_config: ModelConfigOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    allow_download: AllowDownloadOpt = False,
+) -> None:
+    """Fit Platt or isotonic maps from labelled frames for the vlm grounder's yes/no probabilities."""
+    from .errors import LtlRewardError
+
+    try:
+        from .grounding import get_grounder
+        from .grounding.backends.models.calibrate import calibrate as fit
+
+        options = _grounder_options(model_config, model, device, allow_download, None)
+        g = get_grounder("vlm", cache_dir="", **options)
+        cal = fit(labels, g, method=method, out=out, min_per_key=min_per_key,
+                  video_options={"size": size} if size else None)
+    except LtlRewardError as exc:
+        raise _fail(str(exc)) from None
+    _console().print_json(data=cal.report)
+    _console().print(f'stored {out}; add  [vlm] calibration = "{out}"  to ltlreward.toml to use it')
 
 
 @app.command("compile")

@@ -121,6 +121,7 @@ def run_score(
     size: int | None = None,
     retry_failed: bool = False,
     err_console: Any = None,
+    grounder_options: dict[str, Any] | None = None,
 ) -> int:
     """Score VIDEO|DIR|GLOB inputs against `spec`; prints tables (or JSON lines) and returns the exit code."""
     from rich.console import Console
@@ -152,7 +153,7 @@ def run_score(
         return usage("no videos given")
     model_kwargs: dict[str, Any] = {
         "spec": task, "grounder": grounder, "sidecar": sidecar, "stride": stride, "target_fps": target_fps,
-        "max_frames": max_frames, "size": size,
+        "max_frames": max_frames, "size": size, "grounder_options": dict(grounder_options or {}),
     }
     try:  # built up front so a bad grounder name or option is a usage error, not N failed videos
         scorer = VideoScorer(model_kwargs, masks_dir, overlay_dir)

@@ -24,6 +24,8 @@ _REGISTRY: dict[str, str] = {
     "vlm": "ltlreward.grounding.backends.models.vlm:VLMGrounder",
     "gdino-sam2+vlm": "ltlreward.grounding.backends.models.composite:GdinoSam2VlmGrounder",
     "owlv2+vlm": "ltlreward.grounding.backends.models.composite:Owlv2VlmGrounder",
+    "sam3": "ltlreward.grounding.backends.models.sam3:Sam3Grounder",
+    "sam3+vlm": "ltlreward.grounding.backends.models.composite:Sam3VlmGrounder",
 }
 _ALIASES = {"colour": "color", "sim": "state"}
 

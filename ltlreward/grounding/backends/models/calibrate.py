@@ -81,24 +81,20 @@ def fit_platt(p: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50) -
 
 
 def fit_isotonic(p: np.ndarray, y: np.ndarray) -> CalibrationMap:
-    """Non-decreasing step fit of `y` on `p` by pool-adjacent-violators; knots at block means."""
+    """Non-decreasing least-squares fit of `y` on `p` by pool-adjacent-violators. Knots at each block's lowest
+    and highest p, so every training point maps to its block's mean (linear between blocks)."""
     order = np.argsort(p, kind="stable")
     ps, ys = np.asarray(p, np.float64)[order], np.asarray(y, np.float64)[order]
-    vals, wts, xs = [], [], []  # blocks: mean label, weight, mean p
-    for pi, yi in zip(ps, ys):
-        vals.append(yi)
-        wts.append(1.0)
-        xs.append(pi)
-        while len(vals) > 1 and vals[-2] > vals[-1]:
-            w = wts[-2] + wts[-1]
-            vals[-2] = (vals[-2] * wts[-2] + vals[-1] * wts[-1]) / w
-            xs[-2] = (xs[-2] * wts[-2] + xs[-1] * wts[-1]) / w
-            wts[-2] = w
-            del vals[-1], wts[-1], xs[-1]
-    x = np.concatenate([[0.0], xs, [1.0]])
-    yv = np.concatenate([[vals[0]], vals, [vals[-1]]])
-    x, idx = np.unique(x, return_index=True)
-    return CalibrationMap("isotonic", x=tuple(x.tolist()), y=tuple(np.maximum.accumulate(yv[idx]).tolist()))
+    blocks: list[list[float]] = []  # [mean label, weight, lowest p, highest p]
+    for pi, yi in zip(ps, ys, strict=True):
+        blocks.append([yi, 1.0, pi, pi])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            (v1, w1, lo, _), (v2, w2, _, hi) = blocks[-2], blocks[-1]
+            blocks[-2:] = [[(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, lo, hi]]
+    xs = [0.0] + [x for b in blocks for x in (b[2], b[3])] + [1.0]
+    vs = [blocks[0][0]] + [b[0] for b in blocks for _ in range(2)] + [blocks[-1][0]]
+    x, idx = np.unique(np.asarray(xs), return_index=True)  # first occurrence: a shared knot keeps the lower block
+    return CalibrationMap("isotonic", x=tuple(x.tolist()), y=tuple(np.asarray(vs)[idx].tolist()))
 
 
 @dataclass
@@ -164,8 +160,8 @@ def fit_calibration(probs: dict[str, np.ndarray], labels: dict[str, np.ndarray],
             maps[k] = fit(np.asarray(probs[k], np.float64), y)
     cal = Calibration(maps, model, method)
     after = np.concatenate([cal.apply(k, probs[k]) for k in keys])
-    cal.report = {"n": int(len(all_y)), "positives": int(all_y.sum()), "brier_before": brier(all_p, all_y),
-                  "brier_after": brier(after, all_y), "keys": {k: int(len(labels[k])) for k in keys}}
+    cal.report = {"n": len(all_y), "positives": int(all_y.sum()), "brier_before": brier(all_p, all_y),
+                  "brier_after": brier(after, all_y), "keys": {k: len(labels[k]) for k in keys}}
     return cal
 
 
@@ -217,7 +213,7 @@ def calibrate(labels_path: str | Path, grounder: Any, method: str = "platt", out
         for r in items:
             questions.append(grounder.question_for(r.get("atom"), r.get("predicate"), r.get("entity")))
         raw = grounder.ask(video.frames, frames, [q for _, q in questions])
-        for r, (key, _), p in zip(items, questions, raw):
+        for r, (key, _), p in zip(items, questions, raw, strict=True):
             probs[key].append(float(p))
             labels[key].append(r["label"])
     cal = fit_calibration({k: np.array(v) for k, v in probs.items()}, {k: np.array(v) for k, v in labels.items()},

@@ -1,6 +1,6 @@
-"""Composite grounders (`gdino-sam2+vlm`, `owlv2+vlm`): a geometry backend gives masks/boxes/centres/visibility,
-the VLM adds atoms and gripper openings; the merged Observations let the predicate layer take each predicate
-from whichever part observed the field it reads."""
+"""Composite grounders (`gdino-sam2+vlm`, `owlv2+vlm`, `sam3+vlm`): a geometry backend gives masks,
+boxes, centres and visibility, the VLM adds atoms and gripper openings; the merged Observations let the
+predicate layer take each predicate from whichever part observed the field it reads."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ltlreward.errors import GroundingError
 from ltlreward.grounding.backends.models.config import ModelsConfig
 from ltlreward.grounding.backends.models.gdino_sam2 import GdinoSam2Grounder, Owlv2Sam2Grounder, make_config
+from ltlreward.grounding.backends.models.sam3 import Sam3Grounder
 from ltlreward.grounding.backends.models.vlm import VLMGrounder
 from ltlreward.grounding.observations import Observations
 
@@ -87,3 +88,10 @@ class Owlv2VlmGrounder(CompositeGrounder):
 
     name = "owlv2+vlm"
     part_classes = (Owlv2Sam2Grounder, VLMGrounder)
+
+
+class Sam3VlmGrounder(CompositeGrounder):
+    """SAM3 text-prompted tracking with VLM atoms and gripper openings."""
+
+    name = "sam3+vlm"
+    part_classes = (Sam3Grounder, VLMGrounder)

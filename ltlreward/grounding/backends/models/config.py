@@ -65,7 +65,7 @@ DEFAULT_QUESTIONS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ModelsConfig:
-    """Everything the model grounders read from configuration (one frozen value, hashable into cache keys)."""
+    """Everything the model grounders read from configuration (one frozen value)."""
 
     models: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MODELS))
     allow_download: bool = False
@@ -130,7 +130,8 @@ def _check_type(path: Path, where: str, value: Any, typ: type) -> Any:
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> ModelsConfig:
     """Read the config (see `find_config`) and apply keyword overrides (ModelsConfig field names; `models`
-    merges role by role, `questions` replaces). Relative model directories and calibration paths resolve against the file."""
+    merges role by role, `questions` replaces). Relative model directories and calibration paths resolve
+    against the file."""
     cfg = ModelsConfig()
     p = find_config(path)
     if p is not None:
@@ -157,7 +158,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ModelsConfi
             sec = data.get(section) or {}
             for key, value in sec.items():
                 if key == "questions" and section == "vlm":
-                    values["questions"] = {str(k): _check_type(p, f"vlm.questions.{k}", v, str) for k, v in value.items()}
+                    values["questions"] = {str(k): _check_type(p, f"vlm.questions.{k}", v, str)
+                                           for k, v in value.items()}
                     continue
                 if key not in keys:
                     raise GroundingError(f"{p}: unknown key {section}.{key}; known: {', '.join(sorted(keys))}")

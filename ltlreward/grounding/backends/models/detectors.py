@@ -41,7 +41,7 @@ def frames_to_tensor(frames: np.ndarray, device: Any, dtype: Any, size: tuple[in
 
     x = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
     if pad_square is not None:
-        n, _, h, w = x.shape
+        h, w = x.shape[-2:]
         s = max(h, w)
         if (h, w) != (s, s):
             x = F.pad(x, (0, s - w, 0, s - h), value=pad_square)

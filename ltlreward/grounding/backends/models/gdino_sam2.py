@@ -64,6 +64,28 @@ def mask_boxes(m: np.ndarray, scale: tuple[float, float] = (1.0, 1.0)) -> np.nda
     return b
 
 
+def tracks_from_low_res(low: np.ndarray | None, score: np.ndarray, H: int, W: int
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-entity tracks from low-resolution mask logits (T, E, h, w) (None = nothing tracked) and object score
+    logits (T, E): full-resolution masks (E, T, H, W), boxes (their extents), centres, and visibility =
+    sigmoid(score) where the mask is non-empty, else 0."""
+    import torch
+    import torch.nn.functional as F
+
+    T, E = score.shape
+    masks = np.zeros((E, T, H, W), bool)
+    if low is not None:
+        h, w = low.shape[-2:]
+        lt = torch.from_numpy(low)
+        for i in range(0, T, 8):
+            up = F.interpolate(lt[i:i + 8].reshape(-1, 1, h, w), size=(H, W), mode="bilinear", align_corners=False)
+            masks[:, i:i + 8] = (up > 0).reshape(-1, E, H, W).numpy().transpose(1, 0, 2, 3)
+    boxes = mask_boxes(masks)
+    vis = np.where(masks.any(axis=(2, 3)), 1.0 / (1.0 + np.exp(-np.clip(score.T, -50, 50))), 0.0)
+    centers = np.stack([(boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2], axis=-1)
+    return masks, boxes, centers.astype(np.float32), vis.astype(np.float32)
+
+
 class _LazyFrames:
     """SAM2's per-frame inputs computed on demand in chunks (only one chunk kept), so a long clip never sits in
     memory at 1024² float; time spent here is our pre-processing, not model time."""
@@ -113,7 +135,7 @@ class Sam2Tracker:
         """A fresh inference session over `frames` (T, H, W, 3) uint8."""
         from transformers.models.sam2_video.modeling_sam2_video import Sam2VideoInferenceSession
 
-        T, H, W = frames.shape[:3]
+        H, W = frames.shape[1:3]
         lazy = _LazyFrames(frames, self.device, self.dtype, self.size, self.mean, self.std)
         s = Sam2VideoInferenceSession(video=None, video_height=H, video_width=W, inference_device=self.device,
                                       inference_state_device=self.device, video_storage_device=self.device,
@@ -233,9 +255,6 @@ class DetectTrackGrounder:
         return boxes[i], float(scores[i])
 
     def _ground(self, video: Video, names: tuple[str, ...], prompts: list[str]) -> Observations:
-        import torch
-        import torch.nn.functional as F
-
         frames = video.frames
         T, H, W = (int(x) for x in frames.shape[:3])
         E = len(names)
@@ -254,6 +273,7 @@ class DetectTrackGrounder:
         alive = np.zeros(E, bool)
         prompted = np.zeros((T, E), bool)
         det_score = np.zeros((T, E), np.float32)
+        det_box = np.full((T, E, 4), np.nan, np.float32)
         for t in range(T):
             if t % every == 0:
                 kf = t // every
@@ -263,7 +283,7 @@ class DetectTrackGrounder:
                     if box is None:
                         continue
                     tracker.prompt_box(session, int(e) + 1, t, box)
-                    started[e], prompted[t, e], det_score[t, e] = True, True, s
+                    started[e], prompted[t, e], det_score[t, e], det_box[t, e] = True, True, s, box
                     taken.append(box)
             if not started.any():
                 continue
@@ -280,28 +300,18 @@ class DetectTrackGrounder:
             alive[rows] = (s >= self.cfg.lost_score) & m.any(axis=(1, 2))
         stats_pre = lazy.seconds
         self.stats.seconds -= stats_pre  # pre-processing inside the model call is ours
-        # full-resolution masks, boxes from them, visibility from SAM2's object score
-        masks = np.zeros((E, T, H, W), bool)
-        if low is not None:
-            lt = torch.from_numpy(low)
-            for i in range(0, T, 8):
-                up = F.interpolate(lt[i:i + 8].reshape(-1, 1, h, w), size=(H, W), mode="bilinear",
-                                   align_corners=False)
-                masks[:, i:i + 8] = (up > 0).reshape(-1, E, H, W).numpy().transpose(1, 0, 2, 3)
-        boxes = mask_boxes(masks)
-        has = masks.any(axis=(2, 3))
-        vis = np.where(has, 1.0 / (1.0 + np.exp(-np.clip(score.T, -50, 50))), 0.0).astype(np.float32)
-        centers = np.stack([(boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2], axis=-1)
+        masks, boxes, centers, vis = tracks_from_low_res(low, score, H, W)
         meta = {"provides": sorted(self.provides if self.masks else self.provides - {"masks"}),
-                "prompts": dict(zip(names, prompts)), "keyframes": keyframes.tolist(),
+                "prompts": dict(zip(names, prompts, strict=True)), "keyframes": keyframes.tolist(),
                 "prompted_frames": {n: np.flatnonzero(prompted[:, i]).tolist() for i, n in enumerate(names)},
                 "detector_scores": {n: det_score[prompted[:, i], i].tolist() for i, n in enumerate(names)},
+                "prompt_boxes": {n: det_box[prompted[:, i], i].tolist() for i, n in enumerate(names)},
                 "models": {self.detector_role: str(self.detector.model_dir), "sam2": str(tracker.model_dir)}}
         note = self.detector.device_note or tracker.device_note
         if note:
             meta["device_note"] = note
         return Observations(entities=names, n_frames=T, height=H, width=W, fps=float(video.fps), boxes=boxes,
-                            centers=centers.astype(np.float32), visibility=vis,
+                            centers=centers, visibility=vis,
                             masks=masks if self.masks else None, source=self.name, meta=meta)
 
 

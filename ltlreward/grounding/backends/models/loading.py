@@ -57,7 +57,8 @@ def resolve_model_dir(role: str, source: str, *, allow_download: bool = False) -
         from huggingface_hub import snapshot_download
         from huggingface_hub.constants import HF_HUB_CACHE
     except ImportError:  # pragma: no cover - transformers always brings huggingface_hub
-        raise GroundingError(f"model {role!r}: huggingface_hub is not installed (pip install 'ltlreward[models]')") from None
+        raise GroundingError(f"model {role!r}: huggingface_hub is not installed "
+                             "(pip install 'ltlreward[models]')") from None
     try:
         return Path(snapshot_download(source, local_files_only=not allow_download))
     except Exception as e:  # LocalEntryNotFoundError, RepositoryNotFoundError, network errors

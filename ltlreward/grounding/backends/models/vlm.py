@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 ATOM_TEMPLATE = 'Is the following true in this image: "{text}"? Answer yes or no.'
 QWEN_FAMILY = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 # predicate → (Observations field it fills, whether p(yes) is the value or its complement)
-ASKABLE = {"gripper_closed": ("gripper_opening", True), "gripper_open": ("gripper_opening", False),
-           "visible": ("visibility", False)}
+# (`visible` is not askable: the predicate layer reads visibility together with centres, which a VLM lacks.)
+ASKABLE = {"gripper_closed": ("gripper_opening", True), "gripper_open": ("gripper_opening", False)}
 
 
 def _single_token_ids(tokenizer: Any, words: Sequence[str]) -> list[int]:
@@ -64,6 +64,7 @@ class _QwenVLPrompter:
         self.image_token = tokenizer.convert_ids_to_tokens(self.image_token_id)
         self.merge = int(getattr(self.image_processor, "merge_size", 2))
         self.template = getattr(tokenizer, "chat_template", None)
+        self._ids: dict[tuple[str, int], list[int]] = {}
 
     def text(self, question: str, n_tokens: int) -> str:
         pads = self.image_token * n_tokens
@@ -74,23 +75,55 @@ class _QwenVLPrompter:
         return (f"<|im_start|>user\n<|vision_start|>{pads}<|vision_end|>{question}<|im_end|>\n"
                 f"<|im_start|>assistant\n")
 
-    def images(self, frames: np.ndarray) -> tuple[Any, Any]:
-        """Pixel rows per image (n, rows, D) and grid (n, 3) for same-sized frames."""
-        enc = self.image_processor(images=list(frames), return_tensors="pt")
-        grid = enc["image_grid_thw"]
-        rows = int(grid[0].prod())
-        return enc["pixel_values"].reshape(len(frames), rows, -1), grid
+    def images(self, frames: np.ndarray, device: Any = "cpu") -> tuple[Any, Any]:
+        """Pixel rows per image (n, rows, D) and grid (n, 3) for same-sized frames, computed like the image
+        processor (smart resize to multiples of patch × merge, rescale, normalise, patchify) but batched in torch
+        on `device`."""
+        import torch
+        import torch.nn.functional as F
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+        ip = self.image_processor
+        ps, ms, tps = int(ip.patch_size), int(ip.merge_size), int(ip.temporal_patch_size)
+        size = ip.size
+        lo = getattr(size, "shortest_edge", None) or size.get("shortest_edge")
+        hi = getattr(size, "longest_edge", None) or size.get("longest_edge")
+        n, h, w = frames.shape[:3]
+        rh, rw = smart_resize(h, w, factor=ps * ms, min_pixels=lo, max_pixels=hi)
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float()
+        if (rh, rw) != (h, w):
+            x = F.interpolate(x, size=(rh, rw), mode="bicubic", align_corners=False, antialias=True)
+        x = x.mul_(float(getattr(ip, "rescale_factor", 1 / 255)))
+        mean = torch.tensor(ip.image_mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        std = torch.tensor(ip.image_std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        x = (x - mean) / std
+        gh, gw = rh // ps, rw // ps
+        x = x.reshape(n, 3, gh // ms, ms, ps, gw // ms, ms, ps).permute(0, 2, 5, 3, 6, 1, 4, 7)
+        x = x[:, :, :, :, :, :, None].expand(*x.shape[:6], tps, ps, ps)  # (n, gh', gw', mh, mw, C, t, ph, pw)
+        pix = x.reshape(n, gh * gw, 3 * tps * ps * ps)
+        grid = torch.tensor([[1, gh, gw]] * n, dtype=torch.long, device=device)
+        return pix, grid
 
     def batch(self, pix: Any, grid: Any, img_idx: np.ndarray, questions: list[str], device: Any,
               dtype: Any) -> dict:
         import torch
 
         n_tok = int(grid[0].prod()) // (self.merge ** 2)
-        self.tok.padding_side = "left"
-        enc = self.tok([self.text(q, n_tok) for q in questions], return_tensors="pt", padding=True)
-        ids = enc["input_ids"]
-        idx = torch.as_tensor(img_idx)
-        return {"input_ids": ids.to(device), "attention_mask": enc["attention_mask"].to(device),
+        seqs = []
+        for q in questions:  # each distinct prompt is tokenised once per clip size
+            key = (q, n_tok)
+            if key not in self._ids:
+                self._ids[key] = self.tok(self.text(q, n_tok), add_special_tokens=False)["input_ids"]
+            seqs.append(self._ids[key])
+        L = max(len(x) for x in seqs)
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+        ids = torch.full((len(seqs), L), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), L), dtype=torch.long)
+        for i, x in enumerate(seqs):  # left padding: the answer's logits are at the last position
+            ids[i, L - len(x):] = torch.tensor(x)
+            mask[i, L - len(x):] = 1
+        idx = torch.as_tensor(img_idx, device=pix.device)
+        return {"input_ids": ids.to(device), "attention_mask": mask.to(device),
                 "pixel_values": pix[idx].reshape(-1, pix.shape[-1]).to(device, dtype),
                 "image_grid_thw": grid[idx].to(device),
                 "mm_token_type_ids": (ids == self.image_token_id).long().to(device)}
@@ -110,7 +143,7 @@ class _ProcessorPrompter:
                                  "Qwen2.5-VL and Qwen3-VL families work without torchvision") from None
         self.tok = self.proc.tokenizer
 
-    def images(self, frames: np.ndarray) -> tuple[Any, Any]:
+    def images(self, frames: np.ndarray, device: Any = "cpu") -> tuple[Any, Any]:
         return frames, None
 
     def batch(self, frames: Any, grid: Any, img_idx: np.ndarray, questions: list[str], device: Any,
@@ -123,7 +156,7 @@ class _ProcessorPrompter:
 
 
 class VLMGrounder:
-    """Yes/no VLM answers per frame → atoms (quoted text), gripper_opening, visibility (when asked)."""
+    """Yes/no VLM answers per frame → atoms (quoted text) and gripper_opening (asked gripper predicates)."""
 
     name = "vlm"
     provides = frozenset({"atoms", "gripper_opening"})
@@ -193,7 +226,7 @@ class VLMGrounder:
         self._load()
         frame_idx = np.asarray(frame_idx, np.int64)
         uniq, inv = np.unique(frame_idx, return_inverse=True)
-        pix, grid = self.prompter.images(frames[uniq])
+        pix, grid = self.prompter.images(frames[uniq], self.device)
         out = np.empty(len(frame_idx), np.float32)
         yes, no = torch.tensor(self.yes_ids), torch.tensor(self.no_ids)
         bs = self.cfg.vlm_batch
@@ -262,7 +295,6 @@ class VLMGrounder:
                         boxes=empty.reshape(0, T, 1).repeat(4, 2), centers=empty.reshape(0, T, 1).repeat(2, 2),
                         visibility=empty, atoms={"p": raw[q]}, source=self.name, meta={"question": q}))
         boxes = np.full((E, T, 4), np.nan, np.float32)
-        vis = np.zeros((E, T), np.float32)
         atoms: dict[str, np.ndarray] = {}
         opening: dict[str, np.ndarray] = {}
         provides = set()
@@ -275,15 +307,13 @@ class VLMGrounder:
                 closed = ASKABLE[fld.split(":")[1]][1]
                 opening[target] = (1.0 - p if closed else p).astype(np.float32)
                 provides.add("gripper_opening")
-            elif fld.startswith("visibility"):
-                vis[names.index(target)] = p
-                provides.add("visibility")
-        meta = {"provides": sorted(provides), "asked_frames": asked.tolist(), "questions": {f"{q[0]}:{q[1]}": q[3] for q in qs},
-                "cache_hits": hits, "calibrated": self.calibration is not None}
+        meta = {"provides": sorted(provides), "asked_frames": asked.tolist(),
+                "questions": {f"{q[0]}:{q[1]}": q[3] for q in qs}, "cache_hits": hits,
+                "calibrated": self.calibration is not None}
         if self._model is not None:
             meta["model"] = str(self.model_dir)
             if self.device_note:
                 meta["device_note"] = self.device_note
         return Observations(entities=names, n_frames=T, height=H, width=W, fps=float(video.fps), boxes=boxes,
-                            centers=np.full((E, T, 2), np.nan, np.float32), visibility=vis,
+                            centers=np.full((E, T, 2), np.nan, np.float32), visibility=np.zeros((E, T), np.float32),
                             gripper_opening=opening, atoms=atoms, source=self.name, meta=meta)

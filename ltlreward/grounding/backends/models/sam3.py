@@ -1,0 +1,147 @@
+"""`sam3` backend: text-prompted video segmentation and tracking in one model (transformers' Sam3VideoModel).
+Every entity prompt is a text prompt of one inference session; SAM3 detects and tracks all instances of each
+prompt. An entity follows one SAM3 object id while that object stays visible; when it disappears (or is
+suppressed) the entity takes the best-scoring free object of its prompt, so entities sharing a prompt get
+distinct objects."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ltlreward.grounding.backends.models.gdino_sam2 import DetectTrackGrounder, _LazyFrames, tracks_from_low_res
+from ltlreward.grounding.backends.models.loading import (
+    ModelStats,
+    load_model,
+    load_tokenizer,
+    read_preprocessor_config,
+    resolve_model_dir,
+)
+from ltlreward.grounding.observations import Observations
+
+if TYPE_CHECKING:
+    from ltlreward.video import Video
+
+SAM3_MEAN = (0.5, 0.5, 0.5)
+SAM3_STD = (0.5, 0.5, 0.5)
+
+
+class Sam3Model:
+    """Sam3VideoModel + its tokenizer, with hand-made inputs (its processors need torchvision)."""
+
+    role = "sam3"
+    class_name = "Sam3VideoModel"
+    model_types = ("sam3_video", "sam3")
+
+    def __init__(self, source: str, *, device: str = "auto", dtype: str = "auto", allow_download: bool = False,
+                 cpu_threads: int = 0, stats: ModelStats | None = None) -> None:
+        self.model, self.model_dir, self.device_note = load_model(
+            self.role, source, self.class_name, self.model_types, device=device, dtype=dtype,
+            allow_download=allow_download, cpu_threads=cpu_threads)
+        self.tokenizer = load_tokenizer(self.role, self.model_dir)
+        pre = read_preprocessor_config(self.model_dir)
+        self.mean, self.std = pre.get("image_mean", SAM3_MEAN), pre.get("image_std", SAM3_STD)
+        size = self.model.config.image_size
+        self.size = int(size[0] if isinstance(size, (list, tuple)) else size)
+        p = next(self.model.parameters())
+        self.device, self.dtype = p.device, p.dtype
+        self.stats = stats if stats is not None else ModelStats()
+
+    def session(self, frames: np.ndarray, prompts: list[str]) -> tuple[Any, _LazyFrames]:
+        """An inference session over `frames` with one text prompt per distinct prompt."""
+        import torch
+        from transformers.models.sam3_video.modeling_sam3_video import Sam3VideoInferenceSession
+
+        H, W = frames.shape[1:3]
+        lazy = _LazyFrames(frames, self.device, self.dtype, self.size, self.mean, self.std)
+        s = Sam3VideoInferenceSession(video=None, video_height=H, video_width=W, inference_device=self.device,
+                                      inference_state_device=self.device, video_storage_device=self.device,
+                                      dtype=self.dtype)
+        s.processed_frames = lazy
+        for text in prompts:
+            pid = s.add_prompt(text)
+            if pid not in s.prompt_input_ids:
+                enc = self.tokenizer(text, padding="max_length", max_length=32, truncation=True)
+                s.prompt_input_ids[pid] = torch.tensor([enc["input_ids"]], device=self.device)
+                s.prompt_attention_masks[pid] = torch.tensor([enc["attention_mask"]], device=self.device)
+        return s, lazy
+
+
+class Sam3Grounder(DetectTrackGrounder):
+    """SAM3 text-prompted tracking of every entity prompt; masks, boxes, centres, visibility (= SAM3's score)."""
+
+    name = "sam3"
+
+    @property
+    def sam3(self) -> Sam3Model:
+        if self._tracker is None:
+            self._tracker = Sam3Model(self.cfg.model("sam3"), device=self.cfg.device, dtype=self.cfg.dtype,
+                                      allow_download=self.cfg.allow_download, cpu_threads=self.cfg.cpu_threads,
+                                      stats=self.stats)
+        return self._tracker
+
+    def identity(self) -> dict:
+        """SAM3 weights + settings (cache key); resolves the weights, loads nothing."""
+        d = resolve_model_dir("sam3", self.cfg.model("sam3"), allow_download=self.cfg.allow_download)
+        return {"sam3": str(d.resolve()), "dtype": self.cfg.dtype, "device": self.cfg.device, "masks": self.masks}
+
+    def _ground(self, video: Video, names: tuple[str, ...], prompts: list[str]) -> Observations:
+        import torch
+
+        frames = video.frames
+        T, H, W = (int(x) for x in frames.shape[:3])
+        E = len(names)
+        m = self.sam3
+        session, lazy = m.session(frames, list(dict.fromkeys(prompts)))
+        prompt_id = {session.prompts[k]: k for k in session.prompts}
+        want = np.array([prompt_id[p] for p in prompts])
+        low: np.ndarray | None = None
+        score = np.full((T, E), -np.inf, np.float32)
+        cur = np.full(E, -1, np.int64)  # SAM3 object id each entity follows
+        switches: dict[str, list[int]] = {n: [] for n in names}
+        followed = np.full((T, E), -1, np.int64)  # object id shown in each entity's row, -1 = none
+        it = m.model.propagate_in_video_iterator(session, start_frame_idx=0)
+        for t in range(T):
+            with torch.inference_mode():
+                out = self.stats.timed(m.role, next, it)
+            hidden = set(out.suppressed_obj_ids or ()) | set(getattr(session, "hotstart_removed_obj_ids", ()) or ())
+            ids = [o for o in sorted(out.obj_id_to_mask) if o not in hidden]
+            if not ids:
+                continue
+            lows = torch.cat([out.obj_id_to_mask[o] for o in ids]).float().cpu().numpy()  # (n, h, w)
+            present = lows.reshape(len(ids), -1).max(axis=1) > 0
+            sc = np.array([float(out.obj_id_to_score.get(o, 0.0)) for o in ids], np.float32)
+            pid = np.array([session.obj_id_to_prompt_id.get(o, -1) for o in ids])
+            if low is None:
+                low = np.full((T, E, *lows.shape[-2:]), -1e4, np.float32)
+            row = {o: i for i, o in enumerate(ids)}
+            keep = [e for e in range(E) if cur[e] in row and present[row[cur[e]]]]
+            taken = {int(cur[e]) for e in keep}
+            for e in range(E):
+                if e in keep:
+                    continue
+                cand = [i for i in np.argsort(-sc) if present[i] and pid[i] == want[e] and ids[i] not in taken]
+                if cand:
+                    cur[e] = ids[cand[0]]
+                    taken.add(int(cur[e]))
+                    switches[names[e]].append(t)
+                    keep.append(e)
+            for e in keep:
+                i = row[int(cur[e])]
+                low[t, e] = lows[i]
+                followed[t, e] = cur[e]
+                p = float(np.clip(sc[i], 1e-6, 1 - 1e-6))
+                score[t, e] = np.log(p / (1 - p))  # tracks_from_low_res applies the sigmoid back
+        self.stats.seconds -= lazy.seconds
+        masks, boxes, centers, vis = tracks_from_low_res(low, score, H, W)
+        meta = {"provides": sorted(self.provides if self.masks else self.provides - {"masks"}),
+                "prompts": dict(zip(names, prompts, strict=True)), "object_switches": switches,
+                "object_ids": {n: followed[:, i].tolist() for i, n in enumerate(names)},
+                "models": {"sam3": str(m.model_dir)}}
+        if m.device_note:
+            meta["device_note"] = m.device_note
+        return Observations(entities=names, n_frames=T, height=H, width=W, fps=float(video.fps), boxes=boxes,
+                            centers=centers, visibility=vis, masks=masks if self.masks else None,
+                            source=self.name, meta=meta)
+
