@@ -187,7 +187,7 @@ def test_compare_margins_3d():
     np.testing.assert_allclose(s["height(a)>=0.1"], (0.15 - 0.1) / 0.1, atol=1e-6)
     np.testing.assert_allclose(s["y(a)<y(b)"], 0.04 / 0.1, atol=1e-6)
     np.testing.assert_allclose(s["0.3>x(a)"], 0.1 / 0.1, atol=1e-6)
-    np.testing.assert_array_equal(s["height(a)<-5.0"], -1.0)
+    np.testing.assert_array_equal(s["height(a)<-5"], -1.0)
 
 
 def test_compare_scale_override():
