@@ -80,7 +80,8 @@ def _argpick(values: list[np.ndarray], pick_max: bool) -> np.ndarray:
     idx = np.zeros(best.shape, dtype=np.int8)
     for k, v in enumerate(values[1:], start=1):
         better = (v > best) if pick_max else (v < best)
-        idx = np.where(better, np.int8(k), idx)
+        # k exceeds every earlier index, so max() writes k exactly where this child is strictly better
+        np.maximum(idx, better.view(np.int8) * np.int8(k), out=idx)
         best = np.maximum(best, v) if pick_max else np.minimum(best, v)
     return idx
 
@@ -150,10 +151,10 @@ def _window_argmax(n: CWindow, m: np.ndarray, y: np.ndarray, batch: Batch) -> np
         if counts.max() <= 1:  # one point per trace: a masked argmax per column
             cols = np.flatnonzero(counts)
             t0 = _argmax0(m[:, cols])
-            inside = (tt >= t0) if not n.past else (tt <= t0)
-            v = np.where(inside, yv[:, cols], neg)
+            outside = (tt < t0) if not n.past else (tt > t0)
+            v = yv[:, cols] - np.float32(4) * outside  # branch-free mask: values live in [-1, 1]
             arg = _argmax0(v)
-            ok = v[arg, np.arange(len(cols))] > neg
+            ok = v[arg, np.arange(len(cols))] >= -1
             child[arg[ok], cols[ok]] = True
             return child
         # dense: suffix (future) or prefix (past) argmax via a scan over packed (value, earliest-frame) keys
@@ -210,16 +211,16 @@ def _push_until(n: CUntil, mode: int, m: np.ndarray, vals, batch: Batch, masks: 
         inb = (cols >= 0) & (cols < batch.lengths[bb][:, None])
         cc = np.clip(cols, 0, T - 1)
         psi = R[cc, bb[:, None]].astype(np.float32)
-        phi = np.where(inb, L[cc, bb[:, None]], 1).astype(np.float32)
+        phi = L[cc, bb[:, None]].astype(np.float32) * inb + ~inb  # +1 (min's identity) outside the trace
         pm = np.minimum.accumulate(phi, axis=1)  # min of l over offsets 0..j
         excl = np.concatenate([np.ones((P, 1), np.float32), pm[:, :-1]], axis=1)  # over 0..j-1
         g = np.minimum(psi, excl)  # value of choosing offset j
         cand = inb & (j_all >= n.lo)
         last = np.minimum(np.maximum(batch.lengths[bb] - 1 - tt, 0), W - 1)  # last in-trace offset
         if low:
-            gm = np.where(cand, g, -np.inf)
+            gm = g - np.float32(4) * ~cand  # values live in [-1, 1]: non-candidates fall below -2
             j = (W - 1 - np.argmax(gm[:, ::-1], axis=1)) if n.past else np.argmax(gm, axis=1)
-            has = cand[rows, j]
+            has = gm[rows, j] >= -1
             best = np.where(has, gm[rows, j], -np.inf)
             never = np.zeros(P, dtype=bool)
             if n.weak:  # "l forever" competes with every release point
@@ -237,7 +238,7 @@ def _push_until(n: CUntil, mode: int, m: np.ndarray, vals, batch: Batch, masks: 
             # earliest-frame argmin of l over offsets 0..j-1
             prev = np.concatenate([np.full((P, 1), np.inf, np.float32), pm[:, :-1]], axis=1)
             rec = (phi <= prev) if n.past else (phi < prev)  # past: a larger offset is an earlier frame
-            am = np.maximum.accumulate(np.where(rec, j_all[None, :], -1), axis=1)
+            am = np.maximum.accumulate((j_all[None, :] + 1) * rec - 1, axis=1)
             am_ex = np.concatenate([np.full((P, 1), -1), am[:, :-1]], axis=1)
             r_wins = ((psi <= excl) if n.past else (psi < excl)) | (j_all[None, :] == 0)
             pi, ji = np.nonzero(pos & r_wins)
