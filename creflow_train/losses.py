@@ -65,8 +65,15 @@ def element_weights(mask: torch.Tensor | None, like: torch.Tensor, mask_floor: f
     return mask_floor + (1.0 - mask_floor) * m
 
 
-def _weighted_mean(err2: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Per-sample Σ W·err / Σ W: (B, …) -> (B,)."""
+MASK_NORMS = ("mask", "numel")
+
+
+def _weighted_mean(err2: torch.Tensor, w: torch.Tensor, norm: str = "mask") -> torch.Tensor:
+    """Per-sample Σ W·err / Σ W ("mask") or Σ W·err / #elements ("numel"): (B, …) -> (B,)."""
+    if norm == "numel":
+        return _flat_sum(w * err2) / (err2[0].numel() if err2.shape[0] else 1)
+    if norm != "mask":
+        raise ValueError(f"unknown mask normalisation {norm!r}; expected one of: {', '.join(MASK_NORMS)}")
     return _flat_sum(w * err2) / _flat_sum(w).clamp_min(MASK_SUM_MIN)
 
 
@@ -83,6 +90,7 @@ def nft_loss(
     adaptive: bool = True,
     mask: torch.Tensor | None = None,
     mask_floor: float = 0.0,
+    mask_norm: str = "mask",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """DiffusionNFT loss (Zheng et al. 2025), optionally credit-aware through a violation mask M.
 
@@ -91,6 +99,8 @@ def nft_loss(
         L± = Σ W·‖v± − v‖² / Σ W                                     (adaptive = False)
         L± = Σ W·‖x̂0± − x0‖² / Σ W / sg(max(Σ W·|x̂0± − x0| / Σ W, 1e-5)),  x̂0± = x_t − t·v±  (adaptive)
     loss = mean_b [ r·L⁺ + (1 − r)·L⁻ ].
+    mask_norm = "numel" divides the two sums by the element count instead of Σ W (the x0 weight stays a
+    mean inside the mask), so a small mask gets a proportionally small update instead of a concentrated one.
     v_old must carry no gradient (the old policy is frozen for the step); with mask_floor = 0 the gradient is
     exactly zero wherever M = 0. DiffusionNFT further scales by C/β, a constant absorbed by the learning rate.
     """
@@ -111,11 +121,11 @@ def nft_loss(
         e_neg = (x_t - tb * v_neg) - x0
         w_pos = (_weighted_mean(e_pos.abs(), w)).detach().clamp_min(X0_WEIGHT_MIN)
         w_neg = (_weighted_mean(e_neg.abs(), w)).detach().clamp_min(X0_WEIGHT_MIN)
-        l_pos = _weighted_mean(e_pos.square(), w) / w_pos
-        l_neg = _weighted_mean(e_neg.square(), w) / w_neg
+        l_pos = _weighted_mean(e_pos.square(), w, mask_norm) / w_pos
+        l_neg = _weighted_mean(e_neg.square(), w, mask_norm) / w_neg
     else:
-        l_pos = _weighted_mean((v_pos - v).square(), w)
-        l_neg = _weighted_mean((v_neg - v).square(), w)
+        l_pos = _weighted_mean((v_pos - v).square(), w, mask_norm)
+        l_neg = _weighted_mean((v_neg - v).square(), w, mask_norm)
         w_pos = w_neg = torch.ones_like(r)
     per_sample = r * l_pos + (1 - r) * l_neg
     loss = per_sample.mean()
@@ -145,6 +155,7 @@ def credit_nft_loss(
     clip: float = 5.0,
     adaptive: bool = True,
     mask_floor: float = 0.0,
+    mask_norm: str = "mask",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Credit-aware NFT: `nft_loss` with every element weighted by the rollout's latent violation mask M.
 
@@ -153,7 +164,7 @@ def credit_nft_loss(
     """
     loss, terms = nft_loss(
         v_theta, v_old, x0, eps, t, advantages, beta=beta, clip=clip, adaptive=adaptive, mask=mask,
-        mask_floor=mask_floor,
+        mask_floor=mask_floor, mask_norm=mask_norm,
     )
     return loss, {k.replace("nft_", "credit_nft_", 1): v for k, v in terms.items()}
 
@@ -171,12 +182,21 @@ class CorrectiveTargets:
 
 
 def corrective_targets(
-    x0: torch.Tensor, mask: torch.Tensor, groups: torch.Tensor, positive: torch.Tensor
+    x0: torch.Tensor,
+    mask: torch.Tensor,
+    groups: torch.Tensor,
+    positive: torch.Tensor,
+    *,
+    close_diff: float | None = None,
 ) -> CorrectiveTargets:
     """x0* = M ⊙ mean(x0⁺ of the group) + (1 − M) ⊙ x0⁻ for every negative in a group with ≥ 1 positive.
 
     `groups` (B,) int ids, `positive` (B,) bool (e.g. reward above the group mean or the spec satisfied);
-    `mask` (B, …) in [0, 1], broadcastable against x0 after inserting a channel dim if it has one dim fewer.
+    `mask` (B, …) in [0, 1], broadcastable against x0 after inserting a channel dim if it has one dim fewer
+    (x0 (B, C, T, …) with mask (B, T, …)). With `close_diff` = τ and such a channel-less mask, M is first
+    closed under the difference to the positives at the blamed frames: M ← max(M, [max_c |x̄0⁺ − x0⁻| > τ]
+    at every frame where M is non-zero), so an object the mask blames is not pasted in twice (once where the
+    positives have it, once where the negative left it) — the composite stays a coherent scene.
     """
     import torch
 
@@ -192,9 +212,17 @@ def corrective_targets(
     pos_mean = (sums / counts.clamp_min(1)[:, None]).reshape(n_groups, *x0.shape[1:])
     index = torch.nonzero((~positive) & (counts[inv] > 0), as_tuple=False).flatten()
     m = mask[index].to(x0.dtype)
+    target = pos_mean[inv[index]]
+    if close_diff is not None:
+        if m.dim() != x0.dim() - 1 or m.dim() < 3:
+            raise ValueError("close_diff needs x0 (B, C, T, …) and a channel-less mask (B, T, …)")
+        differs = (target - x0[index]).abs().amax(dim=1) > close_diff  # (N, T, …)
+        blamed_frames = m.flatten(2).amax(dim=2) > 0  # (N, T)
+        shape = blamed_frames.shape + (1,) * (m.dim() - 2)
+        m = torch.maximum(m, (differs & blamed_frames.reshape(shape)).to(m.dtype))
     mb = m.unsqueeze(1) if m.dim() == x0.dim() - 1 else m
-    x0_star = mb * pos_mean[inv[index]] + (1 - mb) * x0[index]
-    return CorrectiveTargets(index=index, x0_star=x0_star.detach(), mask=mask[index])
+    x0_star = mb * target + (1 - mb) * x0[index]
+    return CorrectiveTargets(index=index, x0_star=x0_star.detach(), mask=m.to(mask.dtype))
 
 
 def corrective_reflow_loss(

@@ -105,6 +105,18 @@ def test_credit_nft_gradient_zero_outside_mask():
     assert v_theta.grad[0, 1].item() == 0.0 and v_theta.grad[1, 0].item() == 0.0  # exactly zero
 
 
+def test_credit_nft_numel_normalisation():
+    v_theta, v_old, x0, eps, t, adv = _nft_inputs()
+    mask = T([[1.0, 0.0], [0.0, 1.0]])
+    loss, _ = credit_nft_loss(v_theta, v_old, x0, eps, t, adv, mask, beta=0.5, adaptive=False, mask_norm="numel")
+    # the same masked sums as above, divided by the 2 elements instead of ΣM = 1: (0.25/2 + 7/2) / 2
+    assert loss.item() == pytest.approx((0.25 / 2 + 7.0 / 2) / 2)
+    loss.backward()
+    assert v_theta.grad[0, 1].item() == 0.0 and v_theta.grad[1, 0].item() == 0.0
+    with pytest.raises(ValueError, match="mask, numel"):
+        credit_nft_loss(v_theta, v_old, x0, eps, t, adv, mask, mask_norm="sum")
+
+
 def test_credit_nft_adaptive_gradient_zero_outside_mask():
     v_theta, v_old, x0, eps, t, adv = _nft_inputs()
     mask = T([[1.0, 0.0], [0.0, 1.0]])
@@ -149,6 +161,21 @@ def test_corrective_targets_hand_computed():
     # mean of positives = [3, 2]; x0* = M⊙[3, 2] + (1−M)⊙[1, 1] = [1, 2]
     assert ct.x0_star.tolist() == [[1.0, 2.0]]
     assert len(ct) == 1
+
+
+def test_corrective_targets_close_diff_extends_mask_at_blamed_frames():
+    # x0 (B=2, C=1, T=2, W=3): rollout 0 positive, rollout 1 negative, one group
+    pos = [[[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]]
+    neg = [[[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]]  # frame 1: the object sits at x=0 instead of x=2
+    x0 = T([pos, neg])
+    mask = T([[[0, 0, 0], [0, 0, 1]], [[0, 0, 0], [0, 0, 1]]])  # the witness blames x=2 at frame 1 only
+    plain = corrective_targets(x0, mask, torch.tensor([0, 0]), torch.tensor([True, False]))
+    # without closing: the object is pasted at x=2 and also stays at x=0 → two objects
+    assert plain.x0_star[0, 0, 1].tolist() == [1.0, 0.0, 1.0]
+    closed = corrective_targets(x0, mask, torch.tensor([0, 0]), torch.tensor([True, False]), close_diff=0.5)
+    # |x̄0⁺ − x0⁻| > 0.5 at x=0 and x=2 of frame 1 joins the mask; frame 0 (not blamed) is untouched
+    assert closed.mask[0].tolist() == [[0, 0, 0], [1, 0, 1]]
+    assert closed.x0_star[0, 0].tolist() == [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
 
 
 def test_corrective_reflow_loss_value_and_gradient():

@@ -73,6 +73,7 @@ class Thresholds:
     hold: float = 0.75  # tolerance of the gripper-above-block pose
     at_margin: float = 0.0  # block centre this far inside the goal box
     move: float = 0.5  # speed (px/frame) above which an entity is moving
+    visible: float = 0.625  # fraction of an object's 4 pixels that must show its colour (area ≥ 3)
 
 
 def speed(centres: torch.Tensor) -> torch.Tensor:
@@ -101,6 +102,8 @@ def signals(obs: ToyObservations, th: Thresholds = Thresholds()) -> dict[str, to
         "holding(gripper,block)": _rho((th.hold - pose_err) / th.hold),
         "at(block,goal)": _rho((margin - th.at_margin) / 1.5),
     }
+    for name in ("gripper", "block", "blue", "yellow"):  # a solid, full-size square: area ≥ 3 of 4 pixels
+        out[f"visible({name})"] = ((obs.areas[name] / 4.0).clamp(max=1.0) - th.visible) / (1.0 - th.visible)
     for name in ("block", "blue", "yellow"):
         v = speed(obs.centres[name])
         out[f"moving({name})"] = torch.nan_to_num((v - th.move) / 1.0, nan=1.0).clamp(-1.0, 1.0)

@@ -59,10 +59,30 @@ class Block(nn.Module):
         return x + h
 
 
+class Attention(nn.Module):
+    """Pre-norm multi-head self-attention among the h·w cells of each frame (moves objects across it)."""
+
+    def __init__(self, ch: int, heads: int = 4) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(8, ch)
+        self.qkv = nn.Linear(ch, 3 * ch)
+        self.proj = nn.Linear(ch, ch)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = x.shape
+        tok = self.norm(x).permute(0, 2, 3, 4, 1).reshape(b * t, h * w, c)  # (B·T, N, C)
+        q, k, v = self.qkv(tok).unflatten(-1, (3, self.heads, c // self.heads)).permute(2, 0, 3, 1, 4)
+        out = self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2))  # (B·T, N, C)
+        return x + out.reshape(b, t, h, w, c).permute(0, 4, 1, 2, 3)
+
+
 class TinyVideoFlow(nn.Module):
     """Velocity model v(z_t, t | prompt frame) on latents (B, 12, T−1, h, w)."""
 
-    def __init__(self, frames: int = 8, size: int = 16, ch: int = 48, depth: int = 6, emb: int = 64) -> None:
+    def __init__(self, frames: int = 8, size: int = 16, ch: int = 48, depth: int = 4, emb: int = 64) -> None:
         super().__init__()
         self.frames, self.size = frames, size
         lat = 3 * PATCH * PATCH
@@ -77,7 +97,8 @@ class TinyVideoFlow(nn.Module):
         self.inp = nn.Conv3d(2 * lat + 3, ch, 1)
         self.emb = nn.Sequential(nn.Linear(emb, emb), nn.SiLU(), nn.Linear(emb, emb))
         self.emb_dim = emb
-        self.blocks = nn.ModuleList(Block(ch, emb, d) for d in [1, 2, 1, 3, 1, 2][:depth])
+        self.blocks = nn.ModuleList(Block(ch, emb, d) for d in [1, 2, 1, 2, 1, 2][:depth])
+        self.attn = nn.ModuleDict({str(i): Attention(ch) for i in range(0, depth, 2)})
         self.out = nn.Conv3d(ch, lat, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -89,8 +110,10 @@ class TinyVideoFlow(nn.Module):
         x = torch.cat([z_t, c, self.coords[None, :, :tf].expand(b, -1, -1, -1, -1)], dim=1)
         x = self.inp(x)
         e = self.emb(_time_embedding(t, self.emb_dim))
-        for blk in self.blocks:
+        for i, blk in enumerate(self.blocks):
             x = blk(x, e)
+            if str(i) in self.attn:
+                x = self.attn[str(i)](x)
         return self.out(F.silu(x))
 
 

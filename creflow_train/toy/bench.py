@@ -1,0 +1,193 @@
+"""The CPU ablation: pretrain once, post-train the four arms over seeds, summarise, write CSV / JSON / PNG."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .model import TinyVideoFlow
+from .pretrain import PretrainConfig, pretrain
+from .train import ARMS, ArmResult, EvalSet, RLConfig, measure_overhead, train_arm
+from .world import WorldConfig
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """Everything one ablation run depends on."""
+
+    world: WorldConfig = field(default_factory=WorldConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    arms: tuple[str, ...] = tuple(ARMS)
+    timing_reps: int = 6  # interleaved steps per arm for the overhead figure (0 = skip)
+
+
+def quick_config() -> AblationConfig:
+    """`creflow toy --quick`: one seed, a short budget (reuses a cached pretrained model when present)."""
+    rl = RLConfig(steps=12, eval_every=4, eval_prompts=16)
+    return AblationConfig(rl=rl, seeds=(0,), timing_reps=2)
+
+
+@dataclass
+class ArmSummary:
+    """Seed-aggregated figures of one arm."""
+
+    arm: str
+    steps: list[int]
+    success_mean: list[float]
+    success_std: list[float]
+    reward_success_mean: list[float]
+    valid_mean: list[float]
+    drift_mean: list[float]
+    final_success: float
+    final_drift: float
+    step_seconds: float
+    mask_reflow_seconds: float
+    steps_to_target: int | None = None
+    skipped_steps: int = 0
+
+
+@dataclass
+class AblationSummary:
+    """All arms, the target success rate (NFT's final) and the wall-clock of the run."""
+
+    arms: dict[str, ArmSummary]
+    target: float
+    pretrained_success: float
+    seconds: float
+    config: dict = field(default_factory=dict)
+    interleaved_step_seconds: dict[str, float] = field(default_factory=dict)  # median, arms interleaved
+
+    @property
+    def overhead(self) -> float | None:
+        """Relative per-step time of CreFlow over NFT (masks + reflow) from the interleaved timing, else None."""
+        t = self.interleaved_step_seconds
+        if "nft" not in t or "creflow" not in t:
+            return None
+        return t["creflow"] / t["nft"] - 1.0
+
+
+def _cache_key(world: WorldConfig, cfg: PretrainConfig) -> str:
+    return hashlib.sha1(json.dumps([asdict(world), asdict(cfg)], sort_keys=True).encode()).hexdigest()[:10]
+
+
+def pretrained_model(world: WorldConfig, cfg: PretrainConfig, cache_dir: Path | None, log=None) -> TinyVideoFlow:
+    """Load the pretrained model from `cache_dir` if this exact config was trained before, else train it."""
+    path = cache_dir / f"pretrained_{_cache_key(world, cfg)}.pt" if cache_dir else None
+    if path is not None and path.exists():
+        model = TinyVideoFlow(world.frames, world.size, ch=cfg.ch)
+        model.load_state_dict(torch.load(path, map_location="cpu"))
+        return model.eval()
+    t0 = time.perf_counter()
+    model = pretrain(world, cfg, log_every=250 if log else 0)
+    if log:
+        log(f"pretrained in {time.perf_counter() - t0:.0f} s")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(model.state_dict(), tmp)
+        tmp.replace(path)
+    return model
+
+
+def summarise(results: list[ArmResult], pretrained_success: float, seconds: float, config: dict) -> AblationSummary:
+    """Average curves over seeds; target = NFT's final mean success; steps for each arm to reach it."""
+    arms: dict[str, ArmSummary] = {}
+    for arm in dict.fromkeys(r.arm for r in results):
+        rs = [r for r in results if r.arm == arm]
+        steps = [e.step for e in rs[0].evals]
+        succ = np.array([[e.success for e in r.evals] for r in rs])
+        arms[arm] = ArmSummary(
+            arm=arm,
+            steps=steps,
+            success_mean=succ.mean(0).tolist(),
+            success_std=succ.std(0).tolist(),
+            reward_success_mean=np.mean([[e.reward_success for e in r.evals] for r in rs], 0).tolist(),
+            valid_mean=np.mean([[e.valid for e in r.evals] for r in rs], 0).tolist(),
+            drift_mean=np.mean([[e.drift for e in r.evals] for r in rs], 0).tolist(),
+            final_success=float(succ.mean(0)[-1]),
+            final_drift=float(np.mean([r.evals[-1].drift for r in rs])),
+            step_seconds=float(np.mean([np.mean(r.step_seconds) for r in rs])),
+            mask_reflow_seconds=float(np.mean([np.mean(r.mask_reflow_seconds) for r in rs])),
+            skipped_steps=int(sum(r.skipped_steps for r in rs)),
+        )
+    target = arms["nft"].final_success if "nft" in arms else float("nan")
+    for a in arms.values():
+        hit = [s for s, m in zip(a.steps, a.success_mean, strict=True) if s > 0 and m >= target - 1e-9]
+        a.steps_to_target = hit[0] if hit else None
+    return AblationSummary(arms, target, pretrained_success, seconds, config)
+
+
+def run_ablation(cfg: AblationConfig, out_dir: Path | None = None, log=None) -> AblationSummary:
+    """Pretrain (or load), post-train every arm for every seed, summarise and write the outputs."""
+    t0 = time.perf_counter()
+    cache = out_dir / "_work" if out_dir else None
+    base = pretrained_model(cfg.world, cfg.pretrain, cache, log)
+    evalset = EvalSet(cfg.world, cfg.rl, base)
+    results = []
+    pre_success = None
+    for seed in cfg.seeds:
+        for arm in cfg.arms:
+            r = train_arm(arm, base, cfg.world, cfg.rl, seed, evalset, log)
+            pre_success = r.evals[0].success if pre_success is None else pre_success
+            results.append(r)
+    timing = measure_overhead(base, cfg.world, cfg.rl, reps=cfg.timing_reps) if cfg.timing_reps else {}
+    summary = summarise(results, pre_success or 0.0, time.perf_counter() - t0, asdict(cfg))
+    summary.interleaved_step_seconds = timing
+    if out_dir is not None:
+        write_outputs(summary, results, out_dir)
+    return summary
+
+
+def write_outputs(summary: AblationSummary, results: list[ArmResult], out_dir: Path) -> None:
+    """results.json (summary), curves.csv (every eval of every seed), success.png and drift.png."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = {
+        "target_success": None if math.isnan(summary.target) else summary.target,
+        "pretrained_success": summary.pretrained_success,
+        "creflow_overhead_vs_nft": summary.overhead,
+        "interleaved_step_seconds": summary.interleaved_step_seconds,
+        "seconds": summary.seconds,
+        "arms": {k: asdict(v) for k, v in summary.arms.items()},
+        "config": summary.config,
+    }
+    (out_dir / "results.json").write_text(json.dumps(data, indent=1))
+    with open(out_dir / "curves.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arm", "seed", "step", "success", "reward_success", "valid", "drift"])
+        for r in results:
+            for e in r.evals:
+                w.writerow([r.arm, r.seed, e.step, f"{e.success:.4f}", f"{e.reward_success:.4f}",
+                            f"{e.valid:.4f}", f"{e.drift:.5f}"])
+    try:
+        from .plot import line_plot
+    except ImportError:  # pragma: no cover - OpenCV is a core dependency
+        return
+    arms = summary.arms.values()
+    line_plot(
+        out_dir / "success.png",
+        {a.arm: (np.array(a.steps), np.array(a.success_mean), np.array(a.success_std)) for a in arms},
+        title="toy carry: held-out judge success vs training steps (mean ± std over seeds)",
+        xlabel="training step", ylabel="success",
+    )
+    top = max(max(a.drift_mean) for a in arms) * 1.1 + 1e-6
+    line_plot(
+        out_dir / "drift.png",
+        {a.arm: (np.array(a.steps), np.array(a.drift_mean), None) for a in arms},
+        title="off-target drift vs the pretrained sample (mean |dpixel| outside violation masks)",
+        xlabel="training step", ylabel="drift", ylim=(0.0, top),
+    )
+
+
+def final_lines(summary: AblationSummary) -> list[str]:
+    """The four closing lines of `creflow toy`: `<arm>: success NN.N%`."""
+    return [f"{a}: success {100 * summary.arms[a].final_success:.1f}%" for a in ARMS if a in summary.arms]

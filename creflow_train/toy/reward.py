@@ -1,0 +1,87 @@
+"""The toy world's training reward: specs/toy_carry.ltl monitored by `ltlreward` over colour-grounded signals.
+
+One thin entry point, `score(videos)`: rewards are the spec's weighted fraction of satisfied constraints and
+the violation mask of a video is the union of its witnessed entities' pixel regions at the witnessed frames,
+dilated in space and time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .grounder import ENTITIES, Thresholds, ground, signals
+
+if TYPE_CHECKING:
+    import torch
+
+SPEC_PATH = Path(__file__).resolve().parents[2] / "specs" / "toy_carry.ltl"
+REGION_TOL = 0.45  # looser colour tolerance for mask regions, so smeared objects are still covered
+
+
+@dataclass
+class ToyScore:
+    """Rewards (B,), per-constraint verdicts (B, C), and violation masks (B, T, H, W) in [0, 1] (or None)."""
+
+    rewards: torch.Tensor
+    satisfied: torch.Tensor
+    masks: torch.Tensor | None
+    constraint_names: tuple[str, ...]
+
+    @property
+    def violated(self) -> torch.Tensor:
+        """(B,) bool: some constraint fails."""
+        return ~self.satisfied.all(dim=1)
+
+
+@lru_cache(maxsize=4)
+def _spec(path: str):
+    from ltlreward import load_spec
+
+    return load_spec(path)
+
+
+def score(
+    videos: torch.Tensor,
+    *,
+    with_masks: bool = True,
+    dilate: int = 1,
+    dilate_time: int = 1,
+    thresholds: Thresholds = Thresholds(),
+    spec_path: str | Path = SPEC_PATH,
+) -> ToyScore:
+    """Score videos (B, T, 3, H, W) in [0, 1] against the toy spec; masks only when `with_masks`."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from ltlreward import monitor
+
+    spec = _spec(str(spec_path))
+    obs = ground(videos)
+    sig = {k: v.numpy().astype(np.float32) for k, v in signals(obs, thresholds).items()}
+    res = monitor(spec, sig)
+    weights = torch.tensor([c.weight for c in res.constraints], dtype=torch.float32)
+    sat = torch.from_numpy(np.asarray(res.satisfied)).to(torch.bool)  # (B, C)
+    rewards = (sat.float() * weights).sum(dim=1) / weights.sum()
+    masks = None
+    if with_masks:
+        b, t, _, h, w = videos.shape
+        frames = {e: torch.zeros(b, t, dtype=torch.bool) for e in ENTITIES}
+        for c in res.constraints:
+            for key, m in c.atom_masks.items():
+                for e in c.atom_entities.get(key, ()):
+                    frames[e] |= torch.from_numpy(np.asarray(m))
+        regions = ground(videos, tol=REGION_TOL).masks
+        masks = torch.zeros(b, t, h, w)
+        for e, fr in frames.items():
+            if fr.any():
+                if dilate_time > 0:
+                    k = 2 * dilate_time + 1
+                    fr = F.max_pool1d(fr.float()[:, None], k, stride=1, padding=dilate_time)[:, 0] > 0
+                masks = torch.maximum(masks, (regions[e] & fr[:, :, None, None]).float())
+        if dilate > 0:
+            masks = F.max_pool2d(masks, 2 * dilate + 1, stride=1, padding=dilate)
+    return ToyScore(rewards, sat, masks, tuple(c.name for c in res.constraints))

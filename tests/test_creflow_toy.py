@@ -1,0 +1,210 @@
+"""The toy ablation's world, grounder, judge, reward masks, model, one training step and the CLI."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from creflow_train.toy import world as W  # noqa: E402
+from creflow_train.toy.grounder import Thresholds, ground, signals  # noqa: E402
+from creflow_train.toy.judge import judge  # noqa: E402
+from creflow_train.toy.model import TinyVideoFlow, decode, encode, full_video, sample  # noqa: E402
+
+CFG = W.WorldConfig()
+
+
+def _episodes(outcome: str, n: int = 4, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    lay = W.sample_layouts(n, CFG, gen)
+    out = torch.full((n,), W.OUTCOMES.index(outcome))
+    return W.make_episodes(lay, out, CFG, gen)
+
+
+def test_render_draws_palette_squares():
+    ep = _episodes("success", n=2)
+    v = W.render(ep, CFG)
+    assert v.shape == (2, CFG.frames, 3, CFG.size, CFG.size)
+    r, c = ep.block[0, 0].tolist()
+    assert v[0, 0, :, r, c].tolist() == pytest.approx(list(W.PALETTE["block"]))
+    gr, gc = CFG.goal_box
+    assert v[0, 0, :, gr, gc].tolist() == pytest.approx(list(W.PALETTE["goal"]))
+    # success: the block ends inside the goal zone, one square in from its corner
+    assert ep.block[:, -1].tolist() == [[gr + 1, gc + 1]] * 2
+
+
+@pytest.mark.parametrize(
+    ("outcome", "failed_check"),
+    [("success", None), ("drop", "delivered"), ("wrong", "delivered"), ("bump", "undisturbed")],
+)
+def test_judge_on_demonstrations(outcome, failed_check):
+    v = W.render(_episodes(outcome, n=6, seed=3), CFG)
+    verdict = judge(v)
+    if failed_check is None:
+        assert verdict.success.all()
+    else:
+        assert not verdict.success.any()
+        assert not getattr(verdict, failed_check).any()
+        assert verdict.reached.all()
+
+
+def test_judge_rejects_blurred_frames():
+    v = W.render(_episodes("success", n=3), CFG)
+    blurred = torch.nn.functional.avg_pool2d(v.flatten(0, 1), 3, stride=1, padding=1).unflatten(0, v.shape[:2])
+    assert not judge(blurred).valid.any()
+
+
+def test_grounder_signals_hand_computed():
+    ep = _episodes("success", n=1)
+    obs = ground(W.render(ep, CFG))
+    r, c = ep.block[0, 0].tolist()
+    assert obs.centres["block"][0, 0].tolist() == [r + 0.5, c + 0.5]
+    assert obs.areas["blue"][0].tolist() == [4.0] * CFG.frames
+    gr, gc = CFG.goal_box
+    assert obs.goal_box[0].tolist() == [gr, gc, gr + 3, gc + 3]
+    sig = signals(obs, Thresholds())
+    grasp, _, end = CFG.keyframes
+    # held pose at and after the grasp: gripper exactly 2 rows above → pose error 0 → robustness 1
+    assert sig["holding(gripper,block)"][0, grasp:].tolist() == [1.0] * (CFG.frames - grasp)
+    # at the end the block centre (gr+1.5, gc+1.5) is 1.5 px inside the box → (1.5 − 0) / 1.5 = 1
+    assert sig["at(block,goal)"][0, end:].tolist() == [1.0] * (CFG.frames - end)
+    # distractors never move: speed 0 → (0 − 0.5) / 1 = −0.5
+    assert sig["moving(blue)"][0].tolist() == [-0.5] * CFG.frames
+    # a full 2×2 square: (min(4/4, 1) − 0.625) / 0.375 = 1; half of it: (0.5 − 0.625) / 0.375 = −1/3
+    assert sig["visible(block)"][0].tolist() == [1.0] * CFG.frames
+    v = W.render(ep, CFG)
+    v[0, 2, :, :, :] = torch.where(obs.masks["block"][0, 2] & (torch.arange(CFG.size)[None, :] % 2 == 0),
+                                   torch.tensor(W.PALETTE["background"])[:, None, None], v[0, 2])
+    half = signals(ground(v))["visible(block)"][0, 2].item()
+    assert half == pytest.approx((0.5 - 0.625) / 0.375)
+
+
+def test_reward_and_masks_localise_violations():
+    pytest.importorskip("lark")
+    from creflow_train.toy.reward import score
+
+    v = W.render(_episodes("bump", n=1, seed=5), CFG)
+    ok = W.render(_episodes("success", n=1, seed=5), CFG)
+    sc = score(torch.cat([ok, v]), dilate=0, dilate_time=0)
+    assert sc.rewards[0].item() == 1.0 and sc.masks[0].sum().item() == 0.0
+    names = sc.constraint_names
+    assert sc.rewards[1].item() == pytest.approx(6 / 7)  # one of keep_blue / keep_yellow (weight 1 of 7) fails
+    failed = [n for n, s in zip(names, sc.satisfied[1].tolist(), strict=True) if not s]
+    assert len(failed) == 1 and failed[0] in ("keep_blue", "keep_yellow")
+    who = failed[0].split("_")[1]
+    region = ground(v).masks[who][0]  # (T, H, W)
+    m = sc.masks[1]
+    assert m.sum() > 0
+    assert torch.all(m <= region.float())  # only the disturbed object's pixels are blamed
+    assert m[0].sum().item() == 0.0  # not before it moves
+
+
+def test_encode_decode_roundtrip_and_zero_init_model():
+    v = W.render(_episodes("success", n=2), CFG)
+    z = encode(v)
+    assert z.shape == (2, 12, CFG.frames, CFG.size // 2, CFG.size // 2)
+    assert torch.allclose(decode(z), v, atol=1e-6)
+    model = TinyVideoFlow(CFG.frames, CFG.size, ch=16, depth=2)
+    out = model(z[:, :, 1:], torch.tensor([0.3, 0.9]), z[:, :, 0])
+    assert out.shape == z[:, :, 1:].shape and out.abs().max().item() == 0.0  # zero-initialised head
+    # a zero velocity leaves the noise unchanged: the sample is the noise itself
+    noise = torch.randn(z[:, :, 1:].shape)
+    assert torch.equal(sample(model, z[:, :, 0], noise, steps=3), noise)
+    assert full_video(z[:, :, 0], z[:, :, 1:]).shape == v.shape
+
+
+def _tiny_setup(steps: int = 1):
+    from creflow_train.toy.train import EvalSet, RLConfig
+
+    torch.manual_seed(0)
+    model = TinyVideoFlow(CFG.frames, CFG.size, ch=16, depth=2).eval()
+    with torch.no_grad():  # a non-trivial velocity field so rollouts differ
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    cfg = RLConfig(steps=steps, prompts=2, group=4, sample_steps=2, eval_every=1, eval_prompts=2, eval_noises=1)
+    return model, cfg, EvalSet(CFG, cfg, model)
+
+
+@pytest.mark.parametrize("arm", ["nft", "creflow"])
+def test_one_training_step_updates_and_evaluates(arm):
+    pytest.importorskip("lark")
+    from creflow_train.toy.train import train_arm
+
+    model, cfg, evalset = _tiny_setup()
+    before = [p.detach().clone() for p in model.parameters()]
+    res = train_arm(arm, model, CFG, cfg, seed=0, evalset=evalset)
+    assert [e.step for e in res.evals] == [0, 1]
+    assert res.evals[0].drift == 0.0  # the pretrained model against itself
+    assert len(res.step_seconds) == 1
+    # the pretrained weights passed in are never modified (each arm trains a copy)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_credit_arm_with_empty_masks_does_not_move_weights(monkeypatch):
+    pytest.importorskip("lark")
+    from creflow_train.toy import train as T
+    from creflow_train.toy.reward import ToyScore
+
+    model, cfg, evalset = _tiny_setup()
+    captured = {}
+
+    def fake_score(videos, *, with_masks=True, **_):
+        b, t, _, h, w = videos.shape
+        rewards = torch.linspace(0, 1, b)  # every group has an advantage
+        sat = torch.zeros(b, 6, dtype=torch.bool)
+        return ToyScore(rewards, sat, torch.zeros(b, t, h, w) if with_masks else None, ("a",) * 6)
+
+    monkeypatch.setattr(T, "score", fake_score)
+    real_adamw = torch.optim.AdamW
+
+    def spy(params, **kw):
+        opt = real_adamw(params, **kw)
+        captured["opt"] = opt
+        return opt
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    monkeypatch.setattr(T.EvalSet, "evaluate", lambda self, m, step: T.EvalPoint(step, 0, 0, 0, 0))
+    res = T.train_arm("credit-nft", model, CFG, cfg, seed=0, evalset=evalset)
+    trained = captured["opt"].param_groups[0]["params"]
+    # masks are all zero and mask_floor = 0: the NFT gradient vanishes, the KL anchor is 0 at θ = θ_ref
+    assert all(torch.equal(a, b) for a, b in zip(trained, model.parameters(), strict=True))
+    assert res.skipped_steps == 0
+
+
+def test_cli_prints_four_lines(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from creflow_train import cli
+    from creflow_train.toy import bench
+
+    seen = {}
+
+    def fake_run(cfg, out, log):
+        seen["cfg"], seen["out"] = cfg, out
+        arms = {
+            a: bench.ArmSummary(a, [0, 4], [0.1, s], [0, 0], [0, 0], [1, 1], [0, 0], s, 0.01, 1.0, 0.0)
+            for a, s in zip(("nft", "credit-nft", "reflow", "creflow"), (0.25, 0.3125, 0.5, 0.6666), strict=True)
+        }
+        return bench.AblationSummary(arms, 0.25, 0.1, 1.0)
+
+    monkeypatch.setattr(bench, "run_ablation", fake_run)
+    res = CliRunner().invoke(cli.app, ["toy", "--quick", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert res.output.strip().splitlines()[-4:] == [
+        "nft: success 25.0%", "credit-nft: success 31.2%", "reflow: success 50.0%", "creflow: success 66.7%",
+    ]
+    assert seen["cfg"].seeds == (0,) and seen["cfg"].rl.steps == bench.quick_config().rl.steps
+    assert seen["out"] == tmp_path
+    bad = CliRunner().invoke(cli.app, ["toy", "--arms", "nft,grpo"])
+    assert bad.exit_code == 2
+
+
+def test_line_plot_writes_png(tmp_path):
+    pytest.importorskip("cv2")
+    import numpy as np
+
+    from creflow_train.toy.plot import line_plot
+
+    p = line_plot(tmp_path / "a.png", {"x": (np.arange(3), np.array([0.1, 0.5, 0.9]), np.full(3, 0.05))},
+                  title="t", xlabel="step", ylabel="s")
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
