@@ -259,6 +259,42 @@ def score(
 
 
 @app.command()
+def agree(
+    labels: Annotated[list[Path], typer.Option("--labels", help="Labels (video, label[, rater]).")],
+    spec: Annotated[Path | None, typer.Option("--spec", help="One spec for every video.")] = None,
+    spec_map: Annotated[Path | None, typer.Option("--spec-map", help="JSON map task -> spec file.")] = None,
+    from_descriptions: Annotated[bool, typer.Option(help="Compile each video's description (ltlreward.nl).")] = False,
+    grounder: Annotated[str, typer.Option(help="auto, state, color or a model grounder.")] = "auto",
+    baseline: Annotated[
+        list[str] | None, typer.Option("--baseline", help="end_state, last_frame, vlm (repeatable; default all).")
+    ] = None,
+    no_baselines: Annotated[bool, typer.Option(help="Skip every baseline.")] = False,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    graded: Annotated[str | None, typer.Option(help="Label column with graded scores (Spearman).")] = None,
+    overlay: Annotated[Path | None, typer.Option("--overlay", help="Overlays of the disagreements here.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the full report (JSON) here.")] = None,
+    markdown: Annotated[Path | None, typer.Option(help="Write the report tables (Markdown) here.")] = None,
+    max_rows: Annotated[int, typer.Option(help="Disagreements listed on screen.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Agreement of rewards with simulator or human labels: accuracy, κ, MCC, AUROC… with bootstrap CIs."""
+    from .agree_cli import run_agree
+
+    def s(p: Path | None) -> str | None:
+        return None if p is None else str(p)
+
+    code = run_agree(
+        [str(p) for p in labels], spec=s(spec), spec_map=s(spec_map), from_descriptions=from_descriptions,
+        grounder=grounder, baselines=[] if no_baselines else baseline, workers=workers, n_boot=n_boot, seed=seed,
+        graded=graded, overlay_dir=s(overlay), out=s(out), markdown=s(markdown), json_output=as_json,
+        max_rows=max_rows, console=_console(), err_console=_err_console(),
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
 def calibrate(
     labels: Annotated[Path, typer.Argument(help="JSONL of labelled frames: video, frame, label, atom|predicate.")],
     method: Annotated[str, typer.Option(help="platt or isotonic.")] = "platt",

@@ -1,0 +1,1 @@
+"""Simulator-labelled manipulation videos (Meta-World, robosuite) for reward–label agreement benchmarks."""
