@@ -12,7 +12,7 @@ $(STAMP):
 	$(PIP) install -q --upgrade pip
 	# the CPU build of torch first (from the local wheel cache), so nothing later pulls a CUDA build
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev,video,plot,models,train]'
+	$(PIP) install -q -e '.[dev,video,plot,models,train,scale]'
 	# test-only oracle: flloat (Boolean LTLf); its lark-parser pin would shadow lark, so install without deps
 	$(PIP) install -q --no-deps flloat pythomata
 	$(PIP) install -q sympy graphviz

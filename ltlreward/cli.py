@@ -242,6 +242,10 @@ def score(
     device: DeviceOpt = None,
     allow_download: AllowDownloadOpt = False,
     obs_cache: ObsCacheOpt = None,
+    engine: Annotated[str, typer.Option(help="local (process pool) or ray (Ray Data pipeline).")] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS, else local).")
+    ] = None,
 ) -> None:
     """Score videos against a spec: reward, per-constraint verdicts, violation frames."""
     from .score_cli import run_score
@@ -253,7 +257,7 @@ def score(
     code = run_score(
         inputs, str(spec), grounder, s(sidecar), as_json, s(out), resume, s(masks), s(overlay), workers, stride,
         target_fps, max_frames, _console(), size=size, retry_failed=retry_failed, err_console=_err_console(),
-        grounder_options=options,
+        grounder_options=options, engine=engine, ray_address=ray_address,
     )
     raise typer.Exit(code)
 

@@ -122,6 +122,8 @@ def run_score(
     retry_failed: bool = False,
     err_console: Any = None,
     grounder_options: dict[str, Any] | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> int:
     """Score VIDEO|DIR|GLOB inputs against `spec`; prints tables (or JSON lines) and returns the exit code."""
     from rich.console import Console
@@ -141,6 +143,13 @@ def run_score(
         return usage("--resume needs --out FILE (the results file to resume)")
     if workers < 1:
         return usage(f"--workers must be >= 1, got {workers}")
+    if engine not in ("local", "ray"):
+        return usage(f"--engine must be 'local' or 'ray', got {engine!r}")
+    if engine == "ray":
+        from .ray_engine import ray_available
+
+        if not ray_available():
+            return usage("--engine ray needs Ray Data: pip install 'ray[data]>=2.40,<2.64'")
     try:
         task = load_task_spec(Path(spec))
     except LtlRewardError as e:
@@ -155,10 +164,14 @@ def run_score(
         "spec": task, "grounder": grounder, "sidecar": sidecar, "stride": stride, "target_fps": target_fps,
         "max_frames": max_frames, "size": size, "grounder_options": dict(grounder_options or {}),
     }
-    try:  # built up front so a bad grounder name or option is a usage error, not N failed videos
-        scorer = VideoScorer(model_kwargs, masks_dir, overlay_dir)
-    except (LtlRewardError, ValueError) as e:
-        return usage(str(e))
+    from .ray_engine import is_model_backend  # light: does not import ray
+
+    scorer = None
+    if engine == "local" or not is_model_backend(grounder):
+        try:  # built up front so a bad grounder name or option is a usage error, not N failed videos
+            scorer = VideoScorer(model_kwargs, masks_dir, overlay_dir)
+        except (LtlRewardError, ValueError) as e:
+            return usage(str(e))
 
     progress = None
     if not json_out and len(videos) > 1:
@@ -177,15 +190,23 @@ def run_score(
         if progress is not None:
             progress.advance(task_id)
 
-    kwargs = dict(out=out, resume=resume, retry_failed=retry_failed, masks_dir=masks_dir,
-                  overlay_dir=overlay_dir, workers=workers, on_result=on_result, scorer=scorer)
+    def run():
+        common = dict(out=out, resume=resume, retry_failed=retry_failed, masks_dir=masks_dir,
+                      overlay_dir=overlay_dir, on_result=on_result)
+        if engine == "ray":
+            from .ray_engine import RayOptions, score_with_ray
+
+            options = RayOptions(num_cpus=workers if workers > 1 else None)
+            return score_with_ray(videos, model_kwargs, ray_address=ray_address, options=options, **common)
+        return score_videos(videos, model_kwargs, workers=workers, scorer=scorer, **common)
+
     try:
         if progress is not None:
             with progress:
-                summary = score_videos(videos, model_kwargs, **kwargs)
+                summary = run()
         else:
-            summary = score_videos(videos, model_kwargs, **kwargs)
-    except (OSError, ValueError) as e:
+            summary = run()
+    except (OSError, ValueError, ImportError) as e:
         return usage(str(e))
 
     if not json_out and len(videos) > 1:
