@@ -39,7 +39,9 @@ def __getattr__(name: str) -> Any:
     mod = _EXPORTS.get(name)
     if mod is None:
         raise AttributeError(f"module 'ltlreward' has no attribute {name!r}")
-    value = getattr(importlib.import_module(mod), name)
+    module = importlib.import_module(mod)
+    # `ltlreward.monitor` stays the subpackage (so `ltlreward.monitor.signals` resolves); it is callable as monitor()
+    value = module if name == "monitor" else getattr(module, name)
     globals()[name] = value
     return value
 

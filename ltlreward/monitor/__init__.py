@@ -17,8 +17,8 @@ import numpy as np
 from ..errors import MonitorError
 from ..spec.ast import Atom, Call, Compare, Formula, TaskSpec
 from .core import CAtom, Node, lower, topo
-from .evaluate import evaluate_nodes
 from .signals import SignalMap, load_signals, prepare
+from .traces import evaluate_nodes
 from .witness import witness_masks
 
 SEMANTICS = ("boolean", "robustness")

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import MonitorError
 from ..spec.ast import Compare, Num
 from .core import CAtom
-from .evaluate import Batch
+from .traces import Batch
 
 SignalMap = Mapping[str, np.ndarray]
 

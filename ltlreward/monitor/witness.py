@@ -14,7 +14,7 @@ import numpy as np
 
 from . import kernels as K
 from .core import CAnd, CAtom, CConst, CNext, CNot, COr, CPrev, CUntil, CWindow, Node
-from .evaluate import Batch
+from .traces import Batch
 
 _CHUNK = 1 << 21  # max gathered elements per until step
 LOW, HIGH = 0, 1
@@ -110,7 +110,7 @@ def _push(n: Node, mode: int, m: np.ndarray, vals, batch: Batch, masks: _Masks) 
         masks.add(n.c, mode, K.shift_left(m, 1, False))
         return
     if isinstance(n, CWindow):
-        _push_window(n, mode, m, vals[n.c], batch, masks)
+        _push_window(n, mode, m, vals[n.c], vals[n], batch, masks)
         return
     if isinstance(n, CUntil):
         _push_until(n, mode, m, vals, batch, masks)
@@ -139,8 +139,10 @@ def _nonzero(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.divmod(idx, m.shape[1])
 
 
-def _window_argmax(n: CWindow, m: np.ndarray, y: np.ndarray, batch: Batch) -> np.ndarray:
-    """Child mask: for each marked (t, b), the earliest frame of its window that maximises y.  -> (T, B)"""
+def _window_argmax(n: CWindow, m: np.ndarray, y: np.ndarray, wmax: np.ndarray, batch: Batch) -> np.ndarray:
+    """Child mask: for each marked (t, b), the earliest frame of its window that maximises y.  -> (T, B)
+
+    `wmax` is the window maximum of y at each t (the node's value, or its negation for a min window)."""
     T, B = m.shape
     tt = np.arange(T)[:, None]
     neg = np.float32(-np.inf)
@@ -167,28 +169,34 @@ def _window_argmax(n: CWindow, m: np.ndarray, y: np.ndarray, batch: Batch) -> np
         ok = batch.valid[f, b]
         child[f[ok], b[ok]] = True
         return child
-    # bounded: the window maximum, then the earliest offset reaching it (whole-batch steps per offset)
+    # bounded: the earliest offset whose value reaches the window maximum `wmax` (the node's own value)
     offsets = list(range(n.lo, n.hi + 1)) if not n.past else list(range(n.hi, n.lo - 1, -1))
-    shift = K.shift_left if not n.past else K.shift_right
-    wmax = np.full((T, B), neg, dtype=np.float32)
-    for j in offsets:
-        np.maximum(wmax, shift(yv, j, neg), out=wmax)
-    todo = m & (wmax > neg)
-    for j in offsets:  # earliest frame first
-        hit = todo & (shift(yv, j, neg) == wmax)
-        todo &= ~hit
-        child |= K.shift_right(hit, j, False) if not n.past else K.shift_left(hit, j, False)
+    wmax = wmax.astype(np.float32, copy=False)
+    todo = m.copy()
+    for j in offsets:  # earliest frame first; slices instead of shifted copies
+        if j >= T:
+            continue
+        if not n.past:  # child frame t + j
+            hit = todo[: T - j] & (yv[j:] == wmax[: T - j])
+            todo[: T - j] &= ~hit
+            child[j:] |= hit
+        else:  # child frame t - j
+            hit = todo[j:] & (yv[: T - j] == wmax[j:])
+            todo[j:] &= ~hit
+            child[: T - j] |= hit
     return child
 
 
-def _push_window(n: CWindow, mode: int, m: np.ndarray, x: np.ndarray, batch: Batch, masks: _Masks) -> None:
+def _push_window(
+    n: CWindow, mode: int, m: np.ndarray, x: np.ndarray, value: np.ndarray, batch: Batch, masks: _Masks
+) -> None:
     low = mode == LOW
     if (n.kind == "min") == low:  # all failing (low) / holding (high) points of the window
         cond = (x <= 0) if low else (x > 0)
         masks.add(n.c, mode, _cover(n, m) & cond & batch.valid)
         return
     # the single extreme point: argmax when explaining a low max, argmin when explaining a high min
-    masks.add(n.c, mode, _window_argmax(n, m, x if low else -x, batch))
+    masks.add(n.c, mode, _window_argmax(n, m, x if low else -x, value if low else -value, batch))
 
 
 def _push_until(n: CUntil, mode: int, m: np.ndarray, vals, batch: Batch, masks: _Masks) -> None:
@@ -209,10 +217,14 @@ def _push_until(n: CUntil, mode: int, m: np.ndarray, vals, batch: Batch, masks: 
         rows = np.arange(P)
         cols = tt[:, None] - j_all if n.past else tt[:, None] + j_all  # (P, W) frame of offset j
         inb = (cols >= 0) & (cols < batch.lengths[bb][:, None])
-        cc = np.clip(cols, 0, T - 1)
-        psi = R[cc, bb[:, None]].astype(np.float32)
-        phi = L[cc, bb[:, None]].astype(np.float32) * inb + ~inb  # +1 (min's identity) outside the trace
-        pm = np.minimum.accumulate(phi, axis=1)  # min of l over offsets 0..j
+        if not n.past and (tt == tt[0]).all() and tt[0] + W <= T:  # one start frame (a top-level until): slices
+            psi = R[tt[0] : tt[0] + W][:, bb].T.astype(np.float32)
+            phi = L[tt[0] : tt[0] + W][:, bb].T.astype(np.float32) * inb + ~inb
+        else:  # gather each point's window
+            cc = np.clip(cols, 0, T - 1)
+            psi = R[cc, bb[:, None]].astype(np.float32)
+            phi = L[cc, bb[:, None]].astype(np.float32) * inb + ~inb  # +1 (min's identity) outside the trace
+        pm = K.scan(phi.T, np.minimum).T  # min of l over offsets 0..j
         excl = np.concatenate([np.ones((P, 1), np.float32), pm[:, :-1]], axis=1)  # over 0..j-1
         g = np.minimum(psi, excl)  # value of choosing offset j
         cand = inb & (j_all >= n.lo)
@@ -238,7 +250,7 @@ def _push_until(n: CUntil, mode: int, m: np.ndarray, vals, batch: Batch, masks: 
             # earliest-frame argmin of l over offsets 0..j-1
             prev = np.concatenate([np.full((P, 1), np.inf, np.float32), pm[:, :-1]], axis=1)
             rec = (phi <= prev) if n.past else (phi < prev)  # past: a larger offset is an earlier frame
-            am = np.maximum.accumulate((j_all[None, :] + 1) * rec - 1, axis=1)
+            am = K.scan(((j_all[None, :] + 1) * rec - 1).T, np.maximum).T
             am_ex = np.concatenate([np.full((P, 1), -1), am[:, :-1]], axis=1)
             r_wins = ((psi <= excl) if n.past else (psi < excl)) | (j_all[None, :] == 0)
             pi, ji = np.nonzero(pos & r_wins)
