@@ -149,10 +149,9 @@ def _window_argmax(n: CWindow, m: np.ndarray, y: np.ndarray, wmax: np.ndarray, b
     yv = np.where(batch.valid, y.astype(np.float32), neg) if batch.ragged else y.astype(np.float32, copy=False)
     child = np.zeros((T, B), dtype=bool)
     if n.hi is None:
-        counts = m.sum(axis=0)
-        if counts.max() <= 1:  # one point per trace: a masked argmax per column
-            cols = np.flatnonzero(counts)
-            t0 = _argmax0(m[:, cols])
+        t, b = _nonzero(m)
+        if len(np.unique(b)) == len(b):  # one point per trace: a masked argmax per column
+            cols, t0 = b, t
             outside = (tt < t0) if not n.past else (tt > t0)
             v = yv[:, cols] - np.float32(4) * outside  # branch-free mask: values live in [-1, 1]
             arg = _argmax0(v)
@@ -164,7 +163,6 @@ def _window_argmax(n: CWindow, m: np.ndarray, y: np.ndarray, wmax: np.ndarray, b
         order = np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)  # float order as integers
         key = (order << 24) | (T - 1 - tt)  # larger key = larger value, then earlier frame
         frames = T - 1 - (K.scan(key, np.maximum, reverse=not n.past) & ((1 << 24) - 1))
-        t, b = _nonzero(m)
         f = frames[t, b]
         ok = batch.valid[f, b]
         child[f[ok], b[ok]] = True
@@ -193,7 +191,8 @@ def _push_window(
     low = mode == LOW
     if (n.kind == "min") == low:  # all failing (low) / holding (high) points of the window
         cond = (x <= 0) if low else (x > 0)
-        masks.add(n.c, mode, _cover(n, m) & cond & batch.valid)
+        cover = _cover(n, m) & cond
+        masks.add(n.c, mode, cover & batch.valid if batch.ragged else cover)
         return
     # the single extreme point: argmax when explaining a low max, argmin when explaining a high min
     masks.add(n.c, mode, _window_argmax(n, m, x if low else -x, value if low else -value, batch))
