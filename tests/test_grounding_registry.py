@@ -117,3 +117,27 @@ def test_auto_passes_options_to_the_backends_that_take_them():
     assert isinstance(color, ColorGrounder) and color.downsample == 1 and color.smooth == 1
     with pytest.raises(GroundingError, match=r"bad options for grounder 'auto': no backend takes 'bogus'"):
         get_grounder("auto", bogus=1)
+
+
+def test_auto_picks_configured_model_backends(tmp_path, monkeypatch):
+    from ltlreward.grounding.registry import configured_model_backend
+
+    monkeypatch.delenv("LTLREWARD_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./ltlreward.toml
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.config/ltlreward/ltlreward.toml
+    assert configured_model_backend() is None
+    assert resolve_auto(None) == "color"
+    assert resolve_auto(None, models={"grounding_dino": "/m/gd", "sam2": "/m/s2"}) == "gdino-sam2"
+    assert resolve_auto(None, models={"owlv2": "/m/o", "sam2": "/m/s2", "vlm": "/m/v"}) == "owlv2+vlm"
+    assert resolve_auto(None, models={"vlm": "/m/v"}) == "vlm"
+    assert resolve_auto(None, models={"sam2": "/m/s2"}) == "color"  # a tracker alone cannot find entities
+    cfg = tmp_path / "ltlreward.toml"
+    cfg.write_text('[models]\nsam3 = "/m/sam3"\n')
+    assert resolve_auto(None) == "sam3"  # found in the working directory
+    assert resolve_auto(None, sidecar=tmp_path / "x.sidecar.json") == "state"  # a sidecar still wins
+    g = get_grounder("auto", models={"grounding_dino": "/m/gd", "sam2": "/m/s2"})
+    assert g.model_backend == "gdino-sam2"
+    assert g.options["gdino-sam2"]["models"] == {"grounding_dino": "/m/gd", "sam2": "/m/s2"}
+    assert "models" not in g.options["state"] and "models" not in g.options["color"]
+    assert type(g.backend_for(EXAMPLES / "handover_success.mp4")).__name__ == "StateGrounder"
+    assert type(g.backend_for(tmp_path / "clip.mp4")).__name__ == "GdinoSam2Grounder"

@@ -65,11 +65,48 @@ def get_grounder(name: str = "auto", **options: Any) -> Grounder:
         raise GroundingError(f"bad options for grounder {key!r}: {e}") from None
 
 
-def resolve_auto(video_path: str | Path | None, sidecar: str | Path | None = None) -> str:
-    """The backend 'auto' picks: 'state' when a sidecar is given or sits next to the video, else 'color'."""
+_MODEL_PIPELINES = (("gdino-sam2", ("grounding_dino", "sam2")), ("owlv2", ("owlv2", "sam2")), ("sam3", ("sam3",)))
+
+
+def configured_model_backend(config: str | Path | None = None, models: dict[str, str] | None = None) -> str | None:
+    """The model backend 'auto' uses when weights are configured — roles named in the model config file
+    (`ltlreward.toml`, see models/config.py) or by `--model ROLE=…` — else None. A tracker pipeline is picked
+    first (gdino-sam2, owlv2, sam3); a configured `vlm` is added to it ("+vlm") or used alone."""
+    import tomllib
+
+    from ltlreward.grounding.backends.models.config import find_config  # light: no torch/transformers
+
+    roles = set(models or {})
+    path = find_config(config)
+    if path is not None:
+        try:
+            roles |= set((tomllib.loads(path.read_text()).get("models") or {}))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise GroundingError(f"{path}: not a valid TOML config ({e})") from None
+    tracker = next((name for name, need in _MODEL_PIPELINES if set(need) <= roles), None)
+    if tracker is None:
+        return "vlm" if "vlm" in roles else None
+    return f"{tracker}+vlm" if "vlm" in roles else tracker
+
+
+def resolve_auto(
+    video_path: str | Path | None,
+    sidecar: str | Path | None = None,
+    *,
+    config: str | Path | None = None,
+    models: dict[str, str] | None = None,
+) -> str:
+    """The backend 'auto' picks: 'state' when a sidecar is given or sits next to the video, else the model
+    backend whose weights are configured (`configured_model_backend`), else 'color'."""
     if sidecar is not None or find_sidecar(video_path) is not None:
         return "state"
-    return "color"
+    return configured_model_backend(config, models) or "color"
+
+
+def _accepts(name: str) -> tuple[set[str], bool]:
+    """Keyword parameters of backend `name`'s constructor, and whether it takes **options."""
+    params = inspect.signature(_load(name)).parameters
+    return set(params), any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 class AutoGrounder:
@@ -84,16 +121,25 @@ class AutoGrounder:
         self._cache: dict[str, Grounder] = {}
         per = {k: dict(v) for k, v in options.items() if k in _REGISTRY and isinstance(v, dict)}
         flat = {k: v for k, v in options.items() if k not in per}
-        params = {name: set(inspect.signature(_load(name)).parameters) for name in ("state", "color")}
-        unknown = [k for k in flat if not any(k in p for p in params.values())]
+        # the model backend (if any) is fixed for the whole run: it depends on configuration, not on the video
+        self.model_backend = configured_model_backend(flat.get("config"), flat.get("models"))
+        names = ("state", "color", *((self.model_backend,) if self.model_backend else ()))
+        accepts = {name: _accepts(name) for name in names}
+
+        def takes(name: str, key: str) -> bool:
+            params, var = accepts[name]
+            return key in params or var
+
+        unknown = [k for k in flat if not any(takes(name, k) for name in names)]
         if unknown:
             raise GroundingError(f"bad options for grounder 'auto': no backend takes {unknown[0]!r}")
-        self.options = {name: {**{k: v for k, v in flat.items() if k in params[name]}, **per.get(name, {})}
-                        for name in set(params) | set(per)}
+        self.options = {name: {**{k: v for k, v in flat.items() if takes(name, k)}, **per.get(name, {})}
+                        for name in set(names) | set(per)}
 
     def backend_for(self, video_path: str | Path | None, sidecar: str | Path | None = None) -> Grounder:
         """The backend instance that will ground this video."""
-        name = resolve_auto(video_path, sidecar)
+        has_sidecar = sidecar is not None or find_sidecar(video_path) is not None
+        name = "state" if has_sidecar else (self.model_backend or "color")
         if name not in self._cache:
             self._cache[name] = get_grounder(name, **self.options.get(name, {}))
         return self._cache[name]
