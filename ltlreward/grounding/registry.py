@@ -80,7 +80,7 @@ def configured_model_backend(config: str | Path | None = None, models: dict[str,
     path = find_config(config)
     if path is not None:
         try:
-            roles |= set((tomllib.loads(path.read_text()).get("models") or {}))
+            roles |= set(tomllib.loads(path.read_text()).get("models") or {})
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise GroundingError(f"{path}: not a valid TOML config ({e})") from None
     tracker = next((name for name, need in _MODEL_PIPELINES if set(need) <= roles), None)
