@@ -133,6 +133,8 @@ def test_shipped_specs_parse_and_round_trip():
 
 
 def test_design_document_example_parses():
+    if not DOC.exists():
+        pytest.skip(f"design pages not beside the checkout ({DOC})")
     text = DOC.read_text().split("```")[1]
     spec = parse_spec(text)
     assert [c.name for c in spec.constraints] == ["grasp_first", "exchange", "finish", "no_drop"]
