@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ltlreward.errors import GroundingError
 from ltlreward.grounding.observations import Observations
@@ -106,11 +107,12 @@ def _threshold(hsv: np.ndarray, r: HSVRange) -> np.ndarray:
     return mask
 
 
-def _opening_track(m: np.ndarray, vis: np.ndarray) -> np.ndarray | None:
-    """Per-frame gripper opening (T,) from its masks: measured where seen, carried over gaps, median-of-3
-    smoothed; None when the gripper never shows two separate fingers (its opening is then not observable)."""
-    T = len(m)
-    raw = np.array([gripper_opening_from_mask(m[t]) if vis[t] >= 1 else np.nan for t in range(T)])
+def _opening_track(raw: np.ndarray, vis: np.ndarray) -> np.ndarray | None:
+    """Per-frame gripper opening (T,) from per-frame measurements `raw` (NaN = not measurable): kept where the
+    gripper is seen, carried over gaps, median-of-3 smoothed; None when the gripper never shows two separate
+    fingers (its opening is then not observable)."""
+    T = len(raw)
+    raw = np.where(vis >= 1, raw, np.nan)
     ok = ~np.isnan(raw)
     if not ok.any() or np.nanmax(raw) < 0.2:
         return None
@@ -124,16 +126,24 @@ def _opening_track(m: np.ndarray, vis: np.ndarray) -> np.ndarray | None:
     return smooth.astype(np.float32)
 
 
-def _refine_boxes(m: np.ndarray, boxes: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """Exact boxes (T, 4) of full-resolution masks (T, H, W) in the frames `seen` that have mask pixels."""
-    _, H, W = m.shape
-    rows, cols = m.any(axis=2), m.any(axis=1)  # (T, H), (T, W)
-    ok = seen & rows.any(axis=1)
-    out = boxes.copy()
-    y0, y1 = rows.argmax(axis=1), H - rows[:, ::-1].argmax(axis=1)
-    x0, x1 = cols.argmax(axis=1), W - cols[:, ::-1].argmax(axis=1)
-    out[ok] = np.stack([x0, y0, x1, y1], axis=1)[ok]
-    return out
+def _subsample(frames: np.ndarray, d: int) -> np.ndarray:
+    """Every d-th row and column of (T, H, W, 3) frames, contiguous (one nearest-neighbour resize if exact)."""
+    import cv2
+
+    if d == 1:
+        return frames
+    T, H, W = frames.shape[:3]
+    if H % d or W % d:
+        return np.ascontiguousarray(frames[:, ::d, ::d])
+    small = cv2.resize(frames.reshape(T * H, W, 3), (W // d, T * H // d), interpolation=cv2.INTER_NEAREST)
+    return small.reshape(T, H // d, W // d, 3)
+
+
+def _grow(m: np.ndarray) -> np.ndarray:
+    """3 × 3 binary dilation of each (h, w) image of a boolean stack (n, h, w), separably."""
+    p = np.pad(m, ((0, 0), (1, 1), (1, 1)))
+    rows = p[:, :-2] | p[:, 1:-1] | p[:, 2:]
+    return rows[:, :, :-2] | rows[:, :, 1:-1] | rows[:, :, 2:]
 
 
 def gripper_opening_from_mask(mask: np.ndarray) -> float:
@@ -144,24 +154,64 @@ def gripper_opening_from_mask(mask: np.ndarray) -> float:
     gap (extent - count) over the widest possible gap (palm extent - finger pixels) is the opening, so a fully
     open gripper (fingers at the palm's ends) reads 1 and touching fingers read 0. NaN with too few pixels."""
     ys, xs = np.nonzero(mask)
-    if len(xs) < 20:
-        return float("nan")
-    q = np.stack([xs, ys], axis=1).astype(np.float64)
-    q -= q.mean(axis=0)
-    _, vecs = np.linalg.eigh(q.T @ q)  # ascending eigenvalues: columns = minor axis, major axis
-    u, w = q @ vecs[:, 1], q @ vecs[:, 0]
-    wb = np.round(w - w.min()).astype(np.int64)
-    order = np.argsort(wb, kind="stable")
-    wb, u = wb[order], u[order]
-    starts = np.flatnonzero(np.r_[True, wb[1:] != wb[:-1]])
-    count = np.diff(np.r_[starts, len(wb)]).astype(np.float64)
+    return float(_openings(np.zeros(len(ys), np.int64), ys, xs, 1)[0])
+
+
+def _grouped_quantile(group: np.ndarray, values: np.ndarray, q: float, n_groups: int) -> np.ndarray:
+    """Linear-interpolated `q` quantile of `values` within each group id in [0, n_groups) (NaN if empty)."""
+    order = np.lexsort((values, group))  # one sort: by group, then by value
+    v = values[order].astype(np.float64)
+    counts = np.bincount(group, minlength=n_groups)
+    out = np.full(n_groups, np.nan)
+    has = counts > 0
+    start = (np.cumsum(counts) - counts)[has]
+    pos = q * (counts[has] - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.ceil(pos).astype(np.int64)
+    out[has] = v[start + lo] + (v[start + hi] - v[start + lo]) * (pos - lo)
+    return out
+
+
+def _openings(t: np.ndarray, ys: np.ndarray, xs: np.ndarray, n_frames: int) -> np.ndarray:
+    """Gripper openings (n_frames,) from the mask pixels (t, y, x) of many frames at once (t ascending), as
+    `gripper_opening_from_mask` per frame: closed-form 2×2 PCA per frame, slice statistics over (frame,
+    slice) keys with one sort, per-frame quantiles with one more; NaN for frames with < 20 pixels."""
+    out = np.full(n_frames, np.nan)
+    n = np.bincount(t, minlength=n_frames)
+    keep = n[t] >= 20
+    t, x, y = t[keep], xs[keep].astype(np.float64), ys[keep].astype(np.float64)
+    if not len(t):
+        return out
+    cnt = np.maximum(n, 1)
+    qx = x - (np.bincount(t, x, n_frames) / cnt)[t]
+    qy = y - (np.bincount(t, y, n_frames) / cnt)[t]
+    sxx, syy, sxy = (np.bincount(t, a * b, n_frames) for a, b in ((qx, qx), (qy, qy), (qx, qy)))
+    theta = 0.5 * np.arctan2(2 * sxy, sxx - syy)  # angle of each frame's major axis
+    c, s = np.cos(theta), np.sin(theta)  # major axis (c, s); minor axis ±(-s, c), signed as numpy's eigh does:
+    flip = (sxy != 0) & np.where(np.abs(s) >= np.abs(c), s < 0, c > 0)  # largest component negative
+    sign = np.where(flip, -1.0, 1.0)[t]
+    c, s = c[t], s[t]
+    u, w = qx * c + qy * s, sign * (qy * c - qx * s)  # along the major axis / along the minor axis
+    frame_start = np.flatnonzero(np.r_[True, t[1:] != t[:-1]])
+    w_min = np.minimum.reduceat(w, frame_start)
+    wb = np.round(w - np.repeat(w_min, np.diff(np.r_[frame_start, len(t)]))).astype(np.int64)
+    key = t * (int(wb.max()) + 1) + wb  # one key per (frame, 1-px slice across the minor axis)
+    order = np.argsort(key, kind="stable")
+    key, u = key[order], u[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    count = np.diff(np.r_[starts, len(key)]).astype(np.float64)
     span = np.maximum.reduceat(u, starts) - np.minimum.reduceat(u, starts) + 1.0
+    sf = t[order][starts]  # frame of each slice
+    span_max = np.full(n_frames, -np.inf)
+    np.maximum.at(span_max, sf, span)
     hollow = count < 0.75 * span
-    if not hollow.any():
-        return 0.0
-    gap = np.percentile(span[hollow] - count[hollow], 30)  # low quantile: ignores pads/shading at the tips
-    fingers = np.median(count[hollow])
-    return float(np.clip(gap / max(span.max() - fingers, 1.0), 0.0, 1.0))
+    gap = _grouped_quantile(sf[hollow], (span - count)[hollow], 0.3, n_frames)  # low quantile: ignores pads
+    fingers = _grouped_quantile(sf[hollow], count[hollow], 0.5, n_frames)
+    with np.errstate(invalid="ignore"):
+        op = np.where(np.isnan(gap), 0.0, np.clip(gap / np.maximum(span_max - fingers, 1.0), 0.0, 1.0))
+    seen = n >= 20
+    out[seen] = op[seen]
+    return out
 
 
 @dataclass
@@ -225,43 +275,34 @@ class ColorGrounder:
         import cv2
 
         ranges = [entity_hsv_range(e) for e in entities]  # errors before any work
-        frames = video.frames
+        frames = np.ascontiguousarray(video.frames)
         T, H, W = (int(x) for x in frames.shape[:3])
         d = self.downsample if self.downsample else (2 if min(H, W) >= 160 else 1)
-        hsv = cv2.cvtColor(np.ascontiguousarray(frames).reshape(T * H, W, 3), cv2.COLOR_RGB2HSV)
+        small = _subsample(frames, d)  # components at 1/d resolution; full resolution only around the tracks
+        Hs, Ws = small.shape[1:3]
+        hsv = cv2.cvtColor(small.reshape(T * Hs, Ws, 3), cv2.COLOR_RGB2HSV)
         E = len(entities)
         boxes = np.full((E, T, 4), np.nan, np.float32)
         vis = np.zeros((E, T), np.float32)
         masks = np.zeros((E, T, H, W), bool) if self.masks else None
-        cache: dict[HSVRange, tuple[np.ndarray, _Components, list[set[int]]]] = {}
+        cache: dict[HSVRange, tuple[_Components, list[set[int]]]] = {}
         names = tuple(getattr(e, "name", str(e)) for e in entities)
         openings: dict[str, np.ndarray] = {}
         for i, r in enumerate(ranges):
             if r not in cache:  # same-colour entities share components and split them between them
-                full = _threshold(hsv, r).reshape(T, H, W)
-                cache[r] = (full, self._components(full[:, ::d, ::d], d), [set() for _ in range(T)])
-            full, comps, claimed = cache[r]
+                cache[r] = (self._components(_threshold(hsv, r).reshape(T, Hs, Ws), d), [set() for _ in range(T)])
+            comps, claimed = cache[r]
             main, extra, box, v = self._track(comps, claimed, T)
             vis[i] = v
             is_gripper = self.gripper_opening and getattr(entities[i], "kind", "") == "gripper"
             if d == 1 and masks is None and not is_gripper:
                 boxes[i] = box
                 continue
-            Hs = full[:, ::d, ::d].shape[1]
-            m = comps.labels[:, :Hs] == main[:, None, None]  # (T, Hs, Ws); main = -1 where unseen
-            for t, k in extra:  # fragments merged into the main component (rare)
-                m[t] |= comps.labels[t, :Hs] == k
-            if d > 1:  # back to full resolution: the coarse footprint (grown by one cell) ∧ the full threshold
-                grown = cv2.dilate(m.view(np.uint8).reshape(T * Hs, -1), np.ones((3, 3), np.uint8))  # 0/1
-                Ws = grown.shape[1]
-                up = cv2.resize(grown, (Ws * d, T * Hs * d), interpolation=cv2.INTER_NEAREST)  # exact replication
-                m = np.bitwise_and(up.reshape(T, Hs * d, Ws * d)[:, :H, :W], full).view(bool)  # 1 & 255 = 1
-                box = _refine_boxes(m, box, main >= 0)
-            boxes[i] = box
+            tt, ys, xs, boxes[i] = self._track_pixels(frames, comps, main, extra, box, r, d)
             if masks is not None:
-                masks[i] = m
+                masks[i, tt, ys, xs] = True
             if is_gripper:
-                op = _opening_track(m, v)
+                op = _opening_track(_openings(tt, ys, xs, T), v)
                 if op is not None:
                     openings[names[i]] = op
         boxes = self._smooth(boxes, vis)
@@ -288,8 +329,14 @@ class ColorGrounder:
         if k > 1:  # opening; explicit anchors so that even kernels do not shift the result
             kernel = np.ones((k, k), np.uint8)
             flat = cv2.dilate(cv2.erode(flat, kernel, anchor=(0, 0)), kernel, anchor=(k - 1, k - 1))
-        _, labels, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=8, ltype=cv2.CV_32S)
-        top = stats[:, cv2.CC_STAT_TOP]
+        # label only the rows with pixels, plus the blank row after each run of them (so runs stay apart) and
+        # row 0: labels (numbered in raster order) and heights are unchanged, tops map back through `rows`
+        filled = flat.any(axis=1)
+        rows = np.flatnonzero(filled | np.r_[True, filled[:-1]])
+        _, dense, stats, _ = cv2.connectedComponentsWithStats(flat[rows], connectivity=8, ltype=cv2.CV_32S)
+        labels = np.zeros(flat.shape, np.int32)
+        labels[rows] = dense
+        top = rows[stats[:, cv2.CC_STAT_TOP]]
         frame = top // (Hs + 1)
         frame[0] = -1
         x0 = stats[:, cv2.CC_STAT_LEFT].astype(np.float32)
@@ -304,6 +351,57 @@ class ColorGrounder:
         splits = np.searchsorted(frame[cand], np.arange(1, T))
         by_frame = np.split(cand, splits)
         return _Components(labels.reshape(T, Hs + 1, Ws), frame, boxes, area, by_frame)
+
+    @staticmethod
+    def _track_pixels(
+        frames: np.ndarray, c: _Components, main: np.ndarray, extra: list[tuple[int, int]], boxes: np.ndarray,
+        r: HSVRange, d: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Full-resolution pixels (t, y, x) of a track and its boxes (T, 4), exact where it has pixels.
+
+        Only a crop around each frame's box is looked at (one crop size for the whole track, so the crops form
+        one array): the coarse footprint (main component + merged fragments, grown by one cell when d > 1),
+        replicated to full resolution and intersected with the full-resolution threshold of the crop."""
+        import cv2
+
+        _, H, W = frames.shape[:3]
+        Hs, Ws = c.labels.shape[1] - 1, c.labels.shape[2]
+        seen = np.flatnonzero(main >= 0)
+        if not len(seen):
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty, boxes
+        g = 1 if d > 1 else 0  # the grown footprint reaches one cell beyond the box
+        cells = np.rint(boxes[seen] / d).astype(np.int64)  # x0, y0, x1, y1 in coarse cells
+        ch = min(Hs, int((cells[:, 3] - cells[:, 1]).max()) + 2 * g)
+        cw = min(Ws, int((cells[:, 2] - cells[:, 0]).max()) + 2 * g)
+        cy = np.clip(cells[:, 1] - g, 0, Hs - ch)
+        cx = np.clip(cells[:, 0] - g, 0, Ws - cw)
+        lab = sliding_window_view(c.labels, (ch, cw), axis=(1, 2))[seen, cy, cx]  # (n, ch, cw)
+        m = lab == main[seen, None, None]
+        for t, k in extra:  # fragments merged into the main component (rare)
+            j = int(np.searchsorted(seen, t))
+            m[j] |= lab[j] == k
+        ys = cy[:, None] * d + np.arange(ch * d)  # (n, ch·d) full-resolution rows of each crop
+        xs = cx[:, None] * d + np.arange(cw * d)
+        out = boxes.copy()
+        if d > 1:  # back to full resolution: the grown coarse footprint ∧ the full-resolution threshold
+            m = np.repeat(np.repeat(_grow(m), d, axis=1), d, axis=2)
+            if Hs * d > H or Ws * d > W:  # d does not divide H, W: pad so that edge crops stay in the array
+                frames = np.pad(frames, ((0, 0), (0, Hs * d - H), (0, Ws * d - W), (0, 0)), mode="edge")
+            rgb = sliding_window_view(frames, (ch * d, cw * d), axis=(1, 2))[seen, cy * d, cx * d]  # (n, 3, h, w)
+            hsv = cv2.cvtColor(np.ascontiguousarray(rgb.transpose(0, 2, 3, 1)).reshape(-1, cw * d, 3),
+                               cv2.COLOR_RGB2HSV)
+            m &= _threshold(hsv, r).reshape(m.shape).view(bool)
+            m &= (ys < H)[:, :, None] & (xs < W)[:, None, :]  # cells past the edge when d does not divide H, W
+            rows, cols = m.any(axis=2), m.any(axis=1)
+            ok = rows.any(axis=1)
+            j = np.arange(len(seen))
+            ref = np.stack([xs[j, cols.argmax(axis=1)], ys[j, rows.argmax(axis=1)],
+                            xs[j, cw * d - 1 - cols[:, ::-1].argmax(axis=1)] + 1,
+                            ys[j, ch * d - 1 - rows[:, ::-1].argmax(axis=1)] + 1], axis=1)
+            out[seen[ok]] = ref[ok]
+        j, y, x = np.nonzero(m)
+        return seen[j], ys[j, y], xs[j, x], out
 
     def _track(
         self, c: _Components, claimed: list[set[int]], T: int
