@@ -71,6 +71,31 @@ def toy(
         typer.echo(line)
 
 
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML training config (see examples/creflow_tiny.yaml).")],
+    steps: Annotated[int | None, typer.Option(help="Override the config's total step count.", min=1)] = None,
+    no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore checkpoints in output_dir.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not narrate steps.")] = False,
+) -> None:
+    """Post-train a diffusers Wan model's LoRA with CreFlow/NFT against an ltlreward spec (resumes by default)."""
+    from .config import ConfigError, load_config
+    from .trainer import Trainer
+
+    try:
+        cfg = load_config(config)
+        if steps is not None:
+            cfg.steps = steps
+    except (ConfigError, OSError) as e:
+        typer.echo(f"error: {config}: {e}", err=True)
+        raise typer.Exit(2) from e
+    trainer = Trainer(cfg)
+    results = trainer.run(resume=not no_resume, log=None if quiet else (lambda msg: typer.echo(msg, err=True)))
+    skipped = sum(r.skipped is not None for r in results)
+    typer.echo(f"trained to step {trainer.step} ({len(results)} steps this run, {skipped} skipped); "
+               f"log {trainer.log_path}; checkpoint {trainer.latest_checkpoint()}")
+
+
 def main() -> None:
     """Console-script entry point (`creflow = "creflow_train.cli:main"`)."""
     app()

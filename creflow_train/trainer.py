@@ -1,0 +1,302 @@
+"""The CreFlow trainer: rollouts → ltlreward scores → advantages + latent masks → NFT/reflow/KL → AdamW step.
+
+One `train_step` samples K rollouts for each of the step's prompts with the deterministic Euler solver,
+decodes and scores them in process with `ltlreward.RewardModel`, turns the violation masks into latent masks,
+draws one t per rollout, and minimises credit-aware NFT (or plain NFT) + corrective reflow + the KL anchor
+on the LoRA parameters; then θ_old follows θ by EMA. Steps with a non-finite loss or gradient are skipped and
+reported. Checkpoints hold the LoRA tensors, optimiser, step and every RNG state, so resuming is exact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .config import TrainConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from .policy import WanParts
+
+T_MIN, T_MAX = 0.02, 0.98  # training times stay away from the exact ends of the path
+CHECKPOINT_GLOB = "checkpoint-*.pt"
+
+
+@dataclass
+class StepResult:
+    """What one training step did (also written as one JSONL line)."""
+
+    step: int  # the step counter after this step
+    skipped: str | None  # reason the update was skipped, None if the optimiser stepped
+    terms: dict[str, float] = field(default_factory=dict)  # detached loss terms and diagnostics
+    reward_mean: float = float("nan")
+    satisfied_frac: float = float("nan")
+    n_valid: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSONL record (non-finite floats become null)."""
+        def clean(v: float) -> float | None:
+            return float(v) if np.isfinite(v) else None
+
+        return {"step": self.step, "skipped": self.skipped, "reward_mean": clean(self.reward_mean),
+                "satisfied_frac": clean(self.satisfied_frac), "n_valid": self.n_valid,
+                "seconds": round(self.seconds, 4), **{k: clean(v) for k, v in self.terms.items()}}
+
+
+class Trainer:
+    """Holds the model parts, LoRA policy, reward model, optimiser and RNG; `run` trains to cfg.steps."""
+
+    def __init__(self, cfg: TrainConfig, *, parts: WanParts | None = None, reward_model: Any = None) -> None:
+        import torch
+
+        from .policy import LoraPolicy, load_wan
+        from .rollout import encode_prompts, latent_shape
+
+        self.cfg = cfg
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.parts = parts or load_wan(cfg.model)
+        self.device = torch.device(cfg.device)
+        for m in (self.parts.transformer, self.parts.vae, self.parts.text_encoder):
+            m.to(self.device)
+        self.policy = LoraPolicy(self.parts.transformer, rank=cfg.lora_rank, alpha=cfg.lora_alpha,
+                                 targets=cfg.lora_targets)
+        if reward_model is None:
+            from ltlreward import RewardModel
+
+            reward_model = RewardModel(cfg.spec, grounder=cfg.grounder, fps=cfg.fps)
+        self.reward_model = reward_model
+        self.optimizer = torch.optim.AdamW(self.policy.trainable_parameters(), lr=cfg.lr,
+                                           weight_decay=cfg.weight_decay)
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # rollout noise and training times
+        self.prompt_embeds = encode_prompts(self.parts.tokenizer, self.parts.text_encoder, cfg.prompts,
+                                            cfg.max_sequence_length)
+        self.shape = latent_shape(self.parts.vae, cfg.num_frames, cfg.height, cfg.width)
+        self.step = 0
+        self.out = Path(cfg.output_dir)
+        self.ckpt_dir = self.out / "checkpoints"
+        self.log_path = self.out / "train_log.jsonl"
+        self._tb: Any = None
+
+    # ---------------------------------------------------------------- one step
+    def _latent_masks(self, info: dict[str, Any], n: int) -> torch.Tensor:
+        """Pixel violation masks (T,H,W) → latent (B,T′,H′,W′); rollouts without a mask get zeros."""
+        import torch
+
+        from .masks import pixel_to_latent_mask
+
+        _, tl, hl, wl = self.shape
+        pix = np.zeros((n, self.cfg.num_frames, self.cfg.height, self.cfg.width), np.float32)
+        for i, m in enumerate(info.get("masks") or [None] * n):
+            if m is not None:
+                m = np.asarray(m, np.float32)
+                if m.shape != pix.shape[1:]:
+                    raise ValueError(f"reward mask {i} has shape {m.shape}, expected {pix.shape[1:]}")
+                pix[i] = m
+        vae = self.parts.vae.config
+        lat = pixel_to_latent_mask(torch.from_numpy(pix), temporal=int(vae.scale_factor_temporal),
+                                   spatial=int(vae.scale_factor_spatial), dilate=self.cfg.mask_dilate)
+        if tuple(lat.shape[1:]) != (tl, hl, wl):
+            raise ValueError(f"latent mask shape {tuple(lat.shape[1:])} != latent shape {(tl, hl, wl)}")
+        return lat
+
+    def _times(self, n: int) -> torch.Tensor:
+        """One training time per sample, uniform on [T_MIN, T_MAX], from the trainer's generator."""
+        import torch
+
+        return T_MIN + (T_MAX - T_MIN) * torch.rand(n, generator=self.generator)
+
+    def train_step(self) -> StepResult:
+        """Sample, score, and (unless every group is uninformative or the loss is non-finite) update."""
+        import torch
+
+        from .advantages import aggregate_group_masks, group_advantages
+        from .losses import (
+            corrective_reflow_loss,
+            corrective_targets,
+            credit_nft_loss,
+            kl_anchor_loss,
+            nft_loss,
+            old_policy_decay,
+            rf_interpolate,
+        )
+        from .rollout import sample_groups
+
+        cfg, t0 = self.cfg, time.perf_counter()
+        n_prompts = len(cfg.prompts)
+        idx = [(self.step * cfg.prompts_per_step + i) % n_prompts for i in range(cfg.prompts_per_step)]
+        prompts = [cfg.prompts[i] for i in idx]
+        ro = sample_groups(self.policy, self.parts.vae, prompts, self.prompt_embeds[idx],
+                           group_size=cfg.group_size, shape=self.shape, steps=cfg.num_inference_steps,
+                           shift=cfg.shift, generator=self.generator, which=cfg.sample_with)
+        rewards, info = self.reward_model(ro.videos)
+        rewards_t = torch.as_tensor(np.asarray(rewards, np.float32))
+        n = rewards_t.shape[0]
+        satisfied = torch.as_tensor(np.asarray(info.get("all_satisfied", np.zeros(n, bool)), bool))
+        adv = group_advantages(rewards_t, ro.groups, std=cfg.adv_std)
+        result = StepResult(step=self.step + 1, skipped=None, reward_mean=float(rewards_t.mean()),
+                            satisfied_frac=float(satisfied.float().mean()), n_valid=adv.n_valid)
+        t_draw = self._times(n)  # drawn every step so the RNG stream does not depend on skips
+        t_reflow = self._times(n)
+        if not torch.isfinite(rewards_t).all():
+            return self._finish(result, "non-finite reward", t0)
+        if adv.n_valid == 0:
+            return self._finish(result, "no advantage: every group's rewards are equal", t0)
+        masks = aggregate_group_masks(self._latent_masks(info, n), ro.groups, ~satisfied)
+        sel = torch.nonzero(adv.valid, as_tuple=False).flatten()
+        dev = ro.x0.device
+        x0, eps, cond = ro.x0[sel.to(dev)], ro.eps[sel.to(dev)], ro.cond[sel.to(dev)]
+        m, a, t = (v[sel].to(dev, x0.dtype) for v in (masks, adv.advantages, t_draw))
+        x_t = rf_interpolate(x0, eps, t)
+        v_theta = self.policy.velocity(x_t, t, cond, "default")
+        v_old = self.policy.velocity(x_t, t, cond, "old")
+        common = {"beta": cfg.beta, "clip": cfg.adv_clip, "adaptive": cfg.adaptive}
+        if cfg.loss in ("credit-nft", "creflow"):
+            loss, terms = credit_nft_loss(v_theta, v_old, x0, eps, t, a, m, mask_floor=cfg.mask_floor,
+                                          mask_norm=cfg.mask_norm, **common)
+        else:
+            loss, terms = nft_loss(v_theta, v_old, x0, eps, t, a, **common)
+        if cfg.kl_weight > 0:
+            v_ref = self.policy.velocity(x_t, t, cond, "ref")
+            kl, kl_terms = kl_anchor_loss(v_theta, v_ref, cfg.kl_weight)
+            loss, terms = loss + kl, {**terms, **kl_terms}
+        if cfg.loss in ("reflow", "creflow") and cfg.reflow_weight > 0:
+            ct = corrective_targets(x0, m, ro.groups[sel].to(dev), a > 0)
+            if len(ct):
+                eps_neg, tr = eps[ct.index], t_reflow[sel].to(dev, x0.dtype)[ct.index]
+                v_r = self.policy.velocity(rf_interpolate(ct.x0_star, eps_neg, tr), tr, cond[ct.index])
+                rl, r_terms = corrective_reflow_loss(v_r, ct.x0_star, eps_neg, ct.mask,
+                                                     mask_floor=cfg.mask_floor)
+                loss, terms = loss + cfg.reflow_weight * rl, {**terms, **r_terms}
+        terms["loss"] = float(loss.detach())
+        result.terms = terms
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            return self._finish(result, "non-finite loss", t0)
+        loss.backward()
+        params = self.policy.trainable_parameters()
+        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        terms["grad_norm"] = float(gnorm)
+        if not torch.isfinite(gnorm):
+            self.optimizer.zero_grad(set_to_none=True)
+            return self._finish(result, "non-finite gradient", t0)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        decay = old_policy_decay(self.step + 1, flat=cfg.decay_flat, uprate=cfg.decay_uprate,
+                                 cap=cfg.decay_cap)
+        self.policy.sync_old(decay)
+        terms["old_decay"] = decay
+        return self._finish(result, None, t0)
+
+    def _finish(self, result: StepResult, skipped: str | None, t0: float) -> StepResult:
+        """Advance the step counter, log the step (JSONL, tensorboard) and return it."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        result.step, result.skipped, result.seconds = self.step, skipped, time.perf_counter() - t0
+        self.out.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(result.to_json()) + "\n")
+        tb = self._tensorboard()
+        if tb is not None:
+            for k, v in result.to_json().items():
+                if isinstance(v, float):
+                    tb.add_scalar(k, v, self.step)
+        return result
+
+    def _tensorboard(self) -> Any:
+        """A SummaryWriter when cfg.tensorboard and the tensorboard package is installed, else None."""
+        if self._tb is None and self.cfg.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                self._tb = False
+            else:
+                self._tb = SummaryWriter(str(self.out / "tensorboard"))
+        return self._tb or None
+
+    # ------------------------------------------------------------- checkpoints
+    def save_checkpoint(self) -> Path:
+        """Write checkpoint-<step>.pt atomically (tmp file + os.replace) and prune old ones."""
+        import torch
+
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        np_state = np.random.get_state()
+        state = {
+            "step": self.step,
+            "lora": self.policy.lora_state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "generator": self.generator.get_state(),
+                    "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+                    "python": random.getstate()},
+            "config": self.cfg.to_dict(),
+        }
+        path = self.ckpt_dir / f"checkpoint-{self.step:07d}.pt"
+        tmp = path.with_suffix(".pt.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        for old in sorted(self.ckpt_dir.glob(CHECKPOINT_GLOB))[: -self.cfg.keep_checkpoints]:
+            old.unlink()
+        return path
+
+    def latest_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint in output_dir/checkpoints, if any."""
+        found = sorted(self.ckpt_dir.glob(CHECKPOINT_GLOB)) if self.ckpt_dir.is_dir() else []
+        return found[-1] if found else None
+
+    def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        """Restore LoRA weights, optimiser, step and RNG states exactly."""
+        import torch
+
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.policy.load_lora_state_dict(state["lora"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        self.generator.set_state(rng["generator"])
+        kind, keys, *rest = rng["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
+        py = rng["python"]
+        random.setstate((py[0], tuple(py[1]), py[2]))
+        self._truncate_log(self.step)
+
+    def _truncate_log(self, step: int) -> None:
+        """Drop JSONL lines of steps after `step` (written before a crash), so the log matches the state."""
+        if not self.log_path.exists():
+            return
+        keep = [s for s in self.log_path.read_text(encoding="utf-8").splitlines()
+                if s.strip() and json.loads(s).get("step", 0) <= step]
+        tmp = self.log_path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+        os.replace(tmp, self.log_path)
+
+    def run(self, *, resume: bool = True, log: Any = None) -> list[StepResult]:
+        """Train until cfg.steps (resuming from the latest checkpoint), checkpointing every few steps."""
+        latest = self.latest_checkpoint() if resume else None
+        if latest is not None:
+            self.load_checkpoint(latest)
+            if log:
+                log(f"resumed from {latest} at step {self.step}")
+        out = []
+        while self.step < self.cfg.steps:
+            res = self.train_step()
+            out.append(res)
+            if log:
+                loss = res.terms.get("loss", float("nan"))
+                status = f"skipped ({res.skipped})" if res.skipped else f"loss {loss:.4g}"
+                log(f"step {res.step}: reward {res.reward_mean:.3f} {status}")
+            if self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps:
+                self.save_checkpoint()
+        if self._tb:
+            self._tb.close()
+        return out
