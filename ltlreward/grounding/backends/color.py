@@ -10,6 +10,7 @@ decaying visibility. Centres and boxes are then smoothed over time.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -174,55 +175,90 @@ def _grouped_quantile(group: np.ndarray, values: np.ndarray, q: float, n_groups:
 
 def _openings(t: np.ndarray, ys: np.ndarray, xs: np.ndarray, n_frames: int) -> np.ndarray:
     """Gripper openings (n_frames,) from the mask pixels (t, y, x) of many frames at once (t ascending), as
-    `gripper_opening_from_mask` per frame: closed-form 2×2 PCA per frame, slice statistics over (frame,
-    slice) keys with one sort, per-frame quantiles with one more; NaN for frames with < 20 pixels."""
+    `gripper_opening_from_mask` per frame: closed-form 2×2 PCA per frame (sums by reduceat over each frame's
+    run of pixels), then count and u-extent of every (frame, slice) key by bincount / ufunc.at (no sort), and
+    per-frame quantiles over the few hollow slices; NaN for frames with < 20 pixels."""
     out = np.full(n_frames, np.nan)
-    n = np.bincount(t, minlength=n_frames)
-    keep = n[t] >= 20
-    t, x, y = t[keep], xs[keep].astype(np.float64), ys[keep].astype(np.float64)
-    if not len(t):
+    n = np.diff(np.searchsorted(t, np.arange(n_frames + 1)))  # pixels per frame (t is sorted)
+    if (n[n > 0] < 20).any():  # drop frames with too few pixels
+        keep = n[t] >= 20
+        t, xs, ys = t[keep], xs[keep], ys[keep]
+        n[n < 20] = 0
+    frames = np.flatnonzero(n)
+    if not len(frames):
         return out
-    cnt = np.maximum(n, 1)
-    qx = x - (np.bincount(t, x, n_frames) / cnt)[t]
-    qy = y - (np.bincount(t, y, n_frames) / cnt)[t]
-    sxx, syy, sxy = (np.bincount(t, a * b, n_frames) for a, b in ((qx, qx), (qy, qy), (qx, qy)))
+    n = n[frames]
+    starts = np.cumsum(n) - n
+
+    def total(v: np.ndarray) -> np.ndarray:  # per-frame sum of a per-pixel value
+        return np.add.reduceat(v, starts)
+
+    def per_pixel(v: np.ndarray) -> np.ndarray:  # a per-frame value repeated for each pixel of the frame
+        return np.repeat(v, n)
+
+    x, y = xs.astype(np.float64), ys.astype(np.float64)
+    qx, qy = x - per_pixel(total(x) / n), y - per_pixel(total(y) / n)
+    sxx, syy, sxy = total(qx * qx), total(qy * qy), total(qx * qy)
     theta = 0.5 * np.arctan2(2 * sxy, sxx - syy)  # angle of each frame's major axis
     c, s = np.cos(theta), np.sin(theta)  # major axis (c, s); minor axis ±(-s, c), signed as numpy's eigh does:
-    flip = (sxy != 0) & np.where(np.abs(s) >= np.abs(c), s < 0, c > 0)  # largest component negative
-    sign = np.where(flip, -1.0, 1.0)[t]
-    c, s = c[t], s[t]
-    u, w = qx * c + qy * s, sign * (qy * c - qx * s)  # along the major axis / along the minor axis
-    frame_start = np.flatnonzero(np.r_[True, t[1:] != t[:-1]])
-    w_min = np.minimum.reduceat(w, frame_start)
-    wb = np.round(w - np.repeat(w_min, np.diff(np.r_[frame_start, len(t)]))).astype(np.int64)
-    key = t * (int(wb.max()) + 1) + wb  # one key per (frame, 1-px slice across the minor axis)
-    order = np.argsort(key, kind="stable")
-    key, u = key[order], u[order]
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    count = np.diff(np.r_[starts, len(key)]).astype(np.float64)
-    span = np.maximum.reduceat(u, starts) - np.minimum.reduceat(u, starts) + 1.0
-    sf = t[order][starts]  # frame of each slice
-    span_max = np.full(n_frames, -np.inf)
-    np.maximum.at(span_max, sf, span)
+    sign = np.where((sxy != 0) & np.where(np.abs(s) >= np.abs(c), s < 0, c > 0), -1.0, 1.0)  # largest < 0
+    u = qx * per_pixel(c) + qy * per_pixel(s)  # along the major axis
+    w = qy * per_pixel(sign * c) - qx * per_pixel(sign * s)  # along the minor axis
+    wb = np.round(w - per_pixel(np.minimum.reduceat(w, starts))).astype(np.int64)
+    K = int(wb.max()) + 1
+    key = per_pixel(np.arange(len(frames)) * K) + wb  # one key per (frame, 1-px slice across the minor axis)
+    count = np.bincount(key, minlength=len(frames) * K).astype(np.float64)
+    hi, lo = np.full(len(count), -np.inf), np.full(len(count), np.inf)
+    np.maximum.at(hi, key, u)
+    np.minimum.at(lo, key, u)
+    occupied = np.flatnonzero(count)  # slices in (frame, position) order
+    count, span, sf = count[occupied], hi[occupied] - lo[occupied] + 1.0, occupied // K
+    span_max = np.maximum.reduceat(span, np.searchsorted(sf, np.arange(len(frames))))
     hollow = count < 0.75 * span
-    gap = _grouped_quantile(sf[hollow], (span - count)[hollow], 0.3, n_frames)  # low quantile: ignores pads
-    fingers = _grouped_quantile(sf[hollow], count[hollow], 0.5, n_frames)
+    gap = _grouped_quantile(sf[hollow], (span - count)[hollow], 0.3, len(frames))  # low quantile: ignores pads
+    fingers = _grouped_quantile(sf[hollow], count[hollow], 0.5, len(frames))
     with np.errstate(invalid="ignore"):
-        op = np.where(np.isnan(gap), 0.0, np.clip(gap / np.maximum(span_max - fingers, 1.0), 0.0, 1.0))
-    seen = n >= 20
-    out[seen] = op[seen]
+        out[frames] = np.where(np.isnan(gap), 0.0, np.clip(gap / np.maximum(span_max - fingers, 1.0), 0.0, 1.0))
     return out
 
 
 @dataclass
 class _Components:
-    """Connected components of one colour over a whole clip (frames stacked with separator rows)."""
+    """Connected components of one colour over a whole clip (frames stacked with separator rows, of which only
+    the rows that hold pixels, and the blank row after each run of them, are kept)."""
 
-    labels: np.ndarray  # (T, Hs+1, Ws) int32 component label per pixel (0 = background)
+    shape: tuple[int, int, int]  # (T, Hs, Ws) of the coarse mask
+    labels: np.ndarray  # (R+1, Ws) int32 component label per pixel of the kept rows (0 = background) + a blank row
+    row: np.ndarray  # (T·(Hs+1),) row of `labels` for each row of the stacked clip (dropped rows: the blank one)
     frame: np.ndarray  # (N,) frame of each component (index 0 = background is -1)
     boxes: np.ndarray  # (N, 4) x0, y0, x1, y1 in full-resolution pixels (x1, y1 exclusive)
     area: np.ndarray  # (N,) pixels at full resolution
-    by_frame: list[np.ndarray]  # per frame: labels of components big enough to be candidates
+    by_frame: list[list[int]]  # per frame: labels of components big enough to be candidates
+
+    def crop(self, frames: np.ndarray, y0: np.ndarray, x0: np.ndarray, h: int, w: int) -> np.ndarray:
+        """Labels (n, h, w) of the cells [y0, y0+h) × [x0, x0+w) of each of the n given frames."""
+        rows = self.row[(frames * (self.shape[1] + 1) + y0)[:, None] + np.arange(h)]  # (n, h)
+        return sliding_window_view(self.labels[rows], w, axis=2)[np.arange(len(frames)), :, x0]
+
+
+@dataclass
+class _Crops:
+    """Same-size full-resolution mask crops of one track: crop j shows frame frames[j] from (y0[j], x0[j])."""
+
+    frames: np.ndarray  # (n,) frame indices
+    y0: np.ndarray  # (n,) top row of each crop
+    x0: np.ndarray  # (n,) left column of each crop
+    mask: np.ndarray  # (n, h, w) bool
+
+    def paste(self, out: np.ndarray) -> None:
+        """Write the crops into a (T, H, W) mask (crops overhanging its edge hold no pixels there)."""
+        _, h, w = self.mask.shape
+        T, H, W = out.shape
+        pad_h, pad_w = max(0, int(self.y0.max()) + h - H), max(0, int(self.x0.max()) + w - W)
+        target = np.zeros((T, H + pad_h, W + pad_w), bool) if pad_h or pad_w else out
+        sliding_window_view(target, (h, w), axis=(1, 2), writeable=True)[self.frames, self.y0, self.x0] = self.mask
+        if target is not out:
+            out[:] = target[:, :H, :W]
 
 
 class ColorGrounder:
@@ -298,11 +334,12 @@ class ColorGrounder:
             if d == 1 and masks is None and not is_gripper:
                 boxes[i] = box
                 continue
-            tt, ys, xs, boxes[i] = self._track_pixels(frames, comps, main, extra, box, r, d)
-            if masks is not None:
-                masks[i, tt, ys, xs] = True
+            crops, boxes[i] = self._track_crops(frames, comps, main, extra, box, r, d)
+            if masks is not None and len(crops.frames):
+                crops.paste(masks[i])
             if is_gripper:
-                op = _opening_track(_openings(tt, ys, xs, T), v)
+                tt, ys, xs = np.nonzero(crops.mask)
+                op = _opening_track(_openings(crops.frames[tt], ys, xs, T), v)
                 if op is not None:
                     openings[names[i]] = op
         boxes = self._smooth(boxes, vis)
@@ -322,20 +359,24 @@ class ColorGrounder:
         import cv2
 
         T, Hs, Ws = mask.shape
-        stacked = np.zeros((T, Hs + 1, Ws), np.uint8)  # a blank row after each frame keeps frames apart
-        stacked[:, :Hs] = mask
-        flat = stacked.reshape(T * (Hs + 1), Ws)
+        # frames stacked with a blank row after each (keeps frames apart); only the rows with pixels, the blank
+        # row after each run of them and row 0 are kept: opening (⊆ its input) and labelling treat the runs as
+        # they would the whole image, labels stay numbered in raster order, tops map back through `rows`
+        filled = np.zeros((T, Hs + 1), bool)
+        filled[:, :Hs] = mask.view(bool).any(axis=2)  # rows with pixels (bool's any is the fast one)
+        filled = filled.ravel()
+        rows = np.flatnonzero(filled | np.r_[True, filled[:-1]])
+        t, y = np.divmod(rows, Hs + 1)
+        src = np.concatenate([mask.reshape(T * Hs, Ws), np.zeros((1, Ws), mask.dtype)])
+        flat = src[np.where(y < Hs, t * Hs + y, T * Hs)]
         k = max(1, round(self.open_px / d))
         if k > 1:  # opening; explicit anchors so that even kernels do not shift the result
             kernel = np.ones((k, k), np.uint8)
             flat = cv2.dilate(cv2.erode(flat, kernel, anchor=(0, 0)), kernel, anchor=(k - 1, k - 1))
-        # label only the rows with pixels, plus the blank row after each run of them (so runs stay apart) and
-        # row 0: labels (numbered in raster order) and heights are unchanged, tops map back through `rows`
-        filled = flat.any(axis=1)
-        rows = np.flatnonzero(filled | np.r_[True, filled[:-1]])
-        _, dense, stats, _ = cv2.connectedComponentsWithStats(flat[rows], connectivity=8, ltype=cv2.CV_32S)
-        labels = np.zeros(flat.shape, np.int32)
-        labels[rows] = dense
+        _, dense, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=8, ltype=cv2.CV_32S)
+        labels = np.concatenate([dense, np.zeros((1, Ws), np.int32)])
+        row = np.full(T * (Hs + 1), len(rows))
+        row[rows] = np.arange(len(rows))
         top = rows[stats[:, cv2.CC_STAT_TOP]]
         frame = top // (Hs + 1)
         frame[0] = -1
@@ -348,16 +389,17 @@ class ColorGrounder:
         cand = cand[cand > 0]
         order = np.argsort(frame[cand], kind="stable")
         cand = cand[order]
-        splits = np.searchsorted(frame[cand], np.arange(1, T))
-        by_frame = np.split(cand, splits)
-        return _Components(labels.reshape(T, Hs + 1, Ws), frame, boxes, area, by_frame)
+        bounds = np.searchsorted(frame[cand], np.arange(T + 1)).tolist()
+        cand = cand.tolist()
+        by_frame = [cand[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        return _Components((T, Hs, Ws), labels, row, frame, boxes, area, by_frame)
 
     @staticmethod
-    def _track_pixels(
+    def _track_crops(
         frames: np.ndarray, c: _Components, main: np.ndarray, extra: list[tuple[int, int]], boxes: np.ndarray,
         r: HSVRange, d: int,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Full-resolution pixels (t, y, x) of a track and its boxes (T, 4), exact where it has pixels.
+    ) -> tuple[_Crops, np.ndarray]:
+        """Full-resolution mask crops of a track and its boxes (T, 4), exact where it has pixels.
 
         Only a crop around each frame's box is looked at (one crop size for the whole track, so the crops form
         one array): the coarse footprint (main component + merged fragments, grown by one cell when d > 1),
@@ -365,113 +407,114 @@ class ColorGrounder:
         import cv2
 
         _, H, W = frames.shape[:3]
-        Hs, Ws = c.labels.shape[1] - 1, c.labels.shape[2]
+        _, Hs, Ws = c.shape
         seen = np.flatnonzero(main >= 0)
         if not len(seen):
-            empty = np.zeros(0, np.int64)
-            return empty, empty, empty, boxes
+            return _Crops(seen, seen, seen, np.zeros((0, 1, 1), bool)), boxes
         g = 1 if d > 1 else 0  # the grown footprint reaches one cell beyond the box
         cells = np.rint(boxes[seen] / d).astype(np.int64)  # x0, y0, x1, y1 in coarse cells
         ch = min(Hs, int((cells[:, 3] - cells[:, 1]).max()) + 2 * g)
         cw = min(Ws, int((cells[:, 2] - cells[:, 0]).max()) + 2 * g)
         cy = np.clip(cells[:, 1] - g, 0, Hs - ch)
         cx = np.clip(cells[:, 0] - g, 0, Ws - cw)
-        lab = sliding_window_view(c.labels, (ch, cw), axis=(1, 2))[seen, cy, cx]  # (n, ch, cw)
+        lab = c.crop(seen, cy, cx, ch, cw)  # (n, ch, cw)
         m = lab == main[seen, None, None]
         for t, k in extra:  # fragments merged into the main component (rare)
             j = int(np.searchsorted(seen, t))
             m[j] |= lab[j] == k
-        ys = cy[:, None] * d + np.arange(ch * d)  # (n, ch·d) full-resolution rows of each crop
-        xs = cx[:, None] * d + np.arange(cw * d)
+        crops = _Crops(seen, cy * d, cx * d, m)
+        if d == 1:
+            return crops, boxes
+        # back to full resolution: the grown coarse footprint (each cell → d × d pixels) ∧ the crop's threshold
+        if Hs * d > H or Ws * d > W:  # d does not divide H, W: pad so that edge crops stay in the array
+            frames = np.pad(frames, ((0, 0), (0, Hs * d - H), (0, Ws * d - W), (0, 0)), mode="edge")
+        n, h, w = len(seen), ch * d, cw * d
+        rgb = sliding_window_view(frames, (h, w), axis=(1, 2))[seen, crops.y0, crops.x0]  # (n, 3, h, w)
+        hsv = cv2.cvtColor(np.ascontiguousarray(rgb.transpose(0, 2, 3, 1)).reshape(n * h, w, 3), cv2.COLOR_RGB2HSV)
+        grown = _grow(m).view(np.uint8).reshape(n * ch, cw)  # 0/1
+        up = cv2.resize(grown, (w, n * h), interpolation=cv2.INTER_NEAREST)  # exact replication of each cell
+        crops.mask = np.bitwise_and(up, _threshold(hsv, r)).view(bool).reshape(n, h, w)  # 1 & 255 = 1
+        ys, xs = crops.y0[:, None] + np.arange(h), crops.x0[:, None] + np.arange(w)
+        if Hs * d > H or Ws * d > W:  # no pixels in the cells' part past the edge
+            crops.mask &= (ys < H)[:, :, None] & (xs < W)[:, None, :]
+        rows, cols = crops.mask.any(axis=2), crops.mask.any(axis=1)
+        ok = rows.any(axis=1)
+        j = np.arange(n)
+        ref = np.stack([xs[j, cols.argmax(axis=1)], ys[j, rows.argmax(axis=1)],
+                        xs[j, w - 1 - cols[:, ::-1].argmax(axis=1)] + 1,
+                        ys[j, h - 1 - rows[:, ::-1].argmax(axis=1)] + 1], axis=1)
         out = boxes.copy()
-        if d > 1:  # back to full resolution: the grown coarse footprint ∧ the full-resolution threshold
-            m = np.repeat(np.repeat(_grow(m), d, axis=1), d, axis=2)
-            if Hs * d > H or Ws * d > W:  # d does not divide H, W: pad so that edge crops stay in the array
-                frames = np.pad(frames, ((0, 0), (0, Hs * d - H), (0, Ws * d - W), (0, 0)), mode="edge")
-            rgb = sliding_window_view(frames, (ch * d, cw * d), axis=(1, 2))[seen, cy * d, cx * d]  # (n, 3, h, w)
-            hsv = cv2.cvtColor(np.ascontiguousarray(rgb.transpose(0, 2, 3, 1)).reshape(-1, cw * d, 3),
-                               cv2.COLOR_RGB2HSV)
-            m &= _threshold(hsv, r).reshape(m.shape).view(bool)
-            m &= (ys < H)[:, :, None] & (xs < W)[:, None, :]  # cells past the edge when d does not divide H, W
-            rows, cols = m.any(axis=2), m.any(axis=1)
-            ok = rows.any(axis=1)
-            j = np.arange(len(seen))
-            ref = np.stack([xs[j, cols.argmax(axis=1)], ys[j, rows.argmax(axis=1)],
-                            xs[j, cw * d - 1 - cols[:, ::-1].argmax(axis=1)] + 1,
-                            ys[j, ch * d - 1 - rows[:, ::-1].argmax(axis=1)] + 1], axis=1)
-            out[seen[ok]] = ref[ok]
-        j, y, x = np.nonzero(m)
-        return seen[j], ys[j, y], xs[j, x], out
+        out[seen[ok]] = ref[ok]
+        return crops, out
 
     def _track(
         self, c: _Components, claimed: list[set[int]], T: int
     ) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray, np.ndarray]:
         """Follow one entity through the clip → main component label per frame (T,) (-1 = none), merged
-        fragments [(frame, label)], boxes (T, 4) and visibility (T,)."""
+        fragments [(frame, label)], boxes (T, 4) and visibility (T,). The few candidates of a frame are scored
+        with plain floats (numpy call overhead would dominate)."""
         main = np.full(T, -1, np.int32)
         extra: list[tuple[int, int]] = []
         out = np.full((T, 4), np.nan, np.float32)
         vis = np.zeros(T, np.float32)
-        center = vel = None  # track state
+        comp_boxes, comp_area = c.boxes.tolist(), c.area.tolist()
+        center: tuple[float, float] | None = None  # track state
+        vel = (0.0, 0.0)
         area = size = 0.0
-        last_box = None
+        last_box = np.zeros(4, np.float32)
         missed = 0
+        m = self.merge_px
         for t in range(T):
-            cands = [k for k in c.by_frame[t] if int(k) not in claimed[t]]
+            cands = [k for k in c.by_frame[t] if k not in claimed[t]]
             pick = None
-            if cands:
-                ks = np.asarray(cands)
-                b = c.boxes[ks]
-                ctr = (b[:, :2] + b[:, 2:]) / 2
-                if center is None:
-                    pick = int(ks[np.argmax(c.area[ks])])  # (re)acquire: the largest blob of the colour
-                else:
-                    pred = center + vel
-                    dist = np.hypot(*(ctr - pred).T)
-                    ratio = np.maximum(c.area[ks] / area, area / c.area[ks])
-                    # near the prediction the blob may change shape (partly occluded, merged with a finger);
-                    # a far jump (fast motion, a fall) is taken only by a blob of about the same size
-                    near = size + 8.0
-                    gate = self.gate * size * (1 + 0.5 * missed) + 8.0
-                    cost = dist / gate + 2.0 * np.log(ratio)
-                    ok = ((dist <= near) & (ratio <= 6.0)) | ((dist <= gate) & (ratio <= 1.4))
-                    if ok.any():
-                        pick = int(ks[np.flatnonzero(ok)[np.argmin(cost[ok])]])
+            if cands and center is None:
+                pick = max(cands, key=comp_area.__getitem__)  # (re)acquire: the largest blob of the colour
+            elif cands:
+                px, py = center[0] + vel[0], center[1] + vel[1]
+                # near the prediction the blob may change shape (partly occluded, merged with a finger);
+                # a far jump (fast motion, a fall) is taken only by a blob of about the same size
+                near = size + 8.0
+                gate = self.gate * size * (1 + 0.5 * missed) + 8.0
+                best = math.inf
+                for k in cands:
+                    x0, y0, x1, y1 = comp_boxes[k]
+                    dist = math.hypot((x0 + x1) / 2 - px, (y0 + y1) / 2 - py)
+                    ratio = max(comp_area[k] / area, area / comp_area[k])
+                    cost = dist / gate + 2.0 * math.log(ratio)
+                    if ((dist <= near and ratio <= 6.0) or (dist <= gate and ratio <= 1.4)) and cost < best:
+                        pick, best = k, cost
             if pick is not None:
-                box = c.boxes[pick].copy()
+                box = list(comp_boxes[pick])
                 group = [pick]
-                m = self.merge_px
                 for k in cands:  # merge fragments (an object split by an occluder) touching the chosen box
-                    k = int(k)
-                    if k == pick:
-                        continue
-                    kb = c.boxes[k]
-                    if kb[0] <= box[2] + m and kb[2] >= box[0] - m and kb[1] <= box[3] + m and kb[3] >= box[1] - m:
+                    kb = comp_boxes[k]
+                    if k != pick and kb[0] <= box[2] + m and kb[2] >= box[0] - m and kb[1] <= box[3] + m \
+                            and kb[3] >= box[1] - m:
                         group.append(k)
-                        box = np.array([min(box[0], kb[0]), min(box[1], kb[1]), max(box[2], kb[2]),
-                                        max(box[3], kb[3])], np.float32)
+                        box = [min(box[0], kb[0]), min(box[1], kb[1]), max(box[2], kb[2]), max(box[3], kb[3])]
                 claimed[t].update(group)
                 main[t] = pick
                 extra.extend((t, k) for k in group[1:])
-                new_center = (box[:2] + box[2:]) / 2
-                new_area = float(c.area[group].sum())
+                new_center = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+                new_area = sum(comp_area[k] for k in group)
                 if center is None:
-                    vel = np.zeros(2)
-                    area = new_area
+                    vel, area = (0.0, 0.0), new_area
                 else:
-                    vel = 0.5 * vel + 0.5 * (new_center - center) if missed == 0 else new_center - center
+                    dx, dy = new_center[0] - center[0], new_center[1] - center[1]
+                    vel = (0.5 * vel[0] + 0.5 * dx, 0.5 * vel[1] + 0.5 * dy) if missed == 0 else (dx, dy)
                     area = 0.7 * area + 0.3 * new_area
-                center, size, last_box, missed = new_center, float(np.sqrt(area)), box, 0
-                out[t], vis[t] = box, 1.0
+                center, size, missed = new_center, math.sqrt(area), 0
+                out[t] = last_box = np.array(box, np.float32)
+                vis[t] = 1.0
             elif center is not None and missed < self.coast_frames:
                 missed += 1
-                center = center + vel
-                vel = vel * 0.8
+                center = (center[0] + vel[0], center[1] + vel[1])
+                vel = (vel[0] * 0.8, vel[1] * 0.8)
                 half = (last_box[2:] - last_box[:2]) / 2
-                last_box = np.concatenate([center - half, center + half]).astype(np.float32)
+                last_box = np.concatenate([np.array(center) - half, np.array(center) + half]).astype(np.float32)
                 out[t], vis[t] = last_box, self.visibility_decay**missed
             else:
-                center = vel = last_box = None
+                center, vel = None, (0.0, 0.0)
                 missed = 0
         return main, extra, out, vis
 
