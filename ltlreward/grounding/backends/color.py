@@ -1,11 +1,13 @@
 """`color` backend: classical OpenCV colour segmentation + a small tracker, no model weights needed.
 
 Per entity: an HSV range (from its `hsv=` hint, its `color=` hint, or a colour word in its prompt), thresholded
-over the whole clip in one array operation, cleaned by a morphological opening, split into connected
-components (one call for the whole clip: frames are stacked with a blank separator row), and tracked: each
-frame the component that best continues the track (near the predicted centre, of similar size) is taken,
-fragments touching it are merged in, and through brief occlusions the track coasts on its velocity with a
-decaying visibility. Centres and boxes are then smoothed over time.
+over the whole clip at 1/d resolution in one array operation, cleaned by a morphological opening, split into
+connected components (one call for the whole clip: frames are stacked with a blank separator row, and only the
+rows holding pixels are labelled), and tracked: each frame the component that best continues the track (near
+the predicted centre, of similar size) is taken, fragments touching it are merged in, and through brief
+occlusions the track coasts on its velocity with a decaying visibility. The full-resolution mask and exact box
+are then computed only in a crop around each tracked box (all crops of a track as one array), gripper openings
+for all frames of a track at once, and centres and boxes are smoothed over time.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -142,7 +145,9 @@ def _subsample(frames: np.ndarray, d: int) -> np.ndarray:
 
 def _grow(m: np.ndarray) -> np.ndarray:
     """3 × 3 binary dilation of each (h, w) image of a boolean stack (n, h, w), separably."""
-    p = np.pad(m, ((0, 0), (1, 1), (1, 1)))
+    n, h, w = m.shape
+    p = np.zeros((n, h + 2, w + 2), bool)  # a blank border around each image
+    p[:, 1:-1, 1:-1] = m
     rows = p[:, :-2] | p[:, 1:-1] | p[:, 2:]
     return rows[:, :, :-2] | rows[:, :, 1:-1] | rows[:, :, 2:]
 
@@ -196,8 +201,7 @@ def _openings(t: np.ndarray, ys: np.ndarray, xs: np.ndarray, n_frames: int) -> n
     def per_pixel(v: np.ndarray) -> np.ndarray:  # a per-frame value repeated for each pixel of the frame
         return np.repeat(v, n)
 
-    x, y = xs.astype(np.float64), ys.astype(np.float64)
-    qx, qy = x - per_pixel(total(x) / n), y - per_pixel(total(y) / n)
+    qx, qy = xs - per_pixel(total(xs) / n), ys - per_pixel(total(ys) / n)  # centred, float64
     sxx, syy, sxy = total(qx * qx), total(qy * qy), total(qx * qy)
     theta = 0.5 * np.arctan2(2 * sxy, sxx - syy)  # angle of each frame's major axis
     c, s = np.cos(theta), np.sin(theta)  # major axis (c, s); minor axis ±(-s, c), signed as numpy's eigh does:
@@ -390,8 +394,8 @@ class ColorGrounder:
         order = np.argsort(frame[cand], kind="stable")
         cand = cand[order]
         bounds = np.searchsorted(frame[cand], np.arange(T + 1)).tolist()
-        cand = cand.tolist()
-        by_frame = [cand[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        listed = cand.tolist()
+        by_frame = [listed[a:b] for a, b in pairwise(bounds)]
         return _Components((T, Hs, Ws), labels, row, frame, boxes, area, by_frame)
 
     @staticmethod
