@@ -80,7 +80,7 @@ def train(
 ) -> None:
     """Post-train a diffusers Wan model's LoRA with CreFlow/NFT against an ltlreward spec (resumes by default)."""
     from .config import ConfigError, load_config
-    from .trainer import Trainer
+    from .distributed import make_trainer, shutdown
 
     try:
         cfg = load_config(config)
@@ -89,9 +89,16 @@ def train(
     except (ConfigError, OSError) as e:
         typer.echo(f"error: {config}: {e}", err=True)
         raise typer.Exit(2) from e
-    trainer = Trainer(cfg)
+    try:
+        trainer = make_trainer(cfg)  # a DistributedTrainer under `accelerate launch` / torchrun (WORLD_SIZE > 1)
+    except ConfigError as e:
+        typer.echo(f"error: {config}: {e}", err=True)
+        raise typer.Exit(2) from e
     results = trainer.run(resume=not no_resume, log=None if quiet else (lambda msg: typer.echo(msg, err=True)))
     skipped = sum(r.skipped is not None for r in results)
+    shutdown()
+    if getattr(trainer, "rank", 0) != 0:
+        return
     typer.echo(f"trained to step {trainer.step} ({len(results)} steps this run, {skipped} skipped); "
                f"log {trainer.log_path}; checkpoint {trainer.latest_checkpoint()}")
 
