@@ -116,8 +116,29 @@ class Trainer:
 
         return T_MIN + (T_MAX - T_MIN) * torch.rand(n, generator=self.generator)
 
+    # ------------------------------------------------ collectives (identities in one process)
+    rank, world = 0, 1
+
+    def _rows(self) -> tuple[int, int]:
+        """Rows [lo, hi) of the step's global batch that this process samples (whole groups)."""
+        return 0, self.cfg.prompts_per_step * self.cfg.group_size
+
+    def _gather(self, x: torch.Tensor) -> torch.Tensor:
+        """Concatenate per-process tensors in rank order (one process: x itself)."""
+        return x
+
+    def _sum(self, values: list[float]) -> list[float]:
+        """Sum scalars over processes (one process: the values themselves)."""
+        return values
+
+    def _average_gradients(self, params: list[torch.nn.Parameter]) -> None:
+        """Average gradients over processes (one process: nothing to do)."""
+
     def train_step(self) -> StepResult:
-        """Sample, score, and (unless every group is uninformative or the loss is non-finite) update."""
+        """One step: sample this rank's whole groups, score, advantages over the global batch, and (unless every
+        group is uninformative or the loss is non-finite) update. With one process the collectives are identities;
+        under torch.distributed (see distributed.py) the loss is rescaled so the averaged gradient equals the
+        single-process gradient of the same global batch."""
         import torch
 
         from .advantages import aggregate_group_masks, group_advantages
@@ -130,61 +151,81 @@ class Trainer:
             old_policy_decay,
             rf_interpolate,
         )
-        from .rollout import sample_groups
+        from .rollout import Rollouts, decode_latents, euler_sample
 
         cfg, t0 = self.cfg, time.perf_counter()
-        n_prompts = len(cfg.prompts)
+        n_prompts, k, w = len(cfg.prompts), cfg.group_size, self.world
         idx = [(self.step * cfg.prompts_per_step + i) % n_prompts for i in range(cfg.prompts_per_step)]
-        prompts = [cfg.prompts[i] for i in idx]
-        ro = sample_groups(self.policy, self.parts.vae, prompts, self.prompt_embeds[idx],
-                           group_size=cfg.group_size, shape=self.shape, steps=cfg.num_inference_steps,
-                           shift=cfg.shift, generator=self.generator, which=cfg.sample_with)
+        (lo, hi), n_global = self._rows(), cfg.prompts_per_step * k
+        n_local = hi - lo
+        # the global batch's noise from the shared generator (same draw as one process), then this rank's rows
+        eps_all = torch.randn((n_global, *self.shape), generator=self.generator, dtype=torch.float32)
+        groups_all = torch.arange(cfg.prompts_per_step).repeat_interleave(k)
+        cond_all = self.prompt_embeds[idx].repeat_interleave(k, dim=0)
+        cond, groups = cond_all[lo:hi], groups_all[lo:hi]
+        eps = eps_all[lo:hi].to(cond.device)
+        x0 = euler_sample(self.policy, eps, cond, cfg.num_inference_steps, cfg.shift, cfg.sample_with)
+        ro = Rollouts(x0=x0, eps=eps, cond=cond, groups=groups,
+                      prompts=[cfg.prompts[idx[int(g)]] for g in groups], videos=decode_latents(self.parts.vae, x0))
         rewards, info = self.reward_model(ro.videos)
         rewards_t = torch.as_tensor(np.asarray(rewards, np.float32))
-        n = rewards_t.shape[0]
-        satisfied = torch.as_tensor(np.asarray(info.get("all_satisfied", np.zeros(n, bool)), bool))
-        adv = group_advantages(rewards_t, ro.groups, std=cfg.adv_std)
-        result = StepResult(step=self.step + 1, skipped=None, reward_mean=float(rewards_t.mean()),
-                            satisfied_frac=float(satisfied.float().mean()), n_valid=adv.n_valid)
-        t_draw = self._times(n)  # drawn every step so the RNG stream does not depend on skips
-        t_reflow = self._times(n)
-        if not torch.isfinite(rewards_t).all():
+        satisfied = torch.as_tensor(np.asarray(info.get("all_satisfied", np.zeros(n_local, bool)), bool))
+        rewards_all = self._gather(rewards_t)
+        satisfied_all = self._gather(satisfied.to(torch.uint8)).to(torch.bool)
+        adv = group_advantages(rewards_all, groups_all, std=cfg.adv_std)  # identical on every rank
+        result = StepResult(step=self.step + 1, skipped=None, reward_mean=float(rewards_all.mean()),
+                            satisfied_frac=float(satisfied_all.float().mean()), n_valid=adv.n_valid)
+        t_draw = self._times(n_global)[lo:hi]  # global draws, so the stream matches one process
+        t_reflow = self._times(n_global)[lo:hi]
+        if not torch.isfinite(rewards_all).all():
             return self._finish(result, "non-finite reward", t0)
         if adv.n_valid == 0:
             return self._finish(result, "no advantage: every group's rewards are equal", t0)
-        masks = aggregate_group_masks(self._latent_masks(info, n), ro.groups, ~satisfied)
-        sel = torch.nonzero(adv.valid, as_tuple=False).flatten()
+        valid, a_local = adv.valid[lo:hi], adv.advantages[lo:hi]
+        masks = aggregate_group_masks(self._latent_masks(info, n_local), groups, ~satisfied)
+        sel = torch.nonzero(valid, as_tuple=False).flatten()
         dev = ro.x0.device
         x0, eps, cond = ro.x0[sel.to(dev)], ro.eps[sel.to(dev)], ro.cond[sel.to(dev)]
-        m, a, t = (v[sel].to(dev, x0.dtype) for v in (masks, adv.advantages, t_draw))
-        x_t = rf_interpolate(x0, eps, t)
-        v_theta = self.policy.velocity(x_t, t, cond, "default")
-        v_old = self.policy.velocity(x_t, t, cond, "old")
-        common = {"beta": cfg.beta, "clip": cfg.adv_clip, "adaptive": cfg.adaptive}
-        if cfg.loss in ("credit-nft", "creflow"):
-            loss, terms = credit_nft_loss(v_theta, v_old, x0, eps, t, a, m, mask_floor=cfg.mask_floor,
-                                          mask_norm=cfg.mask_norm, **common)
-        else:
-            loss, terms = nft_loss(v_theta, v_old, x0, eps, t, a, **common)
-        if cfg.kl_weight > 0:
-            v_ref = self.policy.velocity(x_t, t, cond, "ref")
-            kl, kl_terms = kl_anchor_loss(v_theta, v_ref, cfg.kl_weight)
-            loss, terms = loss + kl, {**terms, **kl_terms}
-        if cfg.loss in ("reflow", "creflow") and cfg.reflow_weight > 0:
-            ct = corrective_targets(x0, m, ro.groups[sel].to(dev), a > 0)
-            if len(ct):
+        m, a, t = (v[sel].to(dev, x0.dtype) for v in (masks, a_local, t_draw))
+        reflow = cfg.loss in ("reflow", "creflow") and cfg.reflow_weight > 0
+        ct = corrective_targets(x0, m, groups[sel].to(dev), a > 0) if reflow else None
+        n_ct_local = len(ct) if ct is not None else 0
+        n_valid_all, n_ct_all = self._sum([float(len(sel)), float(n_ct_local)])
+        params = self.policy.trainable_parameters()
+        terms: dict[str, float] = {}
+        loss: Any = None  # stays None on a rank without valid samples (it still joins the all-reduce)
+        if len(sel):
+            x_t = rf_interpolate(x0, eps, t)
+            v_theta = self.policy.velocity(x_t, t, cond, "default")
+            v_old = self.policy.velocity(x_t, t, cond, "old")
+            common = {"beta": cfg.beta, "clip": cfg.adv_clip, "adaptive": cfg.adaptive}
+            if cfg.loss in ("credit-nft", "creflow"):
+                main, terms = credit_nft_loss(v_theta, v_old, x0, eps, t, a, m, mask_floor=cfg.mask_floor,
+                                              mask_norm=cfg.mask_norm, **common)
+            else:
+                main, terms = nft_loss(v_theta, v_old, x0, eps, t, a, **common)
+            share = w * len(sel) / n_valid_all  # local mean → this rank's share of the global mean, × W
+            loss = main * share
+            if cfg.kl_weight > 0:
+                v_ref = self.policy.velocity(x_t, t, cond, "ref")
+                kl, kl_terms = kl_anchor_loss(v_theta, v_ref, cfg.kl_weight)
+                loss, terms = loss + kl * share, {**terms, **kl_terms}
+            if ct is not None and n_ct_local:
                 eps_neg, tr = eps[ct.index], t_reflow[sel].to(dev, x0.dtype)[ct.index]
                 v_r = self.policy.velocity(rf_interpolate(ct.x0_star, eps_neg, tr), tr, cond[ct.index])
-                rl, r_terms = corrective_reflow_loss(v_r, ct.x0_star, eps_neg, ct.mask,
-                                                     mask_floor=cfg.mask_floor)
-                loss, terms = loss + cfg.reflow_weight * rl, {**terms, **r_terms}
-        terms["loss"] = float(loss.detach())
+                rl, r_terms = corrective_reflow_loss(v_r, ct.x0_star, eps_neg, ct.mask, mask_floor=cfg.mask_floor)
+                loss = loss + cfg.reflow_weight * rl * (w * n_ct_local / n_ct_all)
+                terms = {**terms, **r_terms}
+        local = float(loss.detach()) if loss is not None else 0.0
+        (global_loss,) = self._sum([local / w])  # the single-process loss value
+        terms["loss"] = global_loss
         result.terms = terms
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
+        if not np.isfinite(global_loss):  # every rank sees the same sum, so every rank skips together
             return self._finish(result, "non-finite loss", t0)
-        loss.backward()
-        params = self.policy.trainable_parameters()
+        if loss is not None:
+            loss.backward()
+        self._average_gradients(params)
         gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         terms["grad_norm"] = float(gnorm)
         if not torch.isfinite(gnorm):
@@ -192,11 +233,11 @@ class Trainer:
             return self._finish(result, "non-finite gradient", t0)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        decay = old_policy_decay(self.step + 1, flat=cfg.decay_flat, uprate=cfg.decay_uprate,
-                                 cap=cfg.decay_cap)
+        decay = old_policy_decay(self.step + 1, flat=cfg.decay_flat, uprate=cfg.decay_uprate, cap=cfg.decay_cap)
         self.policy.sync_old(decay)
         terms["old_decay"] = decay
         return self._finish(result, None, t0)
+
 
     def _finish(self, result: StepResult, skipped: str | None, t0: float) -> StepResult:
         """Advance the step counter, log the step (JSONL, tensorboard) and return it."""
