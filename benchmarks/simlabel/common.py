@@ -140,3 +140,25 @@ def write_episode(ep: Episode, out_dir: str | os.PathLike[str], item_id: str,
 def episode_rng(seed: int) -> np.random.Generator:
     """The one random stream of an episode (failure-mode parameters and action noise)."""
     return np.random.default_rng(np.random.SeedSequence([20261121, int(seed)]))
+
+
+def start_episode(
+    task_name: str,
+    modes: Sequence[str],
+    weights: dict[str, float],
+    seed: int,
+    mode: str | None,
+    horizon: int,
+    stride: int,
+) -> tuple[np.random.Generator, str, int]:
+    """The shared start of every suite's episode: its random stream, the failure mode (drawn from the seed with
+    `weights` over `modes`, even when `mode` is given, so later draws do not depend on it) and the horizon
+    rounded down to a multiple of `stride`."""
+    rng = episode_rng(seed)
+    w = np.array([weights[m] for m in modes])
+    drawn = str(modes[int(rng.choice(len(modes), p=w / w.sum()))])
+    mode = mode or drawn
+    if mode not in modes:
+        raise ValueError(f"{task_name}: failure mode {mode!r} not available (modes: {', '.join(modes)})")
+    H = int(horizon)
+    return rng, mode, H - H % stride

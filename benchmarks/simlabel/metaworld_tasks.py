@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import Episode, episode_rng
+from .common import Episode, start_episode
 from .render import FixedCamera, ensure_gl
 
 STRIDE = 4  # render every 4th control step: Meta-World steps at 80 Hz → 20 fps video
@@ -87,12 +87,6 @@ TASKS: dict[str, MWTask] = {t.name: t for t in [
 MODE_WEIGHTS = {"none": 0.30, "noise": 0.16, "early_stop": 0.18, "wrong_target": 0.2, "release": 0.2}
 
 _ENV_CACHE: dict[tuple[str, int], Any] = {}
-
-
-def pick_mode(task: MWTask, rng: np.random.Generator) -> str:
-    """A failure mode for one episode, drawn with MODE_WEIGHTS over the task's modes."""
-    w = np.array([MODE_WEIGHTS[m] for m in task.modes])
-    return str(task.modes[int(rng.choice(len(task.modes), p=w / w.sum()))])
 
 
 def _recolour(env: Any, task: MWTask) -> None:
@@ -179,13 +173,7 @@ def run_episode(task_name: str, seed: int, mode: str | None = None,
     import metaworld.policies as policies
 
     task = TASKS[task_name]
-    rng = episode_rng(seed)
-    drawn = pick_mode(task, rng)
-    mode = mode or drawn
-    if mode not in task.modes:
-        raise ValueError(f"{task_name}: failure mode {mode!r} not available (modes: {', '.join(task.modes)})")
-    H = int(horizon or task.horizon)
-    H -= H % STRIDE
+    rng, mode, H = start_episode(task_name, task.modes, MODE_WEIGHTS, seed, mode, horizon or task.horizon, STRIDE)
     sigma = float(rng.uniform(0.4, 1.2))
     stop_at = int(rng.uniform(0.10, 0.45) * H)
     offset = rng.normal(size=3)

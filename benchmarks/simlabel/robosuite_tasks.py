@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import Episode, episode_rng
+from .common import Episode, start_episode
 from .render import FixedCamera, ensure_gl
 
 CONTROL_HZ = 20
@@ -103,12 +103,6 @@ def _recolour(m: Any, env: Any) -> None:
             m.geom_rgba[g], m.geom_matid[g] = GREEN, -1
         elif body.startswith(r_pref) or body.startswith(("mount", "fixed_mount")):
             m.geom_rgba[g], m.geom_matid[g] = GREY, -1
-
-
-def pick_mode(task: RSTask, rng: np.random.Generator) -> str:
-    """A failure mode for one episode, drawn with MODE_WEIGHTS over the task's modes."""
-    w = np.array([MODE_WEIGHTS[m] for m in task.modes])
-    return str(task.modes[int(rng.choice(len(task.modes), p=w / w.sum()))])
 
 
 def _opening(q: np.ndarray) -> float:
@@ -221,13 +215,7 @@ def _handover_policy(env: Any, obs: dict, step: int, H: int, mode: str, arm: int
 def run_episode(task_name: str, seed: int, mode: str | None = None, horizon: int | None = None) -> Episode:
     """Roll out one episode of `task_name` with `seed` (mode drawn from the seed unless given); render it."""
     task = TASKS[task_name]
-    rng = episode_rng(seed)
-    drawn = pick_mode(task, rng)
-    mode = mode or drawn
-    if mode not in task.modes:
-        raise ValueError(f"{task_name}: failure mode {mode!r} not available (modes: {', '.join(task.modes)})")
-    H = int(horizon or task.horizon)
-    H -= H % STRIDE
+    rng, mode, H = start_episode(task_name, task.modes, MODE_WEIGHTS, seed, mode, horizon or task.horizon, STRIDE)
     sigma = float(rng.uniform(0.3, 1.0))
     arm = int(rng.integers(0, 2))  # TwoArmLift: the arm that releases / lifts early
     release_after = int(rng.integers(5, 26))
