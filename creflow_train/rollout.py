@@ -104,14 +104,20 @@ def sample_groups(
     shift: float = 1.0,
     generator: torch.Generator | None = None,
     which: str = "default",
+    rows: tuple[int, int] | None = None,
 ) -> Rollouts:
-    """K = group_size rollouts per prompt from fresh noise (drawn from `generator`), then decode them."""
+    """K = group_size rollouts per prompt from fresh noise (drawn from `generator`), then decode them.
+
+    `rows=(lo, hi)` samples only those rows of the batch (a data-parallel rank's whole groups); the noise of the
+    whole batch is still drawn, so the generator's stream and every row's noise do not depend on the split.
+    """
     import torch
 
     p = len(prompts)
-    groups = torch.arange(p).repeat_interleave(group_size)
-    cond = prompt_embeds.repeat_interleave(group_size, dim=0)
-    eps = torch.randn((p * group_size, *shape), generator=generator, dtype=torch.float32).to(cond.device)
+    lo, hi = rows if rows is not None else (0, p * group_size)
+    groups = torch.arange(p).repeat_interleave(group_size)[lo:hi]
+    cond = prompt_embeds.repeat_interleave(group_size, dim=0)[lo:hi]
+    eps = torch.randn((p * group_size, *shape), generator=generator, dtype=torch.float32)[lo:hi].to(cond.device)
     x0 = euler_sample(policy, eps, cond, steps, shift, which)
     videos = decode_latents(vae, x0)
     return Rollouts(x0=x0, eps=eps, cond=cond, groups=groups, prompts=[prompts[int(g)] for g in groups],

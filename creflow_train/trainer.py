@@ -151,22 +151,19 @@ class Trainer:
             old_policy_decay,
             rf_interpolate,
         )
-        from .rollout import Rollouts, decode_latents, euler_sample
+        from .rollout import sample_groups
 
         cfg, t0 = self.cfg, time.perf_counter()
         n_prompts, k, w = len(cfg.prompts), cfg.group_size, self.world
         idx = [(self.step * cfg.prompts_per_step + i) % n_prompts for i in range(cfg.prompts_per_step)]
         (lo, hi), n_global = self._rows(), cfg.prompts_per_step * k
         n_local = hi - lo
-        # the global batch's noise from the shared generator (same draw as one process), then this rank's rows
-        eps_all = torch.randn((n_global, *self.shape), generator=self.generator, dtype=torch.float32)
+        # this rank's whole groups; the whole batch's noise is drawn, so the stream matches one process
+        ro = sample_groups(self.policy, self.parts.vae, [cfg.prompts[i] for i in idx], self.prompt_embeds[idx],
+                           group_size=k, shape=self.shape, steps=cfg.num_inference_steps, shift=cfg.shift,
+                           generator=self.generator, which=cfg.sample_with, rows=(lo, hi))
+        groups = ro.groups
         groups_all = torch.arange(cfg.prompts_per_step).repeat_interleave(k)
-        cond_all = self.prompt_embeds[idx].repeat_interleave(k, dim=0)
-        cond, groups = cond_all[lo:hi], groups_all[lo:hi]
-        eps = eps_all[lo:hi].to(cond.device)
-        x0 = euler_sample(self.policy, eps, cond, cfg.num_inference_steps, cfg.shift, cfg.sample_with)
-        ro = Rollouts(x0=x0, eps=eps, cond=cond, groups=groups,
-                      prompts=[cfg.prompts[idx[int(g)]] for g in groups], videos=decode_latents(self.parts.vae, x0))
         rewards, info = self.reward_model(ro.videos)
         rewards_t = torch.as_tensor(np.asarray(rewards, np.float32))
         satisfied = torch.as_tensor(np.asarray(info.get("all_satisfied", np.zeros(n_local, bool)), bool))
