@@ -78,7 +78,7 @@ def train(
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore checkpoints in output_dir.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not narrate steps.")] = False,
 ) -> None:
-    """Post-train a diffusers Wan model's LoRA with CreFlow/NFT against an ltlreward spec (resumes by default)."""
+    """Post-train a diffusers Wan or LTX-Video model's LoRA with CreFlow/NFT against an ltlreward spec (resumes)."""
     from .config import ConfigError, load_config
     from .distributed import make_trainer, shutdown
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 LOSS_MODES = ("nft", "credit-nft", "reflow", "creflow")
+FAMILIES = ("auto", "wan", "ltx")
+MIXED_PRECISION = ("no", "bf16")
 DEFAULT_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 
 
@@ -17,9 +19,15 @@ class ConfigError(ValueError):
 
 @dataclass
 class TrainConfig:
-    """Everything one `creflow train` run needs (paths, sampling, LoRA, losses, optimiser, logging)."""
+    """Everything one `creflow train` run needs (paths, sampling, LoRA, losses, optimiser, logging).
 
-    model: str  # diffusers Wan directory: transformer/, vae/, text_encoder/, tokenizer/
+    Memory and speed: `micro_batch` = N > 0 runs every transformer forward (rollout sampling, VAE decoding and
+    the loss pass) N rows at a time, accumulating gradients so the update equals the whole-batch one (0 = all
+    rows at once). `mixed_precision: bf16` runs transformer forwards under bf16 autocast while the LoRA
+    weights, their gradients and AdamW's state stay float32 ("no" = float32 throughout).
+    """
+
+    model: str  # diffusers directory: transformer/, vae/, text_encoder/, tokenizer/ (Wan or LTX-Video)
     spec: str  # task spec (.ltl) scored by ltlreward.RewardModel
     prompts: list[str]
     output_dir: str
@@ -33,8 +41,9 @@ class TrainConfig:
     num_inference_steps: int = 10
     shift: float = 1.0  # time shift of the solver grid: t' = s·t / (1 + (s − 1)·t)
     max_sequence_length: int = 64
-    fps: float = 16.0
+    fps: float = 16.0  # frame rate of the videos: the reward's time base and LTX's RoPE time scale
     grounder: str = "color"
+    family: str = "auto"  # auto (from transformer/config.json's _class_name) | wan | ltx
     device: str = "cpu"  # torch device of the transformer, VAE and text encoder ("cuda", "cuda:1", …)
     sample_with: str = "default"  # policy the solver samples with: "default" (θ) or "old" (θ_old)
     lora_rank: int = 32
@@ -59,6 +68,8 @@ class TrainConfig:
     checkpoint_every: int = 10
     keep_checkpoints: int = 2
     tensorboard: bool = True
+    micro_batch: int = 0  # rows per transformer forward/backward (0 = the whole batch at once)
+    mixed_precision: str = "no"  # no | bf16 (autocast forwards; LoRA and optimiser stay float32)
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first key whose value is out of range."""
@@ -75,7 +86,7 @@ class TrainConfig:
             if not float(getattr(self, key)) > 0:
                 raise ConfigError(f"{key}: must be > 0, got {getattr(self, key)}")
         non_negative = ("kl_weight", "reflow_weight", "weight_decay", "decay_uprate", "mask_dilate",
-                        "decay_flat")
+                        "decay_flat", "micro_batch")
         for key in non_negative:
             if float(getattr(self, key)) < 0:
                 raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
@@ -84,7 +95,7 @@ class TrainConfig:
         if not 0.0 <= self.decay_cap < 1.0:
             raise ConfigError(f"decay_cap: must be in [0, 1), got {self.decay_cap}")
         choices = {"loss": LOSS_MODES, "mask_norm": ("mask", "numel"), "adv_std": ("global", "group"),
-                   "sample_with": ("default", "old")}
+                   "sample_with": ("default", "old"), "family": FAMILIES, "mixed_precision": MIXED_PRECISION}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}: {getattr(self, key)!r} is not one of: {', '.join(allowed)}")

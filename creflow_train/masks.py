@@ -1,8 +1,9 @@
 """Pixel-space violation masks (T, H, W) → latent masks (T′, H′, W′) through a video VAE's compression.
 
-Wan-style causal VAEs encode frame 0 alone and every following `temporal` frames into one latent frame, so
-T′ = 1 + (T − 1) // temporal; spatially each latent cell covers a `spatial`×`spatial` pixel block. A latent
-cell is blamed if any pixel it covers is (max-pool), then optionally dilated by a few latent cells.
+Causal video VAEs (Wan: temporal 4, spatial 8; LTX-Video: temporal 8, spatial 32) encode frame 0 alone and
+every following `temporal` frames into one latent frame, so T′ = 1 + (T − 1) // temporal; spatially each
+latent cell covers a `spatial`×`spatial` pixel block. A latent cell is blamed if any pixel it covers is
+(max-pool), then optionally dilated by a few latent cells. The trainer passes its model family's factors.
 """
 
 from __future__ import annotations

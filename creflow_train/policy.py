@@ -1,65 +1,47 @@
-"""LoRA policy adapter for diffusers flow-matching video transformers (WanTransformer3DModel).
+"""LoRA policy on a model family's transformer (Wan, LTX-Video): θ, θ_old and the reference in one model.
 
 One base model carries two peft LoRA adapters: "default" (θ, trainable) and "old" (θ_old, frozen, EMA of
-θ); the reference policy is the base with every adapter disabled. No full model copies are made.
+θ); the reference policy is the base with every adapter disabled. No full model copies are made. The
+family adapter (families.py) makes the actual transformer call, so the policy is family-agnostic.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
+
+from .config import MIXED_PRECISION
+from .ltx import build_tiny_ltx
+from .wan import build_tiny_wan
 
 if TYPE_CHECKING:
     import torch
 
+    from .families import TextCond, VideoFamily
+
+__all__ = ["MIXED_PRECISION", "WHICH", "LoraPolicy", "build_tiny_ltx", "build_tiny_wan"]
+
 WHICH = ("default", "old", "ref")
 TIMESTEP_SCALE = 1000.0  # diffusers flow-matching transformers take t·1000
-
-
-@dataclass
-class WanParts:
-    """The pieces of a diffusers Wan text-to-video checkpoint the trainer uses."""
-
-    transformer: Any  # WanTransformer3DModel
-    vae: Any  # AutoencoderKLWan
-    text_encoder: Any  # UMT5EncoderModel
-    tokenizer: Any
-
-
-def load_wan(model_dir: str | os.PathLike[str], dtype: Any = None) -> WanParts:
-    """Load transformer/, vae/, text_encoder/ and tokenizer/ from a diffusers-layout Wan directory."""
-    import torch
-    from diffusers import AutoencoderKLWan, WanTransformer3DModel
-    from transformers import AutoTokenizer, UMT5EncoderModel
-
-    root = os.fspath(model_dir)
-    for sub in ("transformer", "vae", "text_encoder", "tokenizer"):
-        if not os.path.isdir(os.path.join(root, sub)):
-            raise FileNotFoundError(f"{root}: missing subfolder {sub}/ (expected a diffusers Wan checkpoint)")
-    dtype = dtype or torch.float32
-    transformer = WanTransformer3DModel.from_pretrained(root, subfolder="transformer", torch_dtype=dtype)
-    vae = AutoencoderKLWan.from_pretrained(root, subfolder="vae", torch_dtype=torch.float32)
-    text_encoder = UMT5EncoderModel.from_pretrained(root, subfolder="text_encoder", dtype=dtype)
-    tokenizer = AutoTokenizer.from_pretrained(os.path.join(root, "tokenizer"))
-    for m in (transformer, vae, text_encoder):
-        m.requires_grad_(False)
-        m.eval()
-    return WanParts(transformer, vae, text_encoder, tokenizer)
 
 
 class LoraPolicy:
     """θ ("default" LoRA), θ_old ("old" LoRA, no grad) and the reference (adapters off) on one transformer."""
 
     def __init__(
-        self, transformer: Any, *, rank: int = 32, alpha: float = 64.0, targets: Sequence[str] = ("to_q",)
+        self, family: VideoFamily, *, rank: int = 32, alpha: float = 64.0, targets: Sequence[str] = ("to_q",),
+        mixed_precision: str = "no",
     ) -> None:
+        """Add both adapters to the family's transformer; `mixed_precision="bf16"` autocasts its forwards."""
         from peft import LoraConfig
 
-        self.transformer = transformer
+        if mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision {mixed_precision!r} is not one of: {', '.join(MIXED_PRECISION)}")
+        self.family = family
+        self.mixed_precision = mixed_precision
+        self.transformer = transformer = family.parts.transformer
         transformer.requires_grad_(False)
         cfg = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets), init_lora_weights=True)
         with warnings.catch_warnings():  # peft warns that a second adapter joins the first: intended here
@@ -74,6 +56,8 @@ class LoraPolicy:
         self.old_names = [n.replace(".default.", ".old.") for n in self.default_names]
         self._default = [params[n] for n in self.default_names]
         self._old = [params[n] for n in self.old_names]
+        for p in self._default + self._old:  # LoRA weights (and so AdamW's state) stay float32 under any base dtype
+            p.data = p.data.float()
         self._activate("default")
         self.sync_old(0.0)
 
@@ -109,22 +93,30 @@ class LoraPolicy:
         finally:
             self._activate("default")
 
+    def autocast(self, device: Any) -> Any:
+        """bf16 autocast on `device` when mixed_precision is "bf16", else a no-op context."""
+        import torch
+
+        if self.mixed_precision == "bf16":
+            return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+        return nullcontext()
+
     def velocity(
-        self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, which: str = "default"
+        self, x_t: torch.Tensor, t: torch.Tensor, cond: TextCond | torch.Tensor, which: str = "default"
     ) -> torch.Tensor:
         """Predicted velocity v(x_t, t | cond) of policy `which`; "old" and "ref" run without gradient.
 
-        x_t (B, C, T′, H′, W′) latents, t (B,) in [0, 1], cond (B, L, D) text embeddings.
+        x_t (B, C, T′, H′, W′) latents, t (B,) in [0, 1], cond a TextCond (or bare (B, L, D) embeddings, all
+        tokens valid). Returns float32 (x_t's dtype) whatever the transformer computed in.
         """
         import torch
 
-        dtype = self.transformer.dtype
+        from .families import as_cond
+
         ts = (t.to(torch.float32) * TIMESTEP_SCALE).to(x_t.device)
-        with self.use(which), torch.set_grad_enabled(which == "default" and torch.is_grad_enabled()):
-            out = self.transformer(
-                hidden_states=x_t.to(dtype), timestep=ts, encoder_hidden_states=cond.to(dtype),
-                return_dict=False,
-            )[0]
+        grad = which == "default" and torch.is_grad_enabled()
+        with self.use(which), torch.set_grad_enabled(grad), self.autocast(x_t.device):
+            out = self.family.forward(x_t, ts, as_cond(cond).to(x_t.device))
         return out.to(x_t.dtype)
 
     def sync_old(self, decay: float) -> None:
@@ -150,39 +142,3 @@ class LoraPolicy:
         with torch.no_grad():
             for n, p in zip(names, self._default + self._old, strict=True):
                 p.copy_(state[n].to(p.device, p.dtype))
-
-
-TINY_WORDS = ("a", "red", "block", "moves", "to", "the", "green", "zone", "blue", "cup", "on", "table",
-              "gripper", "square", "carries", "goal")
-
-
-def build_tiny_wan(root: str | os.PathLike[str], seed: int = 0) -> str:
-    """Save a tiny random-initialised Wan checkpoint (diffusers layout) for offline tests and smoke runs.
-
-    1-layer WanTransformer3DModel (2 heads × 8, patch (1, 2, 2), 4 latent channels), an AutoencoderKLWan
-    with base_dim 8 (4× temporal, 8× spatial compression), a 1-layer UMT5 encoder and a WordLevel tokenizer.
-    """
-    import torch
-    from diffusers import AutoencoderKLWan, WanTransformer3DModel
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
-
-    out = os.fspath(root)
-    torch.manual_seed(seed)
-    WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=4,
-        text_dim=16, freq_dim=16, ffn_dim=32, num_layers=1, rope_max_seq_len=32,
-    ).save_pretrained(os.path.join(out, "transformer"))
-    AutoencoderKLWan(
-        base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1, temperal_downsample=[False, True, True],
-        latents_mean=[0.1, -0.1, 0.0, 0.2], latents_std=[1.5, 1.0, 0.8, 1.2],
-    ).save_pretrained(os.path.join(out, "vae"))
-    t5 = UMT5Config(vocab_size=32, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
-                    relative_attention_num_buckets=8)
-    UMT5EncoderModel(t5).save_pretrained(os.path.join(out, "text_encoder"))
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2} | {w: 3 + i for i, w in enumerate(TINY_WORDS)}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="</s>",
-                            unk_token="<unk>").save_pretrained(os.path.join(out, "tokenizer"))
-    return out

@@ -4,7 +4,10 @@ One `train_step` samples K rollouts for each of the step's prompts with the dete
 decodes and scores them in process with `ltlreward.RewardModel`, turns the violation masks into latent masks,
 draws one t per rollout, and minimises credit-aware NFT (or plain NFT) + corrective reflow + the KL anchor
 on the LoRA parameters; then θ_old follows θ by EMA. Steps with a non-finite loss or gradient are skipped and
-reported. Checkpoints hold the LoRA tensors, optimiser, step and every RNG state, so resuming is exact.
+reported. With `micro_batch` the forwards run a few rows at a time and the loss pass accumulates gradients
+chunk by chunk (each chunk's loss scaled by its share of the rows), which gives the whole-batch gradient.
+Checkpoints hold the LoRA tensors, optimiser, step and every RNG state, so resuming is exact. The model
+family (Wan or LTX-Video, see families.py) is detected from the model directory; the loop is family-agnostic.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from .config import TrainConfig
 if TYPE_CHECKING:
     import torch
 
-    from .policy import WanParts
+    from .families import ModelParts, TextCond
+    from .losses import CorrectiveTargets
 
 T_MIN, T_MAX = 0.02, 0.98  # training times stay away from the exact ends of the path
 CHECKPOINT_GLOB = "checkpoint-*.pt"
@@ -55,22 +59,23 @@ class StepResult:
 class Trainer:
     """Holds the model parts, LoRA policy, reward model, optimiser and RNG; `run` trains to cfg.steps."""
 
-    def __init__(self, cfg: TrainConfig, *, parts: WanParts | None = None, reward_model: Any = None) -> None:
+    def __init__(self, cfg: TrainConfig, *, parts: ModelParts | None = None, reward_model: Any = None) -> None:
         import torch
 
-        from .policy import LoraPolicy, load_wan
-        from .rollout import encode_prompts, latent_shape
+        from .families import load_family
+        from .policy import LoraPolicy
 
         self.cfg = cfg
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
-        self.parts = parts or load_wan(cfg.model)
+        self.family = load_family(cfg.model, cfg.family, frame_rate=cfg.fps, parts=parts)
+        self.parts = self.family.parts
+        self.shape = self.family.latent_shape(cfg.num_frames, cfg.height, cfg.width)
         self.device = torch.device(cfg.device)
-        for m in (self.parts.transformer, self.parts.vae, self.parts.text_encoder):
-            m.to(self.device)
-        self.policy = LoraPolicy(self.parts.transformer, rank=cfg.lora_rank, alpha=cfg.lora_alpha,
-                                 targets=cfg.lora_targets)
+        self.family.to(self.device)
+        self.policy = LoraPolicy(self.family, rank=cfg.lora_rank, alpha=cfg.lora_alpha, targets=cfg.lora_targets,
+                                 mixed_precision=cfg.mixed_precision)
         if reward_model is None:
             from ltlreward import RewardModel
 
@@ -79,9 +84,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.policy.trainable_parameters(), lr=cfg.lr,
                                            weight_decay=cfg.weight_decay)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # rollout noise and training times
-        self.prompt_embeds = encode_prompts(self.parts.tokenizer, self.parts.text_encoder, cfg.prompts,
-                                            cfg.max_sequence_length)
-        self.shape = latent_shape(self.parts.vae, cfg.num_frames, cfg.height, cfg.width)
+        self.prompt_cond = self.family.encode_prompts(cfg.prompts, cfg.max_sequence_length)
         self.step = 0
         self.out = Path(cfg.output_dir)
         self.ckpt_dir = self.out / "checkpoints"
@@ -103,9 +106,8 @@ class Trainer:
                 if m.shape != pix.shape[1:]:
                     raise ValueError(f"reward mask {i} has shape {m.shape}, expected {pix.shape[1:]}")
                 pix[i] = m
-        vae = self.parts.vae.config
-        lat = pixel_to_latent_mask(torch.from_numpy(pix), temporal=int(vae.scale_factor_temporal),
-                                   spatial=int(vae.scale_factor_spatial), dilate=self.cfg.mask_dilate)
+        lat = pixel_to_latent_mask(torch.from_numpy(pix), temporal=self.family.temporal,
+                                   spatial=self.family.spatial, dilate=self.cfg.mask_dilate)
         if tuple(lat.shape[1:]) != (tl, hl, wl):
             raise ValueError(f"latent mask shape {tuple(lat.shape[1:])} != latent shape {(tl, hl, wl)}")
         return lat
@@ -142,15 +144,7 @@ class Trainer:
         import torch
 
         from .advantages import aggregate_group_masks, group_advantages
-        from .losses import (
-            corrective_reflow_loss,
-            corrective_targets,
-            credit_nft_loss,
-            kl_anchor_loss,
-            nft_loss,
-            old_policy_decay,
-            rf_interpolate,
-        )
+        from .losses import corrective_targets, old_policy_decay
         from .rollout import sample_groups
 
         cfg, t0 = self.cfg, time.perf_counter()
@@ -159,9 +153,9 @@ class Trainer:
         (lo, hi), n_global = self._rows(), cfg.prompts_per_step * k
         n_local = hi - lo
         # this rank's whole groups; the whole batch's noise is drawn, so the stream matches one process
-        ro = sample_groups(self.policy, self.parts.vae, [cfg.prompts[i] for i in idx], self.prompt_embeds[idx],
-                           group_size=k, shape=self.shape, steps=cfg.num_inference_steps, shift=cfg.shift,
-                           generator=self.generator, which=cfg.sample_with, rows=(lo, hi))
+        ro = sample_groups(self.policy, [cfg.prompts[i] for i in idx], self.prompt_cond[idx], group_size=k,
+                           shape=self.shape, steps=cfg.num_inference_steps, shift=cfg.shift, generator=self.generator,
+                           which=cfg.sample_with, rows=(lo, hi), micro_batch=cfg.micro_batch)
         groups = ro.groups
         groups_all = torch.arange(cfg.prompts_per_step).repeat_interleave(k)
         rewards, info = self.reward_model(ro.videos)
@@ -182,46 +176,28 @@ class Trainer:
         masks = aggregate_group_masks(self._latent_masks(info, n_local), groups, ~satisfied)
         sel = torch.nonzero(valid, as_tuple=False).flatten()
         dev = ro.x0.device
-        x0, eps, cond = ro.x0[sel.to(dev)], ro.eps[sel.to(dev)], ro.cond[sel.to(dev)]
+        x0, eps, cond = ro.x0[sel.to(dev)], ro.eps[sel.to(dev)], ro.cond[sel]
         m, a, t = (v[sel].to(dev, x0.dtype) for v in (masks, a_local, t_draw))
         reflow = cfg.loss in ("reflow", "creflow") and cfg.reflow_weight > 0
         ct = corrective_targets(x0, m, groups[sel].to(dev), a > 0) if reflow else None
         n_ct_local = len(ct) if ct is not None else 0
         n_valid_all, n_ct_all = self._sum([float(len(sel)), float(n_ct_local)])
         params = self.policy.trainable_parameters()
-        terms: dict[str, float] = {}
-        loss: Any = None  # stays None on a rank without valid samples (it still joins the all-reduce)
-        if len(sel):
-            x_t = rf_interpolate(x0, eps, t)
-            v_theta = self.policy.velocity(x_t, t, cond, "default")
-            v_old = self.policy.velocity(x_t, t, cond, "old")
-            common = {"beta": cfg.beta, "clip": cfg.adv_clip, "adaptive": cfg.adaptive}
-            if cfg.loss in ("credit-nft", "creflow"):
-                main, terms = credit_nft_loss(v_theta, v_old, x0, eps, t, a, m, mask_floor=cfg.mask_floor,
-                                              mask_norm=cfg.mask_norm, **common)
-            else:
-                main, terms = nft_loss(v_theta, v_old, x0, eps, t, a, **common)
-            share = w * len(sel) / n_valid_all  # local mean → this rank's share of the global mean, × W
-            loss = main * share
-            if cfg.kl_weight > 0:
-                v_ref = self.policy.velocity(x_t, t, cond, "ref")
-                kl, kl_terms = kl_anchor_loss(v_theta, v_ref, cfg.kl_weight)
-                loss, terms = loss + kl * share, {**terms, **kl_terms}
-            if ct is not None and n_ct_local:
-                eps_neg, tr = eps[ct.index], t_reflow[sel].to(dev, x0.dtype)[ct.index]
-                v_r = self.policy.velocity(rf_interpolate(ct.x0_star, eps_neg, tr), tr, cond[ct.index])
-                rl, r_terms = corrective_reflow_loss(v_r, ct.x0_star, eps_neg, ct.mask, mask_floor=cfg.mask_floor)
-                loss = loss + cfg.reflow_weight * rl * (w * n_ct_local / n_ct_all)
-                terms = {**terms, **r_terms}
-        local = float(loss.detach()) if loss is not None else 0.0
+        self.optimizer.zero_grad(set_to_none=True)
+        # a rank without valid samples computes nothing (its zero gradient still joins the all-reduce)
+        local, terms = 0.0, {}
+        if len(sel):  # this rank's share of the global mean, × W (the all-reduce averages over W ranks)
+            local, terms = self._policy_loss(x0, eps, cond, m, a, t, share=w * len(sel) / n_valid_all)
+        if ct is not None and n_ct_local:
+            t_r = t_reflow[sel].to(dev, x0.dtype)[ct.index]
+            scale = cfg.reflow_weight * w * n_ct_local / n_ct_all
+            r_local, r_terms = self._reflow_loss(ct, eps, cond, t_r, scale)
+            local, terms = local + r_local, {**terms, **r_terms}
         (global_loss,) = self._sum([local / w])  # the single-process loss value
         terms["loss"] = global_loss
         result.terms = terms
-        self.optimizer.zero_grad(set_to_none=True)
         if not np.isfinite(global_loss):  # every rank sees the same sum, so every rank skips together
             return self._finish(result, "non-finite loss", t0)
-        if loss is not None:
-            loss.backward()
         self._average_gradients(params)
         gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         terms["grad_norm"] = float(gnorm)
@@ -235,6 +211,63 @@ class Trainer:
         terms["old_decay"] = decay
         return self._finish(result, None, t0)
 
+    def _policy_loss(
+        self, x0: torch.Tensor, eps: torch.Tensor, cond: TextCond, m: torch.Tensor, a: torch.Tensor,
+        t: torch.Tensor, *, share: float,
+    ) -> tuple[float, dict[str, float]]:
+        """(Credit-aware) NFT + KL anchor over the valid rows, backpropagated micro-batch by micro-batch.
+
+        Both losses are batch means of per-sample terms, so a chunk of n_c of the n rows contributes its own
+        mean × n_c/n (× `share`, the rank's loss scale) and the accumulated gradient is the whole batch's.
+        Returns the summed scaled loss value and the row-weighted mean of the chunks' diagnostics.
+        """
+        from .losses import credit_nft_loss, kl_anchor_loss, nft_loss, rf_interpolate
+        from .rollout import row_slices
+
+        cfg, n = self.cfg, x0.shape[0]
+        common = {"beta": cfg.beta, "clip": cfg.adv_clip, "adaptive": cfg.adaptive}
+        total, terms = 0.0, {}
+        for r in row_slices(n, cfg.micro_batch):
+            x_t = rf_interpolate(x0[r], eps[r], t[r])
+            v_theta = self.policy.velocity(x_t, t[r], cond[r], "default")
+            v_old = self.policy.velocity(x_t, t[r], cond[r], "old")
+            if cfg.loss in ("credit-nft", "creflow"):
+                loss, chunk = credit_nft_loss(v_theta, v_old, x0[r], eps[r], t[r], a[r], m[r],
+                                              mask_floor=cfg.mask_floor, mask_norm=cfg.mask_norm, **common)
+            else:
+                loss, chunk = nft_loss(v_theta, v_old, x0[r], eps[r], t[r], a[r], **common)
+            if cfg.kl_weight > 0:
+                v_ref = self.policy.velocity(x_t, t[r], cond[r], "ref")
+                kl, kl_terms = kl_anchor_loss(v_theta, v_ref, cfg.kl_weight)
+                loss, chunk = loss + kl, {**chunk, **kl_terms}
+            total += self._backward(loss, share * (r.stop - r.start) / n)
+            _add_weighted(terms, chunk, (r.stop - r.start) / n)
+        return total, terms
+
+    def _reflow_loss(
+        self, ct: CorrectiveTargets, eps: torch.Tensor, cond: TextCond, t: torch.Tensor, scale: float
+    ) -> tuple[float, dict[str, float]]:
+        """Corrective reflow on the negatives' targets (rows ct.index of eps/cond, times t), micro-batched like
+        `_policy_loss`: each chunk's batch mean × n_c/n × `scale`. Returns the loss value and diagnostics."""
+        from .losses import corrective_reflow_loss, rf_interpolate
+        from .rollout import row_slices
+
+        n, total, terms = len(ct), 0.0, {}
+        for r in row_slices(n, self.cfg.micro_batch):
+            rows, x0_star = ct.index[r], ct.x0_star[r]
+            v = self.policy.velocity(rf_interpolate(x0_star, eps[rows], t[r]), t[r], cond[rows])
+            loss, chunk = corrective_reflow_loss(v, x0_star, eps[rows], ct.mask[r], mask_floor=self.cfg.mask_floor)
+            total += self._backward(loss, scale * (r.stop - r.start) / n)
+            _add_weighted(terms, chunk, (r.stop - r.start) / n)
+        terms["reflow_n"] = float(n)  # a count, not a mean
+        return total, terms
+
+    @staticmethod
+    def _backward(loss: torch.Tensor, scale: float) -> float:
+        """Accumulate the gradient of scale·loss into the LoRA parameters; return its value."""
+        scaled = loss * scale
+        scaled.backward()
+        return float(scaled.detach())
 
     def _finish(self, result: StepResult, skipped: str | None, t0: float) -> StepResult:
         """Advance the step counter, log the step (JSONL, tensorboard) and return it."""
@@ -338,3 +371,9 @@ class Trainer:
         if self._tb:
             self._tb.close()
         return out
+
+
+def _add_weighted(acc: dict[str, float], terms: dict[str, float], weight: float) -> None:
+    """acc[k] += weight·terms[k]: chunk diagnostics (batch means) → the whole batch's means."""
+    for key, value in terms.items():
+        acc[key] = acc.get(key, 0.0) + weight * value

@@ -7,6 +7,7 @@ saved, that resuming is exact, and that the base model never moves.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,34 @@ constraint seen "the bright thing is always visible": G visible(bright)
 constraint dark "the dark thing is visible at some point": F visible(dark)
 reward mean_robustness
 """
+
+
+class BrightReward:
+    """A smooth stand-in for the reward model: reward = mean brightness, violation mask = pixels darker than
+    the video's mean (so masks and the reflow rows depend on the videos), satisfied = at least the batch median.
+    """
+
+    def __call__(self, videos: torch.Tensor) -> tuple[object, dict]:
+        import numpy as np
+
+        r = videos.float().mean(dim=(1, 2, 3, 4)).numpy().astype(np.float32)
+        grey = videos.float().mean(dim=2)  # (B, T, H, W)
+        masks = [(g < g.mean()).numpy() for g in grey]
+        return r, {"all_satisfied": r >= np.median(r), "masks": masks}
+
+
+def recording_trainer(cfg, **kw):
+    """A Trainer whose `_average_gradients` hook keeps a copy of each step's LoRA gradients in `.grads`."""
+    from creflow_train.trainer import Trainer
+
+    class Recording(Trainer):
+        def _average_gradients(self, params):
+            self.grads.append([p.grad.detach().clone() for p in params])
+
+    trainer = Recording(cfg, **kw)
+    trainer.grads = []
+    return trainer
+
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -56,10 +85,13 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
     base = {"model": "m", "spec": "s.ltl", "prompts": ["p"], "output_dir": "o"}
     cfg = config_from_dict(base, base_dir=tmp_path)
     assert cfg.model == str(tmp_path / "m") and cfg.group_size == 8 and cfg.loss == "creflow"
+    assert (cfg.family, cfg.micro_batch, cfg.mixed_precision) == ("auto", 0, "no")
     for bad, key in [({"grup_size": 4}, "grup_size"), ({"group_size": 1}, "group_size"),
                      ({"loss": "grpo"}, "loss"), ({"mask_floor": 2.0}, "mask_floor"),
                      ({"lr": "fast"}, "lr"), ({"prompts": "p"}, "prompts"),
-                     ({"decay_cap": 1.0}, "decay_cap"), ({"sample_with": "ref"}, "sample_with")]:
+                     ({"decay_cap": 1.0}, "decay_cap"), ({"sample_with": "ref"}, "sample_with"),
+                     ({"micro_batch": -1}, "micro_batch"), ({"micro_batch": 1.5}, "micro_batch"),
+                     ({"mixed_precision": "fp16"}, "mixed_precision"), ({"family": "sd3"}, "family")]:
         with pytest.raises(ConfigError, match=rf"^{key}:"):
             config_from_dict(base | bad)
     with pytest.raises(ConfigError, match=r"^spec: required"):
@@ -96,7 +128,7 @@ def test_train_checkpoint_and_exact_resume(tiny_model: Path, tmp_path: Path) -> 
     # the three policies agree before training (B = 0), and only "default" carries a gradient
     x = torch.randn(2, *trainer.shape)
     t = torch.tensor([0.3, 0.7])
-    cond = trainer.prompt_embeds[:1].repeat(2, 1, 1)
+    cond = trainer.prompt_cond[[0, 0]]
     v_def, v_old, v_ref = (policy.velocity(x, t, cond, w) for w in ("default", "old", "ref"))
     assert torch.equal(v_def.detach(), v_old) and torch.equal(v_old, v_ref)
     assert v_def.requires_grad and not v_old.requires_grad and not v_ref.requires_grad
@@ -209,3 +241,57 @@ def test_cli_train_runs_and_reports_bad_keys(tiny_model: Path, tmp_path: Path) -
     bad = write_config(tmp_path, tiny_model, group_sz=4)
     res = CliRunner().invoke(app, ["train", str(bad)])
     assert res.exit_code == 2 and "group_sz: unknown key" in res.output
+
+
+def test_micro_batches_accumulate_the_whole_batch_gradient(tiny_model: Path, tmp_path: Path) -> None:
+    """micro_batch 3 over 8 valid rows (chunks 3, 3, 2) and 4 reflow rows (chunks 3, 1) = one whole-batch pass:
+    same rollouts, loss, diagnostics, gradient and LoRA after the step (NFT + KL + reflow, float32)."""
+    from creflow_train.config import load_config
+
+    runs = {}
+    for mb in (0, 3):
+        (tmp_path / str(mb)).mkdir()
+        path = write_config(tmp_path / str(mb), tiny_model, steps=1, micro_batch=mb, mask_floor=0.1,
+                            prompts_per_step=2, height=16, width=16, num_inference_steps=2)
+        trainer = recording_trainer(load_config(path), reward_model=BrightReward())
+        res = trainer.train_step()
+        assert res.skipped is None, res
+        runs[mb] = (res, trainer.grads[0], trainer.policy.lora_state_dict())
+    (res0, g0, lora0), (res3, g3, lora3) = runs[0], runs[3]
+    assert res0.n_valid == res3.n_valid == 8 and res0.terms["reflow_n"] == res3.terms["reflow_n"] == 4
+    for key, value in res0.terms.items():
+        assert res3.terms[key] == pytest.approx(value, rel=1e-4, abs=1e-7), key
+    assert any(float(g.abs().max()) > 0 for g in g0)
+    for a, b in zip(g0, g3, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6 * max(float(a.abs().max()), 1e-12))
+    for k in lora0:  # lr 0.01: Adam's first step is ≈ ±0.01 per entry
+        assert torch.allclose(lora0[k], lora3[k], rtol=0, atol=1e-6), k
+
+
+def test_bf16_autocast_step_keeps_lora_and_optimiser_float32(tiny_model: Path, tmp_path: Path) -> None:
+    """mixed_precision bf16 (with micro-batches): forwards really run in bf16, the step is finite and moves
+    LoRA, and the LoRA weights and AdamW moments stay float32."""
+    from creflow_train.config import load_config
+    from creflow_train.trainer import Trainer
+
+    cfg = load_config(write_config(tmp_path, tiny_model, steps=1, mixed_precision="bf16", micro_batch=2,
+                                   height=16, width=16, num_inference_steps=2))
+    trainer = Trainer(cfg, reward_model=BrightReward())
+    policy = trainer.policy
+    x, t = torch.randn(2, *trainer.shape), torch.tensor([0.3, 0.7])
+    cond = trainer.prompt_cond[[0, 1]]
+    v_bf16 = policy.velocity(x, t, cond, "ref")
+    policy.mixed_precision = "no"
+    v_fp32 = policy.velocity(x, t, cond, "ref")
+    policy.mixed_precision = "bf16"
+    assert v_bf16.dtype == torch.float32 and not torch.equal(v_bf16, v_fp32)  # autocast really ran in bf16
+    assert torch.allclose(v_bf16, v_fp32, rtol=0.1, atol=0.1)
+    before = policy.lora_state_dict()
+    res = trainer.train_step()
+    assert res.skipped is None and math.isfinite(res.terms["loss"]) and math.isfinite(res.terms["grad_norm"])
+    after = policy.lora_state_dict()
+    assert all(v.dtype == torch.float32 and bool(torch.isfinite(v).all()) for v in after.values())
+    assert any(not torch.equal(before[k], after[k]) for k in after if ".default." in k)
+    assert all(s.dtype == torch.float32 for st in trainer.optimizer.state.values() for s in st.values()
+               if s.dim() > 0)
+

@@ -1,0 +1,229 @@
+"""Model families the trainer drives: one adapter per diffusers video pipeline (Wan, LTX-Video).
+
+A family owns everything that differs between pipelines: loading its parts from a diffusers-layout directory
+(transformer/ vae/ text_encoder/ tokenizer/), the VAE's compression and latent shape, prompt encoding, the
+transformer call (its latent layout, timestep and conditioning inputs) and VAE decoding. The trainer, rollouts
+and LoRA policy only see (B, C, T′, H′, W′) latents, `TextCond` prompts and (B, T, C, H, W) frames in [0, 1].
+The family of a directory is read from transformer/config.json's `_class_name`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .config import FAMILIES, ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+SUBFOLDERS = ("transformer", "vae", "text_encoder", "tokenizer")
+# transformer class name → family name; the classes live in wan.py / ltx.py (imported on demand)
+TRANSFORMER_CLASSES = {"WanTransformer3DModel": "wan", "LTXVideoTransformer3DModel": "ltx"}
+
+
+@dataclass
+class ModelParts:
+    """The pieces of a diffusers text-to-video checkpoint the trainer uses."""
+
+    transformer: Any
+    vae: Any
+    text_encoder: Any
+    tokenizer: Any
+
+
+@dataclass
+class TextCond:
+    """Prompt conditioning of a batch: embeddings (B, L, D) and the token mask (B, L), True at real tokens."""
+
+    embeds: torch.Tensor
+    mask: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.embeds.shape[0])
+
+    def __getitem__(self, rows: Any) -> TextCond:
+        """The rows `rows` (slice, index list or index tensor) of both tensors."""
+        import torch
+
+        if isinstance(rows, torch.Tensor):
+            rows = rows.to(self.embeds.device)
+        return TextCond(self.embeds[rows], self.mask[rows])
+
+    def repeat_interleave(self, k: int) -> TextCond:
+        """Each row repeated k times in place (a prompt's group of K rollouts)."""
+        return TextCond(self.embeds.repeat_interleave(k, dim=0), self.mask.repeat_interleave(k, dim=0))
+
+    def to(self, device: Any) -> TextCond:
+        """Both tensors on `device`."""
+        return TextCond(self.embeds.to(device), self.mask.to(device))
+
+
+def as_cond(cond: TextCond | torch.Tensor) -> TextCond:
+    """A TextCond as is; a bare (B, L, D) embedding tensor gets an all-true mask."""
+    import torch
+
+    if isinstance(cond, TextCond):
+        return cond
+    return TextCond(cond, torch.ones(cond.shape[:2], dtype=torch.bool, device=cond.device))
+
+
+class VideoFamily:
+    """Adapter of one loaded checkpoint: latent shape, prompt encoding, transformer call and VAE decode."""
+
+    name: ClassVar[str]
+
+    def __init__(self, parts: ModelParts, frame_rate: float = 25.0) -> None:
+        """Wrap loaded parts; `frame_rate` is the videos' fps (LTX scales its RoPE time axis by it)."""
+        self.parts = parts
+        self.frame_rate = float(frame_rate)
+
+    # -------------------------------------------------------------- per family
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike[str], dtype: Any = None) -> ModelParts:
+        """Load the four parts from a diffusers-layout directory (frozen, eval mode)."""
+        raise NotImplementedError
+
+    @property
+    def temporal(self) -> int:
+        """VAE temporal compression: T′ = 1 + (T − 1) // temporal (causal first frame)."""
+        raise NotImplementedError
+
+    @property
+    def spatial(self) -> int:
+        """VAE spatial compression: H′ = H // spatial, W′ = W // spatial."""
+        raise NotImplementedError
+
+    @property
+    def latent_channels(self) -> int:
+        """Channels C of the latents the transformer denoises."""
+        raise NotImplementedError
+
+    @property
+    def patch(self) -> tuple[int, int]:
+        """Transformer patch sizes (temporal, spatial) that T′ and H′, W′ must be multiples of."""
+        raise NotImplementedError
+
+    def encode_prompts(self, prompts: Sequence[str], max_length: int) -> TextCond:
+        """Text conditioning (P, max_length, D) of the prompts, as the family's pipeline computes it."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, timestep: torch.Tensor, cond: TextCond) -> torch.Tensor:
+        """Raw transformer output for latents x (B, C, T′, H′, W′) at timestep (B,) = t·1000, same shape as x."""
+        raise NotImplementedError
+
+    def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        """Normalised clean latents (B, C, T′, H′, W′) → frames (B, T, C, H, W) float in [0, 1] on the CPU."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ shared
+    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
+        """(C, T′, H′, W′) for a (num_frames, height, width) video; ConfigError names a size the model can't take."""
+        st, ss = self.temporal, self.spatial
+        pt, ps = self.patch
+        if (num_frames - 1) % st:
+            raise ConfigError(f"num_frames: {self.name} needs 1 + {st}·k frames, got {num_frames}")
+        for key, size in (("height", height), ("width", width)):
+            if size % (ss * ps):
+                raise ConfigError(f"{key}: {self.name} needs a multiple of {ss * ps} (VAE {ss} × patch {ps}), "
+                                  f"got {size}")
+        tl = 1 + (num_frames - 1) // st
+        if tl % pt:
+            raise ConfigError(f"num_frames: {tl} latent frames are not a multiple of the temporal patch {pt}")
+        return self.latent_channels, tl, height // ss, width // ss
+
+    def to(self, device: Any) -> VideoFamily:
+        """Move transformer, VAE and text encoder to `device`."""
+        for m in (self.parts.transformer, self.parts.vae, self.parts.text_encoder):
+            m.to(device)
+        return self
+
+
+def family_class(name: str) -> type[VideoFamily]:
+    """The adapter class of family `name` ("wan" or "ltx")."""
+    if name == "wan":
+        from .wan import WanFamily
+
+        return WanFamily
+    if name == "ltx":
+        from .ltx import LtxFamily
+
+        return LtxFamily
+    raise ConfigError(f"family: {name!r} is not one of: {', '.join(FAMILIES)}")
+
+
+def _supported() -> str:
+    """'Class (family), …' for error messages."""
+    return ", ".join(f"{c} ({f})" for c, f in TRANSFORMER_CLASSES.items())
+
+
+def detect_family(model_dir: str | os.PathLike[str]) -> str:
+    """Family name of a diffusers directory from transformer/config.json's `_class_name`."""
+    root = os.fspath(model_dir)
+    path = os.path.join(root, "transformer", "config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            cls = json.load(f).get("_class_name")
+    except FileNotFoundError as e:
+        raise ConfigError(f"model: {root} has no transformer/config.json (expected a diffusers video "
+                          f"checkpoint with {', '.join(s + '/' for s in SUBFOLDERS)})") from e
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"model: {path} is unreadable: {e}") from e
+    if cls not in TRANSFORMER_CLASSES:
+        raise ConfigError(f"model: {root} holds a {cls!r} transformer, which no family supports "
+                          f"(supported: {_supported()}; or set family:)")
+    return TRANSFORMER_CLASSES[cls]
+
+
+def family_of_parts(parts: ModelParts) -> str:
+    """Family name of already loaded parts, from the transformer's class."""
+    cls = type(parts.transformer).__name__
+    if cls not in TRANSFORMER_CLASSES:
+        raise ConfigError(f"family: cannot tell the family of a {cls} transformer (supported: {_supported()})")
+    return TRANSFORMER_CLASSES[cls]
+
+
+def check_subfolders(model_dir: str | os.PathLike[str], family: str) -> str:
+    """The directory as a string, after checking it has transformer/, vae/, text_encoder/ and tokenizer/."""
+    root = os.fspath(model_dir)
+    for sub in SUBFOLDERS:
+        if not os.path.isdir(os.path.join(root, sub)):
+            raise ConfigError(f"model: {root} is missing subfolder {sub}/ (expected a diffusers {family} checkpoint)")
+    return root
+
+
+def load_family(
+    model_dir: str | os.PathLike[str], family: str = "auto", *, frame_rate: float = 25.0, dtype: Any = None,
+    parts: ModelParts | None = None,
+) -> VideoFamily:
+    """Load (or wrap already loaded `parts`) as the adapter of `family`; "auto" detects it."""
+    if family == "auto":
+        family = family_of_parts(parts) if parts is not None else detect_family(model_dir)
+    cls = family_class(family)
+    return cls(parts if parts is not None else cls.load(model_dir, dtype), frame_rate=frame_rate)
+
+
+def freeze(*modules: Any) -> None:
+    """No gradients and eval mode for every module (the base model never trains)."""
+    for m in modules:
+        m.requires_grad_(False)
+        m.eval()
+
+
+TINY_WORDS = ("a", "red", "block", "moves", "to", "the", "green", "zone", "blue", "cup", "on", "table",
+              "gripper", "square", "carries", "goal")
+
+
+def save_tiny_tokenizer(path: str) -> None:
+    """A WordLevel tokenizer over TINY_WORDS (built offline with `tokenizers`), saved as a fast tokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2} | {w: 3 + i for i, w in enumerate(TINY_WORDS)}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="</s>",
+                            unk_token="<unk>").save_pretrained(path)

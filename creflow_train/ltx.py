@@ -1,0 +1,154 @@
+"""LTX-Video family: LTXVideoTransformer3DModel + AutoencoderKLLTXVideo + T5 (diffusers `LTXPipeline` layout).
+
+As in LTXPipeline: latents (B, C, T′, H′, W′) are packed into a token sequence (B, T′/pt·H′/p·W′/p, C·pt·p·p)
+for the transformer and unpacked after it; the transformer also takes the text mask, the post-patch grid
+size and the RoPE scale (VAE temporal factor / frame rate, spatial factor, spatial factor). The latent space
+is normalised with the VAE's latents_mean/std buffers and `scaling_factor`; a VAE with timestep conditioning
+decodes at `decode_timestep` (the pipeline's default 0, hence no decode noise).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .families import ModelParts, TextCond, VideoFamily, check_subfolders, freeze, save_tiny_tokenizer
+
+if TYPE_CHECKING:
+    import torch
+
+
+def pack_latents(x: torch.Tensor, patch: int = 1, patch_t: int = 1) -> torch.Tensor:
+    """(B, C, T, H, W) → (B, T/pt·H/p·W/p, C·pt·p·p) tokens, exactly as LTXPipeline._pack_latents."""
+    b, c, t, h, w = x.shape
+    x = x.reshape(b, c, t // patch_t, patch_t, h // patch, patch, w // patch, patch)
+    return x.permute(0, 2, 4, 6, 1, 3, 5, 7).flatten(4, 7).flatten(1, 3)
+
+
+def unpack_latents(
+    tokens: torch.Tensor, frames: int, height: int, width: int, patch: int = 1, patch_t: int = 1
+) -> torch.Tensor:
+    """Inverse of `pack_latents`; frames/height/width are the post-patch grid sizes."""
+    b = tokens.shape[0]
+    x = tokens.reshape(b, frames, height, width, -1, patch_t, patch, patch)
+    return x.permute(0, 4, 1, 5, 2, 6, 3, 7).flatten(6, 7).flatten(4, 5).flatten(2, 3)
+
+
+class LtxFamily(VideoFamily):
+    """Adapter of a diffusers LTX-Video text-to-video checkpoint."""
+
+    name = "ltx"
+    decode_timestep = 0.0  # LTXPipeline's default (decode_noise_scale defaults to it: no noise at 0)
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike[str], dtype: Any = None) -> ModelParts:
+        """Load transformer/, vae/ (float32), text_encoder/ (T5) and tokenizer/ from a diffusers LTX directory."""
+        import torch
+        from diffusers import AutoencoderKLLTXVideo, LTXVideoTransformer3DModel
+        from transformers import AutoTokenizer, T5EncoderModel
+
+        root = check_subfolders(model_dir, cls.name)
+        dtype = dtype or torch.float32
+        transformer = LTXVideoTransformer3DModel.from_pretrained(root, subfolder="transformer", torch_dtype=dtype)
+        vae = AutoencoderKLLTXVideo.from_pretrained(root, subfolder="vae", torch_dtype=torch.float32)
+        text_encoder = T5EncoderModel.from_pretrained(root, subfolder="text_encoder", dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(os.path.join(root, "tokenizer"))
+        freeze(transformer, vae, text_encoder)
+        return ModelParts(transformer, vae, text_encoder, tokenizer)
+
+    @property
+    def temporal(self) -> int:
+        return int(self.parts.vae.temporal_compression_ratio)
+
+    @property
+    def spatial(self) -> int:
+        return int(self.parts.vae.spatial_compression_ratio)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.parts.vae.config.latent_channels)
+
+    @property
+    def patch(self) -> tuple[int, int]:
+        cfg = self.parts.transformer.config
+        return int(cfg.patch_size_t), int(cfg.patch_size)
+
+    def encode_prompts(self, prompts: Sequence[str], max_length: int) -> TextCond:
+        """T5 embeddings (P, max_length, D) and the token mask; as LTXPipeline, T5 sees the padded ids unmasked
+        and the mask goes to the transformer's cross-attention instead."""
+        import torch
+
+        tok = self.parts.tokenizer(list(prompts), padding="max_length", max_length=max_length, truncation=True,
+                                   add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
+        enc = self.parts.text_encoder
+        with torch.no_grad():
+            h = enc(tok.input_ids.to(enc.device))[0]
+        return TextCond(h, tok.attention_mask.to(enc.device).bool())
+
+    def forward(self, x: torch.Tensor, timestep: torch.Tensor, cond: TextCond) -> torch.Tensor:
+        """Pack (B, C, T′, H′, W′) into tokens, run LTXVideoTransformer3DModel, unpack to the latent shape."""
+        t = self.parts.transformer
+        pt, p = self.patch
+        frames, height, width = x.shape[2] // pt, x.shape[3] // p, x.shape[4] // p
+        out = t(hidden_states=pack_latents(x.to(t.dtype), p, pt), encoder_hidden_states=cond.embeds.to(t.dtype),
+                timestep=timestep, encoder_attention_mask=cond.mask, num_frames=frames, height=height, width=width,
+                rope_interpolation_scale=(self.temporal / self.frame_rate, self.spatial, self.spatial),
+                return_dict=False)[0]
+        return unpack_latents(out, frames, height, width, p, pt)
+
+    def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        """Denormalise (x·std / scaling_factor + mean), decode with the LTX VAE, [-1, 1] → [0, 1] as (B, T, C, H, W)."""
+        import torch
+
+        vae = self.parts.vae
+        mean = vae.latents_mean.view(1, -1, 1, 1, 1).to(x0.device, torch.float32)
+        std = vae.latents_std.view(1, -1, 1, 1, 1).to(x0.device, torch.float32)
+        z = x0.to(torch.float32) * std / float(vae.config.scaling_factor) + mean
+        temb = None
+        if vae.config.timestep_conditioning:
+            temb = torch.full((z.shape[0],), self.decode_timestep, device=z.device, dtype=vae.dtype)
+        with torch.no_grad():
+            video = vae.decode(z.to(vae.dtype), temb, return_dict=False)[0]  # (B, 3, T, H, W) in [-1, 1]
+        return ((video.float().cpu() + 1) / 2).clamp(0, 1).permute(0, 2, 1, 3, 4).contiguous()
+
+
+def build_tiny_ltx(root: str | os.PathLike[str], seed: int = 0) -> str:
+    """Save a tiny random-initialised LTX-Video checkpoint (diffusers layout) for offline tests and smoke runs.
+
+    1-layer LTXVideoTransformer3DModel (2 heads × 8, patch 1, 8 latent channels), an AutoencoderKLLTXVideo with
+    8-channel blocks but LTX's real compression (patch 4 × three 2× stages: 8× temporal, 32× spatial; timestep
+    conditioned decoder, output conv scaled up for contrast), non-trivial latents_mean/std and scaling_factor, a
+    1-layer T5 encoder and a WordLevel tokenizer.
+    """
+    import torch
+    from diffusers import AutoencoderKLLTXVideo, LTXVideoTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    out = os.fspath(root)
+    torch.manual_seed(seed)
+    LTXVideoTransformer3DModel(
+        in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=2, attention_head_dim=8,
+        cross_attention_dim=16, num_layers=1, caption_channels=16,
+    ).save_pretrained(os.path.join(out, "transformer"))
+    vae = AutoencoderKLLTXVideo(
+        latent_channels=8, block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1), decoder_layers_per_block=(1, 1, 1, 1, 1),
+        spatio_temporal_scaling=(True, True, True, False), decoder_spatio_temporal_scaling=(True, True, True, False),
+        decoder_inject_noise=(False,) * 5, upsample_residual=(False,) * 4, upsample_factor=(1,) * 4,
+        timestep_conditioning=True, patch_size=4, patch_size_t=1, scaling_factor=0.9,
+    )
+    with torch.no_grad():
+        vae.latents_mean.copy_(torch.linspace(-0.2, 0.2, 8))
+        vae.latents_std.copy_(torch.linspace(0.8, 1.4, 8))
+        # random init decodes to low-contrast grey; 4× on the output conv gives saturated colours the colour
+        # grounder can see, so rewards differ between rollouts (as with the tiny Wan VAE)
+        vae.decoder.conv_out.conv.weight.mul_(4.0)
+    if (vae.temporal_compression_ratio, vae.spatial_compression_ratio) != (8, 32):
+        raise RuntimeError("tiny LTX VAE must compress like the real one (8× temporal, 32× spatial)")
+    vae.save_pretrained(os.path.join(out, "vae"))
+    t5 = T5Config(vocab_size=32, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+                  relative_attention_num_buckets=8)
+    T5EncoderModel(t5).save_pretrained(os.path.join(out, "text_encoder"))
+    save_tiny_tokenizer(os.path.join(out, "tokenizer"))
+    return out

@@ -1,0 +1,112 @@
+"""Wan family: WanTransformer3DModel + AutoencoderKLWan + UMT5 (diffusers `WanPipeline` layout).
+
+Latents stay (B, C, T′, H′, W′) for the transformer; prompts are UMT5 embeddings zeroed past each prompt's
+length (Wan's transformer takes no text mask); the VAE's latents_mean/std normalise the latent space.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .families import ModelParts, TextCond, VideoFamily, check_subfolders, freeze, save_tiny_tokenizer
+
+if TYPE_CHECKING:
+    import torch
+
+
+class WanFamily(VideoFamily):
+    """Adapter of a diffusers Wan text-to-video checkpoint."""
+
+    name = "wan"
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike[str], dtype: Any = None) -> ModelParts:
+        """Load transformer/, vae/ (float32), text_encoder/ and tokenizer/ from a diffusers Wan directory."""
+        import torch
+        from diffusers import AutoencoderKLWan, WanTransformer3DModel
+        from transformers import AutoTokenizer, UMT5EncoderModel
+
+        root = check_subfolders(model_dir, cls.name)
+        dtype = dtype or torch.float32
+        transformer = WanTransformer3DModel.from_pretrained(root, subfolder="transformer", torch_dtype=dtype)
+        vae = AutoencoderKLWan.from_pretrained(root, subfolder="vae", torch_dtype=torch.float32)
+        text_encoder = UMT5EncoderModel.from_pretrained(root, subfolder="text_encoder", dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(os.path.join(root, "tokenizer"))
+        freeze(transformer, vae, text_encoder)
+        return ModelParts(transformer, vae, text_encoder, tokenizer)
+
+    @property
+    def temporal(self) -> int:
+        return int(self.parts.vae.config.scale_factor_temporal)
+
+    @property
+    def spatial(self) -> int:
+        return int(self.parts.vae.config.scale_factor_spatial)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.parts.vae.config.z_dim)
+
+    @property
+    def patch(self) -> tuple[int, int]:
+        pt, ph, _ = self.parts.transformer.config.patch_size
+        return int(pt), int(ph)
+
+    def encode_prompts(self, prompts: Sequence[str], max_length: int) -> TextCond:
+        """UMT5 embeddings (P, max_length, D) with positions past each prompt's length zeroed (as Wan does)."""
+        import torch
+
+        tok = self.parts.tokenizer(list(prompts), padding="max_length", max_length=max_length, truncation=True,
+                                   add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
+        enc = self.parts.text_encoder
+        ids, mask = tok.input_ids.to(enc.device), tok.attention_mask.to(enc.device)
+        with torch.no_grad():
+            h = enc(ids, attention_mask=mask).last_hidden_state
+        return TextCond(h * mask[..., None].to(h.dtype), mask.bool())
+
+    def forward(self, x: torch.Tensor, timestep: torch.Tensor, cond: TextCond) -> torch.Tensor:
+        """WanTransformer3DModel on (B, C, T′, H′, W′) latents (its native layout; the text mask is unused)."""
+        t = self.parts.transformer
+        return t(hidden_states=x.to(t.dtype), timestep=timestep, encoder_hidden_states=cond.embeds.to(t.dtype),
+                 return_dict=False)[0]
+
+    def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        """Undo latents_mean/std, decode with the Wan VAE and map [-1, 1] → [0, 1] as (B, T, C, H, W)."""
+        import torch
+
+        vae = self.parts.vae
+        mean = torch.tensor(vae.config.latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1).to(x0.device)
+        std = torch.tensor(vae.config.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1).to(x0.device)
+        z = x0.to(torch.float32) * std + mean
+        with torch.no_grad():
+            video = vae.decode(z.to(vae.dtype), return_dict=False)[0]  # (B, 3, T, H, W) in [-1, 1]
+        return ((video.float().cpu() + 1) / 2).clamp(0, 1).permute(0, 2, 1, 3, 4).contiguous()
+
+
+def build_tiny_wan(root: str | os.PathLike[str], seed: int = 0) -> str:
+    """Save a tiny random-initialised Wan checkpoint (diffusers layout) for offline tests and smoke runs.
+
+    1-layer WanTransformer3DModel (2 heads × 8, patch (1, 2, 2), 4 latent channels), an AutoencoderKLWan
+    with base_dim 8 (4× temporal, 8× spatial compression), a 1-layer UMT5 encoder and a WordLevel tokenizer.
+    """
+    import torch
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    out = os.fspath(root)
+    torch.manual_seed(seed)
+    WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=4,
+        text_dim=16, freq_dim=16, ffn_dim=32, num_layers=1, rope_max_seq_len=32,
+    ).save_pretrained(os.path.join(out, "transformer"))
+    AutoencoderKLWan(
+        base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1, temperal_downsample=[False, True, True],
+        latents_mean=[0.1, -0.1, 0.0, 0.2], latents_std=[1.5, 1.0, 0.8, 1.2],
+    ).save_pretrained(os.path.join(out, "vae"))
+    t5 = UMT5Config(vocab_size=32, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+                    relative_attention_num_buckets=8)
+    UMT5EncoderModel(t5).save_pretrained(os.path.join(out, "text_encoder"))
+    save_tiny_tokenizer(os.path.join(out, "tokenizer"))
+    return out
