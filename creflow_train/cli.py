@@ -26,9 +26,19 @@ def toy(
     steps: Annotated[int | None, typer.Option(help="Post-training steps per arm (overrides the preset).")] = None,
     arms: Annotated[str, typer.Option(help="Comma-separated arms.")] = "nft,credit-nft,reflow,creflow",
     out: Annotated[Path, typer.Option(help="Output directory (results.json, curves.csv, PNGs).")] = DEFAULT_OUT,
+    cache: Annotated[Path | None, typer.Option(
+        help="Directory of the pretrained checkpoint (reused when the world and pretraining config match).",
+    )] = None,
+    lr: Annotated[float | None, typer.Option(help="AdamW learning rate of every arm (default 3e-5).")] = None,
+    anchor_outside: Annotated[float | None, typer.Option(
+        help="Credit-aware arms: weight of the anchor to the reference outside the masks (default 1; 0 = off).",
+    )] = None,
+    kl_weight: Annotated[float | None, typer.Option(help="KL anchor weight of every arm (default 1e-4).")] = None,
     mask_floor: Annotated[float, typer.Option(help="Weight let through outside violation masks (0-1).")] = 0.0,
     mask_norm: Annotated[str, typer.Option(help="Credit-aware NFT normalisation: mask (ΣM) or numel.")] = "mask",
     threads: Annotated[int, typer.Option(help="torch CPU threads (1 is fastest on a busy machine).")] = 0,
+    jobs: Annotated[int, typer.Option(help="Parallel processes, one (arm, seed) run each (1 thread each).",
+                                      min=1)] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON before the four lines.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Narrate training.")] = False,
 ) -> None:
@@ -54,10 +64,16 @@ def toy(
     if mask_norm not in ("mask", "numel"):
         typer.echo(f"error: --mask-norm must be one of: mask, numel (got {mask_norm!r})", err=True)
         raise typer.Exit(2)
-    cfg = replace(cfg, rl=replace(cfg.rl, mask_floor=mask_floor, mask_norm=mask_norm))
+    over = {k: v for k, v in (("lr", lr), ("anchor_outside", anchor_outside), ("kl_weight", kl_weight))
+            if v is not None}
+    bad = [k for k, v in over.items() if v < 0 or (k == "lr" and v == 0)]
+    if bad:
+        typer.echo(f"error: --{bad[0].replace('_', '-')} must be {'> 0' if bad[0] == 'lr' else '>= 0'}", err=True)
+        raise typer.Exit(2)
+    cfg = replace(cfg, rl=replace(cfg.rl, mask_floor=mask_floor, mask_norm=mask_norm, **over))
     cfg = replace(cfg, arms=chosen)
     log = (lambda msg: typer.echo(msg, err=True)) if verbose else None
-    summary = run_ablation(cfg, out, log)
+    summary = run_ablation(cfg, out, log, jobs=jobs, cache_dir=cache)
     if as_json:
         typer.echo(json.dumps({
             "target_success": summary.target,

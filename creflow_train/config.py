@@ -59,6 +59,7 @@ class TrainConfig:
     mask_dilate: int = 1
     reflow_weight: float = 1.0
     kl_weight: float = 1e-4
+    anchor_outside: float = 0.0  # credit-aware losses: weight of the anchor to the reference outside the masks
     decay_flat: int = 0
     decay_uprate: float = 0.001
     decay_cap: float = 0.5
@@ -85,7 +86,7 @@ class TrainConfig:
         for key in ("lr", "beta", "adv_clip", "grad_clip", "lora_alpha", "shift", "fps"):
             if not float(getattr(self, key)) > 0:
                 raise ConfigError(f"{key}: must be > 0, got {getattr(self, key)}")
-        non_negative = ("kl_weight", "reflow_weight", "weight_decay", "decay_uprate", "mask_dilate",
+        non_negative = ("kl_weight", "anchor_outside", "reflow_weight", "weight_decay", "decay_uprate", "mask_dilate",
                         "decay_flat", "micro_batch")
         for key in non_negative:
             if float(getattr(self, key)) < 0:

@@ -262,6 +262,22 @@ def kl_anchor_loss(
     return loss, {"kl_loss": loss.item(), "kl_mse": mse.item()}
 
 
+def outside_anchor_loss(
+    v_theta: torch.Tensor, v_ref: torch.Tensor, mask: torch.Tensor, weight: float = 1.0
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Credit-aware anchor: λ·mean_b [Σ (1 − M)·‖v_θ − v_ref‖² / Σ (1 − M)] — keep what no constraint blames.
+
+    The complement of the credit-aware NFT loss: with masks, NFT's gradient is zero outside M, but the shared
+    network still changes its output there; this term holds the unblamed region to the reference policy.
+    A sample whose mask covers everything contributes 0. M may omit the channel dim (see `element_weights`).
+    """
+    keep = 1.0 - element_weights(mask, v_theta)
+    diff2 = (v_theta - v_ref.detach()).square()
+    per_sample = _flat_sum(keep * diff2) / _flat_sum(keep).clamp_min(MASK_SUM_MIN)
+    loss = weight * per_sample.mean()
+    return loss, {"anchor_loss": loss.item(), "anchor_keep_frac": keep.mean().item()}
+
+
 def old_policy_decay(step: int, *, flat: int = 0, uprate: float = 0.001, cap: float = 0.5) -> float:
     """EMA decay d of θ_old ← d·θ_old + (1 − d)·θ: 0 for step < flat, then min(uprate·(step − flat), cap).
 

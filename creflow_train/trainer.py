@@ -221,25 +221,31 @@ class Trainer:
         mean × n_c/n (× `share`, the rank's loss scale) and the accumulated gradient is the whole batch's.
         Returns the summed scaled loss value and the row-weighted mean of the chunks' diagnostics.
         """
-        from .losses import credit_nft_loss, kl_anchor_loss, nft_loss, rf_interpolate
+        from .losses import credit_nft_loss, kl_anchor_loss, nft_loss, outside_anchor_loss, rf_interpolate
         from .rollout import row_slices
 
         cfg, n = self.cfg, x0.shape[0]
+        credit = cfg.loss in ("credit-nft", "creflow")
+        anchor = credit and cfg.anchor_outside > 0
         common = {"beta": cfg.beta, "clip": cfg.adv_clip, "adaptive": cfg.adaptive}
         total, terms = 0.0, {}
         for r in row_slices(n, cfg.micro_batch):
             x_t = rf_interpolate(x0[r], eps[r], t[r])
             v_theta = self.policy.velocity(x_t, t[r], cond[r], "default")
             v_old = self.policy.velocity(x_t, t[r], cond[r], "old")
-            if cfg.loss in ("credit-nft", "creflow"):
+            if credit:
                 loss, chunk = credit_nft_loss(v_theta, v_old, x0[r], eps[r], t[r], a[r], m[r],
                                               mask_floor=cfg.mask_floor, mask_norm=cfg.mask_norm, **common)
             else:
                 loss, chunk = nft_loss(v_theta, v_old, x0[r], eps[r], t[r], a[r], **common)
-            if cfg.kl_weight > 0:
+            if cfg.kl_weight > 0 or anchor:
                 v_ref = self.policy.velocity(x_t, t[r], cond[r], "ref")
+            if cfg.kl_weight > 0:
                 kl, kl_terms = kl_anchor_loss(v_theta, v_ref, cfg.kl_weight)
                 loss, chunk = loss + kl, {**chunk, **kl_terms}
+            if anchor:
+                keep, a_terms = outside_anchor_loss(v_theta, v_ref, m[r], cfg.anchor_outside)
+                loss, chunk = loss + keep, {**chunk, **a_terms}
             total += self._backward(loss, share * (r.stop - r.start) / n)
             _add_weighted(terms, chunk, (r.stop - r.start) / n)
         return total, terms

@@ -18,6 +18,7 @@ from creflow_train.losses import (  # noqa: E402
     nft_loss,
     old_policy_decay,
     optimality_probability,
+    outside_anchor_loss,
     rf_interpolate,
     rf_velocity,
 )
@@ -198,6 +199,18 @@ def test_kl_anchor_value_and_gradient():
     assert terms["kl_mse"] == pytest.approx(2.5)
     loss.backward()
     assert v_theta.grad.flatten().tolist() == pytest.approx([0.1, 0.2])  # λ·2·(v_θ − v_ref)/2 elements
+
+
+def test_outside_anchor_value_and_gradient_only_outside_mask():
+    # sample 0: keep = [1, 0, 1] → (1 + 9) / 2 = 5; sample 1: keep = [0, 0, 0] → contributes 0
+    v_theta = T([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]]).requires_grad_(True)
+    mask = T([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    loss, terms = outside_anchor_loss(v_theta, torch.zeros(2, 3, dtype=torch.float64), mask, weight=0.5)
+    assert loss.item() == pytest.approx(0.5 * (5 + 0) / 2)
+    assert terms["anchor_keep_frac"] == pytest.approx(2 / 6)
+    loss.backward()
+    # ∂/∂v = λ/B · 2·(v − v_ref)·keep / Σkeep = 0.25·2·[1, 0, 3]/2 for sample 0; zero inside M and for sample 1
+    assert v_theta.grad.flatten().tolist() == pytest.approx([0.25, 0.0, 0.75, 0.0, 0.0, 0.0])
 
 
 def test_old_policy_decay_schedule_and_ema():

@@ -29,8 +29,22 @@ def test_render_draws_palette_squares():
     assert v[0, 0, :, r, c].tolist() == pytest.approx(list(W.PALETTE["block"]))
     gr, gc = CFG.goal_box
     assert v[0, 0, :, gr, gc].tolist() == pytest.approx(list(W.PALETTE["goal"]))
-    # success: the block ends inside the goal zone, one square in from its corner
-    assert ep.block[:, -1].tolist() == [[gr + 1, gc + 1]] * 2
+    # success: the block ends in the centre of the goal zone
+    assert CFG.goal_target == (gr + 2, gc + 2)
+    assert ep.block[:, -1].tolist() == [list(CFG.goal_target)] * 2
+
+
+def test_positions_snap_to_the_latent_grid():
+    gen = torch.Generator().manual_seed(1)
+    lay = W.sample_layouts(64, CFG, gen)
+    out = torch.arange(64) % len(W.OUTCOMES)
+    ep = W.make_episodes(lay, out, CFG, gen)
+    for pos in (ep.gripper, ep.block, ep.blue, ep.yellow):
+        assert (pos % CFG.grid == 0).all()
+        assert (pos >= 0).all() and (pos <= CFG.size - W.OBJECT_SIZE).all()
+    # every object is one latent cell: a 2×2 square at an even position encodes to a single pixel-unshuffle cell
+    z = encode(W.render(ep, CFG)[:4])
+    assert z.shape[-1] == CFG.size // 2
 
 
 @pytest.mark.parametrize(
@@ -61,12 +75,12 @@ def test_grounder_signals_hand_computed():
     assert obs.centres["block"][0, 0].tolist() == [r + 0.5, c + 0.5]
     assert obs.areas["blue"][0].tolist() == [4.0] * CFG.frames
     gr, gc = CFG.goal_box
-    assert obs.goal_box[0].tolist() == [gr, gc, gr + 3, gc + 3]
+    assert obs.goal_box[0].tolist() == [gr, gc, gr + W.GOAL_SIZE - 1, gc + W.GOAL_SIZE - 1]
     sig = signals(obs, Thresholds())
     grasp, _, end = CFG.keyframes
     # held pose at and after the grasp: gripper exactly 2 rows above → pose error 0 → robustness 1
     assert sig["holding(gripper,block)"][0, grasp:].tolist() == [1.0] * (CFG.frames - grasp)
-    # at the end the block centre (gr+1.5, gc+1.5) is 1.5 px inside the box → (1.5 − 0) / 1.5 = 1
+    # at the end the block centre (gr+2.5, gc+2.5) is 2.5 px inside the box → (2.5 − 0) / 1.5, clipped to 1
     assert sig["at(block,goal)"][0, end:].tolist() == [1.0] * (CFG.frames - end)
     # distractors never move: speed 0 → (0 − 0.5) / 1 = −0.5
     assert sig["moving(blue)"][0].tolist() == [-0.5] * CFG.frames
@@ -97,6 +111,22 @@ def test_reward_and_masks_localise_violations():
     assert m.sum() > 0
     assert torch.all(m <= region.float())  # only the disturbed object's pixels are blamed
     assert m[0].sum().item() == 0.0  # not before it moves
+
+
+def test_masks_blame_a_vanished_object_where_it_should_be():
+    pytest.importorskip("lark")
+    from creflow_train.toy.reward import entity_regions, score
+
+    v = W.render(_episodes("success", n=1, seed=2), CFG)
+    before = ground(v).masks["block"][0]  # (T, H, W)
+    v[0, 5] = torch.where(before[5], torch.tensor(W.PALETTE["background"])[:, None, None], v[0, 5])
+    regions = entity_regions(v)["block"][0]
+    assert regions[5].sum().item() == 8  # the vanished frame borrows frames 4 and 6 (2×2 each, disjoint)
+    assert torch.equal(regions[5], before[4] | before[6])
+    assert torch.equal(regions[4], before[4])  # frames where the block is whole keep their own region
+    sc = score(v, dilate=0, dilate_time=0)
+    assert not sc.satisfied[0, sc.constraint_names.index("intact")]
+    assert sc.masks[0, 5].bool().logical_and(regions[5]).sum().item() == 8
 
 
 def test_encode_decode_roundtrip_and_zero_init_model():
@@ -140,6 +170,24 @@ def test_one_training_step_updates_and_evaluates(arm):
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
+def test_parallel_runs_equal_sequential_runs():
+    pytest.importorskip("lark")
+    from creflow_train.toy.bench import AblationConfig, _train_all
+
+    model, cfg, evalset = _tiny_setup(steps=2)
+    ab = AblationConfig(rl=cfg, seeds=(0, 1), arms=("nft", "creflow"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers use one thread; float sums depend on the thread count
+    try:
+        seq = _train_all(ab, model, evalset, jobs=1)
+    finally:
+        torch.set_num_threads(threads)
+    par = _train_all(ab, model, evalset, jobs=2)
+    assert [(r.arm, r.seed) for r in par] == [("nft", 0), ("creflow", 0), ("nft", 1), ("creflow", 1)]
+    for a, b in zip(seq, par, strict=True):
+        assert [(e.success, e.valid, e.drift) for e in a.evals] == [(e.success, e.valid, e.drift) for e in b.evals]
+
+
 def test_credit_arm_with_empty_masks_does_not_move_weights(monkeypatch):
     pytest.importorskip("lark")
     from creflow_train.toy import train as T
@@ -179,8 +227,8 @@ def test_cli_prints_four_lines(monkeypatch, tmp_path):
 
     seen = {}
 
-    def fake_run(cfg, out, log):
-        seen["cfg"], seen["out"] = cfg, out
+    def fake_run(cfg, out, log, jobs=1, cache_dir=None):
+        seen["cfg"], seen["out"], seen["jobs"] = cfg, out, jobs
         arms = {
             a: bench.ArmSummary(a, [0, 4], [0.1, s], [0, 0], [0, 0], [1, 1], [0, 0], s, 0.01, 1.0, 0.0)
             for a, s in zip(("nft", "credit-nft", "reflow", "creflow"), (0.25, 0.3125, 0.5, 0.6666), strict=True)
@@ -188,13 +236,17 @@ def test_cli_prints_four_lines(monkeypatch, tmp_path):
         return bench.AblationSummary(arms, 0.25, 0.1, 1.0)
 
     monkeypatch.setattr(bench, "run_ablation", fake_run)
-    res = CliRunner().invoke(cli.app, ["toy", "--quick", "--out", str(tmp_path)])
+    res = CliRunner().invoke(cli.app, ["toy", "--quick", "--out", str(tmp_path), "--jobs", "2", "--lr", "1e-4",
+                                       "--anchor-outside", "0"])
     assert res.exit_code == 0, res.output
     assert res.output.strip().splitlines()[-4:] == [
         "nft: success 25.0%", "credit-nft: success 31.2%", "reflow: success 50.0%", "creflow: success 66.7%",
     ]
     assert seen["cfg"].seeds == (0,) and seen["cfg"].rl.steps == bench.quick_config().rl.steps
-    assert seen["out"] == tmp_path
+    assert seen["out"] == tmp_path and seen["jobs"] == 2
+    assert (seen["cfg"].rl.lr, seen["cfg"].rl.anchor_outside, seen["cfg"].rl.kl_weight) == (1e-4, 0.0, 1e-4)
+    for flag in (["--lr", "0"], ["--anchor-outside", "-1"]):
+        assert CliRunner().invoke(cli.app, ["toy", *flag]).exit_code == 2
     bad = CliRunner().invoke(cli.app, ["toy", "--arms", "nft,grpo"])
     assert bad.exit_code == 2
 

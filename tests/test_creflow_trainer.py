@@ -41,6 +41,16 @@ class BrightReward:
         return r, {"all_satisfied": r >= np.median(r), "masks": masks}
 
 
+class LeftBrightReward(BrightReward):
+    """BrightReward whose violation masks only ever blame the left half of the frame."""
+
+    def __call__(self, videos: torch.Tensor) -> tuple[object, dict]:
+        r, info = super().__call__(videos)
+        for m in info["masks"]:
+            m[..., m.shape[-1] // 2:] = False
+        return r, info
+
+
 def recording_trainer(cfg, **kw):
     """A Trainer whose `_average_gradients` hook keeps a copy of each step's LoRA gradients in `.grads`."""
     from creflow_train.trainer import Trainer
@@ -243,27 +253,37 @@ def test_cli_train_runs_and_reports_bad_keys(tiny_model: Path, tmp_path: Path) -
     assert res.exit_code == 2 and "group_sz: unknown key" in res.output
 
 
-def test_micro_batches_accumulate_the_whole_batch_gradient(tiny_model: Path, tmp_path: Path) -> None:
-    """micro_batch 3 over 8 valid rows (chunks 3, 3, 2) and 4 reflow rows (chunks 3, 1) = one whole-batch pass:
-    same rollouts, loss, diagnostics, gradient and LoRA after the step (NFT + KL + reflow, float32)."""
+@pytest.mark.parametrize(("extra", "reward"), [
+    ({}, BrightReward),
+    ({"anchor_outside": 0.5, "mask_dilate": 0}, LeftBrightReward),  # masks leave the right half to anchor
+])
+def test_micro_batches_accumulate_the_whole_batch_gradient(
+    tiny_model: Path, tmp_path: Path, extra: dict, reward: type
+) -> None:
+    """micro_batch 3 over 8 valid rows (chunks 3, 3, 2) and the reflow rows (chunks of 3) = one whole-batch pass:
+    same rollouts, loss, diagnostics, gradient and LoRA after the step (NFT + KL [+ outside anchor] + reflow)."""
     from creflow_train.config import load_config
 
     runs = {}
     for mb in (0, 3):
         (tmp_path / str(mb)).mkdir()
         path = write_config(tmp_path / str(mb), tiny_model, steps=1, micro_batch=mb, mask_floor=0.1,
-                            prompts_per_step=2, height=16, width=16, num_inference_steps=2)
-        trainer = recording_trainer(load_config(path), reward_model=BrightReward())
+                            prompts_per_step=2, height=16, width=16, num_inference_steps=2, **extra)
+        trainer = recording_trainer(load_config(path), reward_model=reward())
         res = trainer.train_step()
         assert res.skipped is None, res
         runs[mb] = (res, trainer.grads[0], trainer.policy.lora_state_dict())
     (res0, g0, lora0), (res3, g3, lora3) = runs[0], runs[3]
     assert res0.n_valid == res3.n_valid == 8 and res0.terms["reflow_n"] == res3.terms["reflow_n"] == 4
+    assert ("anchor_keep_frac" in res0.terms) == ("anchor_outside" in extra)
+    assert res0.terms.get("anchor_keep_frac", 1.0) > 0
     for key, value in res0.terms.items():
         assert res3.terms[key] == pytest.approx(value, rel=1e-4, abs=1e-7), key
     assert any(float(g.abs().max()) > 0 for g in g0)
     for a, b in zip(g0, g3, strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6 * max(float(a.abs().max()), 1e-12))
+    if extra:  # Adam's first step is sign(g)·lr: entries whose gradient is ~0 may flip, so gradients suffice
+        return
     for k in lora0:  # lr 0.01: Adam's first step is ≈ ±0.01 per entry
         assert torch.allclose(lora0[k], lora3[k], rtol=0, atol=1e-6), k
 

@@ -127,19 +127,43 @@ def summarise(results: list[ArmResult], pretrained_success: float, seconds: floa
     return AblationSummary(arms, target, pretrained_success, seconds, config)
 
 
-def run_ablation(cfg: AblationConfig, out_dir: Path | None = None, log=None) -> AblationSummary:
-    """Pretrain (or load), post-train every arm for every seed, summarise and write the outputs."""
+def _train_job(job: tuple) -> ArmResult:
+    """One (arm, seed) run in a worker process (one torch thread: the runs are the parallelism)."""
+    arm, seed, base, world, rl, evalset = job
+    torch.set_num_threads(1)
+    return train_arm(arm, base, world, rl, seed, evalset)
+
+
+def _train_all(cfg: AblationConfig, base: TinyVideoFlow, evalset: EvalSet, jobs: int, log=None) -> list[ArmResult]:
+    """Every (seed, arm) run, in order; `jobs` > 1 spreads them over that many spawned processes."""
+    pairs = [(arm, seed) for seed in cfg.seeds for arm in cfg.arms]
+    if jobs <= 1 or len(pairs) <= 1:
+        return [train_arm(arm, base, cfg.world, cfg.rl, seed, evalset, log) for arm, seed in pairs]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    work = [(arm, seed, base, cfg.world, cfg.rl, evalset) for arm, seed in pairs]
+    with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=mp.get_context("spawn")) as ex:
+        results = []
+        for r in ex.map(_train_job, work):
+            if log:
+                e = r.evals[-1]
+                log(f"[{r.arm} s{r.seed}] done: success {e.success:.3f} valid {e.valid:.3f} drift {e.drift:.4f}")
+            results.append(r)
+    return results
+
+
+def run_ablation(
+    cfg: AblationConfig, out_dir: Path | None = None, log=None, jobs: int = 1, cache_dir: Path | None = None
+) -> AblationSummary:
+    """Pretrain (or load from `cache_dir`, default out_dir/_work), post-train every arm for every seed (`jobs`
+    processes), summarise and write the outputs."""
     t0 = time.perf_counter()
-    cache = out_dir / "_work" if out_dir else None
+    cache = cache_dir or (out_dir / "_work" if out_dir else None)
     base = pretrained_model(cfg.world, cfg.pretrain, cache, log)
     evalset = EvalSet(cfg.world, cfg.rl, base)
-    results = []
-    pre_success = None
-    for seed in cfg.seeds:
-        for arm in cfg.arms:
-            r = train_arm(arm, base, cfg.world, cfg.rl, seed, evalset, log)
-            pre_success = r.evals[0].success if pre_success is None else pre_success
-            results.append(r)
+    results = _train_all(cfg, base, evalset, jobs, log)
+    pre_success = results[0].evals[0].success if results else None
     timing = measure_overhead(base, cfg.world, cfg.rl, reps=cfg.timing_reps) if cfg.timing_reps else {}
     summary = summarise(results, pre_success or 0.0, time.perf_counter() - t0, asdict(cfg))
     summary.interleaved_step_seconds = timing

@@ -2,7 +2,7 @@
 
 One thin entry point, `score(videos)`: rewards are the spec's weighted fraction of satisfied constraints and
 the violation mask of a video is the union of its witnessed entities' pixel regions at the witnessed frames,
-dilated in space and time.
+dilated in space and time (a missing object's region is taken from its neighbouring frames).
 """
 
 from __future__ import annotations
@@ -19,6 +19,30 @@ if TYPE_CHECKING:
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "specs" / "toy_carry.ltl"
 REGION_TOL = 0.45  # looser colour tolerance for mask regions, so smeared objects are still covered
+FULL_AREA = 3  # an object region with fewer pixels is (partly) missing: borrow its neighbouring frames' region
+
+
+def entity_regions(videos: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Pixel regions (B, T, H, W) bool of every entity, for violation masks.
+
+    Where an object is (partly) missing at a frame, its region there is the union of its regions at the
+    neighbouring frames: a block that vanished is blamed where it was and where it reappears, not nowhere.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    regions = ground(videos, tol=REGION_TOL).masks
+    out = {}
+    for name, m in regions.items():
+        missing = m.flatten(2).sum(dim=2) < FULL_AREA  # (B, T)
+        if name == "goal" or not missing.any():
+            out[name] = m
+            continue
+        b, t, h, w = m.shape
+        near = F.max_pool1d(m.permute(0, 2, 3, 1).reshape(-1, 1, t).float(), 3, stride=1, padding=1)
+        near = near.reshape(b, h, w, t).permute(0, 3, 1, 2) > 0
+        out[name] = torch.where(missing[:, :, None, None], near, m)
+    return out
 
 
 @dataclass
@@ -74,7 +98,7 @@ def score(
             for key, m in c.atom_masks.items():
                 for e in c.atom_entities.get(key, ()):
                     frames[e] |= torch.from_numpy(np.asarray(m))
-        regions = ground(videos, tol=REGION_TOL).masks
+        regions = entity_regions(videos)
         masks = torch.zeros(b, t, h, w)
         for e, fr in frames.items():
             if fr.any():

@@ -24,6 +24,7 @@ from ..losses import (
     kl_anchor_loss,
     nft_loss,
     old_policy_decay,
+    outside_anchor_loss,
     rf_interpolate,
 )
 from ..masks import pixel_to_latent_mask
@@ -57,11 +58,12 @@ class RLConfig:
     reflow_max: int = 8  # at most this many negatives get a reflow row per step
     mask_floor: float = 0.0
     mask_norm: str = "mask"  # credit-aware NFT: normalise by ΣM ("mask") or by the element count ("numel")
+    anchor_outside: float = 1.0  # credit-aware arms: weight of `outside_anchor_loss` (0 = the losses alone)
     decay_flat: int = 0
     decay_uprate: float = 0.001
     decay_cap: float = 0.5
     eval_every: int = 5
-    eval_prompts: int = 32
+    eval_prompts: int = 64
     eval_noises: int = 2
     eval_seed: int = 12345
 
@@ -201,6 +203,10 @@ def rl_step(arm: str, pol: Policies, world: WorldConfig, cfg: RLConfig, step: in
     kl, kl_terms = kl_anchor_loss(v_theta, v_ref, cfg.kl_weight)
     loss = loss + kl
     terms.update(kl_terms)
+    if credit and cfg.anchor_outside > 0:
+        anchor, a_terms = outside_anchor_loss(v_theta, v_ref, lmask[keep], cfg.anchor_outside)
+        loss = loss + anchor
+        terms.update(a_terms)
     if ct is not None and len(ct):
         l_r, r_terms = corrective_reflow_loss(v_r, ct.x0_star, noise[ct.index], ct.mask, mask_floor=cfg.mask_floor)
         loss = loss + cfg.reflow_weight * l_r

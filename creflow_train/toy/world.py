@@ -3,7 +3,9 @@
 A white gripper square reaches a red block, carries it to a green goal zone (bottom right) and stays there;
 a blue and a yellow distractor must not move. Frame 0 (the layout) is the prompt. Demonstrations come in
 four outcomes: success, drop (the block is released half way), wrong (delivered to the wrong place) and bump
-(a distractor gets pushed). Rendering is vectorised over batch and time in torch.
+(a distractor gets pushed). Positions snap to a `grid` (2 by default: every 2×2 object fills exactly one
+cell of the model's 2×2 pixel-unshuffle latent, so rendering is easy and the model's failures are the task's,
+not blur). Rendering is vectorised over batch and time in torch.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ PALETTE: dict[str, tuple[float, float, float]] = {
     "gripper": (0.95, 0.95, 0.95),
 }
 OBJECT_SIZE = 2  # block, gripper and distractors are 2×2 squares
-GOAL_SIZE = 4
+GOAL_SIZE = 6  # the goal zone is 6×6; a delivered block sits in its centre, 2 px from every edge
 OUTCOMES = ("success", "drop", "wrong", "bump")
 
 
@@ -35,11 +37,20 @@ class WorldConfig:
     frames: int = 8
     size: int = 16
     mix: tuple[float, float, float, float] = (0.3, 0.25, 0.2, 0.25)
+    grid: int = 2  # object positions are multiples of this
 
     @property
     def goal_box(self) -> tuple[int, int]:
         """Top-left (row, col) of the goal zone."""
-        return (self.size - GOAL_SIZE - 1, self.size - GOAL_SIZE - 1)
+        corner = self.size - GOAL_SIZE
+        return (corner, corner)
+
+    @property
+    def goal_target(self) -> tuple[int, int]:
+        """Top-left (row, col) of a block delivered to the centre of the goal zone."""
+        gr, gc = self.goal_box
+        off = (GOAL_SIZE - OBJECT_SIZE) // 2
+        return (gr + off, gc + off)
 
     @property
     def keyframes(self) -> tuple[int, int, int]:
@@ -64,26 +75,30 @@ def sample_layouts(n: int, cfg: WorldConfig, gen: torch.Generator) -> dict[str, 
     """Random initial (row, col) of gripper, block and the two distractors, in regions that keep paths apart."""
     import torch
 
-    s = cfg.size
+    s, g = cfg.size, cfg.grid
 
-    def rnd(lo: int, hi: int) -> torch.Tensor:
-        return torch.randint(lo, hi + 1, (n,), generator=gen)
+    def rnd(lo: int, hi: int) -> torch.Tensor:  # a multiple of the grid in [lo, hi]
+        lo_c, hi_c = -(-lo // g), hi // g
+        return torch.randint(lo_c, hi_c + 1, (n,), generator=gen) * g
 
     return {
-        "gripper": torch.stack([rnd(0, 1), rnd(1, 5)], dim=1),
-        "block": torch.stack([rnd(4, 8), rnd(1, 8)], dim=1),
+        "gripper": torch.stack([rnd(0, 1), rnd(1, 6)], dim=1),
+        "block": torch.stack([rnd(4, 7), rnd(0, 8)], dim=1),
         "blue": torch.stack([rnd(2, 3), rnd(s - 6, s - 4)], dim=1),
         "yellow": torch.stack([rnd(s - 4, s - 3), rnd(2, 4)], dim=1),
     }
 
 
-def _lerp_path(start: torch.Tensor, end: torch.Tensor, f0: int, f1: int, frames: int) -> torch.Tensor:
-    """(B, T, 2) positions: `start` before f0, linear (rounded) from f0 to f1, `end` after f1."""
+def _lerp_path(
+    start: torch.Tensor, end: torch.Tensor, f0: int, f1: int, frames: int, grid: int = 1
+) -> torch.Tensor:
+    """(B, T, 2) positions: `start` before f0, linear from f0 to f1 (rounded to the grid), `end` after f1."""
     import torch
 
     f = torch.arange(frames, dtype=torch.float32)
     a = ((f - f0) / max(f1 - f0, 1)).clamp(0, 1)[None, :, None]
-    return torch.round(start[:, None].float() * (1 - a) + end[:, None].float() * a).long()
+    pos = start[:, None].float() * (1 - a) + end[:, None].float() * a
+    return (torch.round(pos / grid) * grid).long()
 
 
 def make_episodes(
@@ -92,16 +107,19 @@ def make_episodes(
     """Object trajectories for the given layouts and outcomes (indices into OUTCOMES)."""
     import torch
 
-    n, frames = outcome.shape[0], cfg.frames
+    n, frames, g = outcome.shape[0], cfg.frames, cfg.grid
     grasp, drop, end = cfg.keyframes
-    gr, gc = cfg.goal_box
+    tr, tc = cfg.goal_target
     block0 = layouts["block"]
     above = torch.tensor([-OBJECT_SIZE, 0])  # gripper sits right above the block it holds
-    goal_target = torch.tensor([gr + 1, gc + 1]).expand(n, 2)
-    wrong_target = torch.stack([torch.full((n,), gr + 1), torch.randint(6, gc - 2, (n,), generator=gen)], 1)
+    goal_target = torch.tensor([tr, tc]).expand(n, 2)
+    # wrong place: up and left of the zone (the block ends fully outside it, clear of the yellow distractor)
+    gc = cfg.goal_box[1]
+    wrong_cols = torch.randint(-(-2 // g), (gc - OBJECT_SIZE) // g + 1, (n,), generator=gen) * g
+    wrong_target = torch.stack([torch.full((n,), tr - 2 * OBJECT_SIZE), wrong_cols], 1)
     target = torch.where((outcome == OUTCOMES.index("wrong"))[:, None], wrong_target, goal_target)
-    reach = _lerp_path(layouts["gripper"], block0 + above, 0, grasp, frames)
-    carry_block = _lerp_path(block0, target, grasp, end, frames)
+    reach = _lerp_path(layouts["gripper"], block0 + above, 0, grasp, frames, g)
+    carry_block = _lerp_path(block0, target, grasp, end, frames, g)
     gripper = torch.where(torch.arange(frames)[None, :, None] <= grasp, reach, carry_block + above)
     block = carry_block.clone()
     is_drop = outcome == OUTCOMES.index("drop")
@@ -109,7 +127,8 @@ def make_episodes(
     blue, yellow = (layouts[k][:, None].expand(n, frames, 2).clone() for k in ("blue", "yellow"))
     is_bump = outcome == OUTCOMES.index("bump")
     which = torch.randint(0, 2, (n,), generator=gen).bool()
-    for sel, obj, shift in ((is_bump & which, blue, (-2, 1)), (is_bump & ~which, yellow, (1, -2))):
+    step = max(g, 1)
+    for sel, obj, shift in ((is_bump & which, blue, (-2, step)), (is_bump & ~which, yellow, (step, -2))):
         obj[sel, drop:] = obj[sel, drop:] + torch.tensor(shift)
     return Episode(gripper, block, blue, yellow, outcome)
 
