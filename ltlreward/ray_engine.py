@@ -6,7 +6,7 @@
 
 Each stage runs the same RewardModel code as the local engine (`ltlreward.batch`), so every record is the same
 RewardResult JSON field by field (only `timings` differ). A video travels between stages as one pickled
-`_Work` (decoded frames are dropped after grounding unless overlays are wanted). The driver appends each
+`Work` (decoded frames are dropped after grounding unless overlays are wanted). The driver appends each
 record to `out` as it arrives (flushed, like the local engine), so a killed run resumes with `resume=True`:
 videos whose resolved path already has a record are skipped. A video whose stage raises is a failed record
 (the others go on); a video lost to a dying worker process (e.g. a decoder segfault) is retried once on its
@@ -121,17 +121,17 @@ def _dump(work: Any) -> bytes:
 
 
 def _decode_row(row: dict[str, Any], *, token: str, model_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """CPU task: decode (sample, resize) one video into a `_Work`; a decoding error is kept in it."""
+    """CPU task: decode (sample, resize) one video into a `Work`; a decoding error is kept in it."""
     import time
 
-    from .reward import STAGES, _Work
+    from .reward import STAGES, Work
 
     m = _model(token, "cpu", model_kwargs)
     path, vid = str(row["path"]), str(row["video"])
-    w = _Work(vid, None, {s: 0.0 for s in STAGES})
+    w = Work(vid, None, {s: 0.0 for s in STAGES})
     t0 = time.perf_counter()
     try:  # a relative path that this worker's cwd does not see: use the resolved one
-        w.video = m._decode(path if os.path.exists(path) or not os.path.exists(vid) else vid)
+        w.video = m.stage_decode(path if os.path.exists(path) or not os.path.exists(vid) else vid)
     except Exception as e:
         w.error = _error_text(e)
     w.timings["decode"] = time.perf_counter() - t0
@@ -150,27 +150,16 @@ class _GroundActor:
         self.keep_frames = keep_frames
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import time
-
-        from .errors import LtlRewardError
-
         m, states = self.model, []
         for blob in batch["state"]:
             w = _load(blob)
             if w.error is None and m is None:
                 w.error = self.init_error
             elif w.error is None:
-                t0 = time.perf_counter()
-                try:  # the same steps as RewardModel._observe
-                    sidecar = w.sidecar if w.sidecar is not None else m.sidecar
-                    w.obs = m.grounder.ground(w.video, m.spec.entities, quoted=m.quoted, sidecar=sidecar)
-                    w.grounder = w.obs.source or m.grounder.name
-                    if w.obs.n_frames != w.video.n_frames:
-                        raise LtlRewardError(f"{w.vid}: grounder {w.grounder!r} returned {w.obs.n_frames} "
-                                             f"frames for a video of {w.video.n_frames}")
+                try:
+                    m.stage_ground(w)
                 except Exception as e:
                     w.error = _error_text(e)
-                w.timings["ground"] = time.perf_counter() - t0
             if w.video is not None and not self.keep_frames:
                 v = w.video
                 w.video = _VideoMeta(v.n_frames, v.height, v.width, float(v.fps), np.asarray(v.frame_indices),
@@ -189,19 +178,13 @@ def _predicates_row(row: dict[str, Any], *, token: str, model_kwargs: dict[str, 
                     keep_obs: bool) -> dict[str, Any]:
     """CPU task: predicate signals of one grounded video. The observations (entity masks: as large as the
     frames) travel on only when violation masks or overlays need them."""
-    import time
-
-    from .predicates import compute_signals
-
     m = _model(token, "cpu", model_kwargs)
     w = _load(row["state"])
     if w.error is None:
-        t0 = time.perf_counter()
         try:
-            w.signals = compute_signals(m.atoms, w.obs, grounder=w.grounder, options=m.predicate_options)
+            m.stage_predicates(w)
         except Exception as e:
             w.error = _error_text(e)
-        w.timings["predicates"] = time.perf_counter() - t0
     if not keep_obs:
         w.obs = None
     return {"video": row["video"], "state": _dump(w)}
@@ -221,11 +204,11 @@ def _monitor_batch(batch: dict[str, np.ndarray], *, token: str, model_kwargs: di
             groups.setdefault(round(float(w.video.fps), 6), []).append(w)
     for fps, group in groups.items():
         try:
-            m._monitor_group(group, fps)
+            m.stage_monitor(group, fps)
         except Exception:  # as the local engine (one video per call): find which videos fail on their own
             for w in group:
                 try:
-                    m._monitor_group([w], fps)
+                    m.stage_monitor([w], fps)
                 except Exception as e:
                     w.error, w.result = _error_text(e), None
     records = []

@@ -89,8 +89,8 @@ class Analysis:
 
 
 @dataclass
-class _Work:
-    """A video on its way through the pipeline."""
+class Work:
+    """A video on its way through the stages (decode → ground → predicates → monitor); engines pass it along."""
 
     vid: str
     sidecar: str | Path | None
@@ -229,19 +229,19 @@ class RewardModel:
     # -- pipeline ----------------------------------------------------------------------------------------
     def _items(self, videos: Any) -> tuple[list[Any], list[str] | None]:
         """Split a batch into per-video items; a 5-D array/tensor is converted in one vectorised step."""
-        from .video import Video, _is_torch, as_videos
+        from .video import Video, as_videos, is_torch
 
         if isinstance(videos, (str, os.PathLike, Video)):
             return [videos], None
-        if isinstance(videos, np.ndarray) or _is_torch(videos):
+        if isinstance(videos, np.ndarray) or is_torch(videos):
             vs = as_videos(videos, fps=self.fps)
             return list(vs), [f"<memory:{i}>" for i in range(len(vs))]
         if isinstance(videos, Sequence):
             return list(videos), None
         raise TypeError(f"cannot score {type(videos).__name__}; pass paths, arrays, tensors or Videos")
 
-    def _decode(self, item: Any) -> Any:
-        """A sampled, resized Video from a path, Video or in-memory frames."""
+    def stage_decode(self, item: Any) -> Any:
+        """Stage 1: a sampled, resized Video from a path, Video or in-memory frames."""
         from .video import Video, as_video, read_video, resize_frames, sample_indices
 
         if isinstance(item, (str, os.PathLike)):
@@ -259,42 +259,54 @@ class RewardModel:
                       n_source_frames=v.n_source_frames, meta=dict(v.meta))
         return v
 
-    def _observe(self, w: _Work, item: Any) -> None:
-        """Decode, ground and compute predicate signals for one video, timing each stage."""
+    def stage_ground(self, w: Work) -> None:
+        """Stage 2: observations of the spec's entities in `w.video` (sidecar per video, else the model's)."""
+        t0 = time.perf_counter()
+        try:
+            sidecar = w.sidecar if w.sidecar is not None else self.sidecar
+            w.obs = self.grounder.ground(w.video, self.spec.entities, quoted=self.quoted, sidecar=sidecar)
+            w.grounder = w.obs.source or self.grounder.name
+            if w.obs.n_frames != w.video.n_frames:
+                raise LtlRewardError(f"{w.vid}: grounder {w.grounder!r} returned {w.obs.n_frames} frames "
+                                     f"for a video of {w.video.n_frames}")
+        finally:
+            w.timings["ground"] = time.perf_counter() - t0
+
+    def stage_predicates(self, w: Work) -> None:
+        """Stage 3: the spec's atom signals from `w.obs`."""
         from .predicates import compute_signals
 
         t0 = time.perf_counter()
-        w.video = self._decode(item)
-        t1 = time.perf_counter()
-        w.timings["decode"] = t1 - t0
-        sidecar = w.sidecar if w.sidecar is not None else self.sidecar
-        w.obs = self.grounder.ground(w.video, self.spec.entities, quoted=self.quoted, sidecar=sidecar)
-        w.grounder = w.obs.source or self.grounder.name
-        t2 = time.perf_counter()
-        w.timings["ground"] = t2 - t1
-        if w.obs.n_frames != w.video.n_frames:
-            raise LtlRewardError(f"{w.vid}: grounder {w.grounder!r} returned {w.obs.n_frames} frames "
-                                 f"for a video of {w.video.n_frames}")
-        w.signals = compute_signals(self.atoms, w.obs, grounder=w.grounder, options=self.predicate_options)
-        w.timings["predicates"] = time.perf_counter() - t2
+        try:
+            w.signals = compute_signals(self.atoms, w.obs, grounder=w.grounder, options=self.predicate_options)
+        finally:
+            w.timings["predicates"] = time.perf_counter() - t0
 
-    def _run(self, items: list[Any], sidecars: list[Any], ids: list[str] | None) -> list[_Work]:
-        works: list[_Work] = []
+    def _observe(self, w: Work, item: Any) -> None:
+        """Stages 1–3 for one video, timing each."""
+        t0 = time.perf_counter()
+        w.video = self.stage_decode(item)
+        w.timings["decode"] = time.perf_counter() - t0
+        self.stage_ground(w)
+        self.stage_predicates(w)
+
+    def _run(self, items: list[Any], sidecars: list[Any], ids: list[str] | None) -> list[Work]:
+        works: list[Work] = []
         for i, item in enumerate(items):
             vid = ids[i] if ids else _video_id(item, i)
-            w = _Work(vid, sidecars[i], {s: 0.0 for s in STAGES})
+            w = Work(vid, sidecars[i], {s: 0.0 for s in STAGES})
             try:
                 self._observe(w, item)
             except Exception as e:  # recorded per video: one bad video never stops a batch
                 w.error = _error_text(e)
             works.append(w)
-        groups: dict[float, list[_Work]] = {}
+        groups: dict[float, list[Work]] = {}
         for w in works:
             if w.error is None:
                 groups.setdefault(round(float(w.video.fps), 6), []).append(w)
         for fps, group in groups.items():
             try:
-                self._monitor_group(group, fps)
+                self.stage_monitor(group, fps)
             except Exception as e:  # a monitor error (bad signal) fails the videos of that call
                 for w in group:
                     w.error, w.result = _error_text(e), None
@@ -305,8 +317,8 @@ class RewardModel:
                                                reward_mode=self.spec.reward, timings=w.timings)
         return works
 
-    def _monitor_group(self, group: list[_Work], fps: float) -> None:
-        """One monitor call for videos of equal fps (ragged via lengths), then rewards, outcomes, masks."""
+    def stage_monitor(self, group: list[Work], fps: float) -> None:
+        """Stage 4: one monitor call for videos of equal fps (ragged via lengths), then rewards, outcomes, masks."""
         from .monitor import monitor
 
         t0 = time.perf_counter()
@@ -345,7 +357,7 @@ class RewardModel:
                 frame_indices=np.asarray(v.frame_indices), masks=mask,
             )
 
-    def _mask(self, w: _Work, constraints: Sequence[Any], b: int) -> np.ndarray:
+    def _mask(self, w: Work, constraints: Sequence[Any], b: int) -> np.ndarray:
         """The (T,H,W) violation mask of trace `b` (see ltlreward.masks)."""
         from .masks import evidence_from_atoms, violation_mask
 

@@ -378,7 +378,7 @@ def read_video(
 # ---------------------------------------------------------------------------------------------- in memory
 
 
-def _is_torch(x: object) -> bool:
+def is_torch(x: object) -> bool:
     """True for a torch tensor, without importing torch."""
     return type(x).__module__.split(".")[0] == "torch"
 
@@ -398,7 +398,7 @@ def _to_uint8_frames(x: Any, ndim: int) -> np.ndarray:
     if x.ndim != ndim:
         raise ValueError(f"expected a {ndim}-D frame array, got shape {tuple(x.shape)}")
     last = _channels_last_axis(tuple(x.shape), ndim - 3)
-    if _is_torch(x):
+    if is_torch(x):
         import torch
 
         t = x.detach()
@@ -433,7 +433,7 @@ def as_video(x: Any, fps: float = DEFAULT_FPS) -> Video:
         return x
     if isinstance(x, str | os.PathLike):
         return read_video(x)
-    if isinstance(x, np.ndarray) or _is_torch(x):
+    if isinstance(x, np.ndarray) or is_torch(x):
         frames = _to_uint8_frames(x, 4)
         if frames.shape[0] == 0:
             raise VideoError("<memory>: video has zero frames")
@@ -446,7 +446,7 @@ def as_videos(batch: Any, fps: float = DEFAULT_FPS) -> list[Video]:
     tensor (B,T,C,H,W) in [0,1] (the Flow-GRPO convention); a single path or 4-D video is a batch of one."""
     if isinstance(batch, str | os.PathLike | Video):
         return [as_video(batch, fps)]
-    if isinstance(batch, np.ndarray) or _is_torch(batch):
+    if isinstance(batch, np.ndarray) or is_torch(batch):
         if batch.ndim == 4:
             return [as_video(batch, fps)]
         frames = _to_uint8_frames(batch, 5)  # one conversion for the whole batch
@@ -584,7 +584,7 @@ def video_content_hash(x: Any, *, chunk_size: int = 1 << 20) -> str:
         return h.hexdigest()
     if isinstance(x, Video):
         arr = x.frames
-    elif _is_torch(x):
+    elif is_torch(x):
         arr = x.detach().cpu().contiguous().numpy()
     else:
         arr = np.ascontiguousarray(x)
