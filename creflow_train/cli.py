@@ -11,7 +11,8 @@ import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="CreFlow post-training for flow video models.")
 
-DEFAULT_OUT = Path("benchmarks/creflow_toy")
+DEFAULT_OUT = Path("benchmarks/creflow_toy")  # runs go to <this>/quick or <this>/run unless --out says otherwise
+SHIPPED_CACHE = Path(__file__).resolve().parents[1] / "benchmarks" / "creflow_toy" / "_work"  # source checkout
 
 
 @app.callback()
@@ -25,9 +26,12 @@ def toy(
     seeds: Annotated[int, typer.Option(help="Number of seeds (full run).", min=1)] = 3,
     steps: Annotated[int | None, typer.Option(help="Post-training steps per arm (overrides the preset).")] = None,
     arms: Annotated[str, typer.Option(help="Comma-separated arms.")] = "nft,credit-nft,reflow,creflow",
-    out: Annotated[Path, typer.Option(help="Output directory (results.json, curves.csv, PNGs).")] = DEFAULT_OUT,
+    out: Annotated[Path | None, typer.Option(
+        help="Output directory (results.json, curves.csv, PNGs) [default: benchmarks/creflow_toy/quick or /run].",
+    )] = None,
     cache: Annotated[Path | None, typer.Option(
-        help="Directory of the pretrained checkpoint (reused when the world and pretraining config match).",
+        help="Directory of the pretrained checkpoint, reused when the world and pretraining config match "
+             "[default: the checkout's benchmarks/creflow_toy/_work, else OUT/_work].",
     )] = None,
     lr: Annotated[float | None, typer.Option(help="AdamW learning rate of every arm (default 3e-5).")] = None,
     anchor_outside: Annotated[float | None, typer.Option(
@@ -73,6 +77,8 @@ def toy(
     cfg = replace(cfg, rl=replace(cfg.rl, mask_floor=mask_floor, mask_norm=mask_norm, **over))
     cfg = replace(cfg, arms=chosen)
     log = (lambda msg: typer.echo(msg, err=True)) if verbose else None
+    out = out or DEFAULT_OUT / ("quick" if quick else "run")
+    cache = cache or (SHIPPED_CACHE if SHIPPED_CACHE.is_dir() else None)
     summary = run_ablation(cfg, out, log, jobs=jobs, cache_dir=cache)
     if as_json:
         typer.echo(json.dumps({

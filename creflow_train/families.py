@@ -75,6 +75,8 @@ class VideoFamily:
     """Adapter of one loaded checkpoint: latent shape, prompt encoding, transformer call and VAE decode."""
 
     name: ClassVar[str]
+    # (diffusers transformer class, diffusers VAE class, transformers text-encoder class) of the checkpoint
+    part_classes: ClassVar[tuple[str, str, str]]
 
     def __init__(self, parts: ModelParts, frame_rate: float = 25.0) -> None:
         """Wrap loaded parts; `frame_rate` is the videos' fps (LTX scales its RoPE time axis by it)."""
@@ -84,8 +86,21 @@ class VideoFamily:
     # -------------------------------------------------------------- per family
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str], dtype: Any = None) -> ModelParts:
-        """Load the four parts from a diffusers-layout directory (frozen, eval mode)."""
-        raise NotImplementedError
+        """Load transformer/ (in `dtype`), vae/ (float32), text_encoder/ and tokenizer/ from a diffusers-layout
+        directory of this family, frozen and in eval mode."""
+        import diffusers
+        import torch
+        import transformers
+
+        root = check_subfolders(model_dir, cls.name)
+        dtype = dtype or torch.float32
+        t_cls, v_cls, e_cls = cls.part_classes
+        transformer = getattr(diffusers, t_cls).from_pretrained(root, subfolder="transformer", torch_dtype=dtype)
+        vae = getattr(diffusers, v_cls).from_pretrained(root, subfolder="vae", torch_dtype=torch.float32)
+        text_encoder = getattr(transformers, e_cls).from_pretrained(root, subfolder="text_encoder", dtype=dtype)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(os.path.join(root, "tokenizer"))
+        freeze(transformer, vae, text_encoder)
+        return ModelParts(transformer, vae, text_encoder, tokenizer)
 
     @property
     def temporal(self) -> int:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .families import ModelParts, TextCond, VideoFamily, check_subfolders, freeze, save_tiny_tokenizer
+from .families import TextCond, VideoFamily, save_tiny_tokenizer
 
 if TYPE_CHECKING:
     import torch
@@ -39,23 +39,8 @@ class LtxFamily(VideoFamily):
     """Adapter of a diffusers LTX-Video text-to-video checkpoint."""
 
     name = "ltx"
+    part_classes = ("LTXVideoTransformer3DModel", "AutoencoderKLLTXVideo", "T5EncoderModel")
     decode_timestep = 0.0  # LTXPipeline's default (decode_noise_scale defaults to it: no noise at 0)
-
-    @classmethod
-    def load(cls, model_dir: str | os.PathLike[str], dtype: Any = None) -> ModelParts:
-        """Load transformer/, vae/ (float32), text_encoder/ (T5) and tokenizer/ from a diffusers LTX directory."""
-        import torch
-        from diffusers import AutoencoderKLLTXVideo, LTXVideoTransformer3DModel
-        from transformers import AutoTokenizer, T5EncoderModel
-
-        root = check_subfolders(model_dir, cls.name)
-        dtype = dtype or torch.float32
-        transformer = LTXVideoTransformer3DModel.from_pretrained(root, subfolder="transformer", torch_dtype=dtype)
-        vae = AutoencoderKLLTXVideo.from_pretrained(root, subfolder="vae", torch_dtype=torch.float32)
-        text_encoder = T5EncoderModel.from_pretrained(root, subfolder="text_encoder", dtype=dtype)
-        tokenizer = AutoTokenizer.from_pretrained(os.path.join(root, "tokenizer"))
-        freeze(transformer, vae, text_encoder)
-        return ModelParts(transformer, vae, text_encoder, tokenizer)
 
     @property
     def temporal(self) -> int:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .families import ModelParts, TextCond, VideoFamily, check_subfolders, freeze, save_tiny_tokenizer
+from .families import TextCond, VideoFamily, save_tiny_tokenizer
 
 if TYPE_CHECKING:
     import torch
@@ -20,22 +20,7 @@ class WanFamily(VideoFamily):
     """Adapter of a diffusers Wan text-to-video checkpoint."""
 
     name = "wan"
-
-    @classmethod
-    def load(cls, model_dir: str | os.PathLike[str], dtype: Any = None) -> ModelParts:
-        """Load transformer/, vae/ (float32), text_encoder/ and tokenizer/ from a diffusers Wan directory."""
-        import torch
-        from diffusers import AutoencoderKLWan, WanTransformer3DModel
-        from transformers import AutoTokenizer, UMT5EncoderModel
-
-        root = check_subfolders(model_dir, cls.name)
-        dtype = dtype or torch.float32
-        transformer = WanTransformer3DModel.from_pretrained(root, subfolder="transformer", torch_dtype=dtype)
-        vae = AutoencoderKLWan.from_pretrained(root, subfolder="vae", torch_dtype=torch.float32)
-        text_encoder = UMT5EncoderModel.from_pretrained(root, subfolder="text_encoder", dtype=dtype)
-        tokenizer = AutoTokenizer.from_pretrained(os.path.join(root, "tokenizer"))
-        freeze(transformer, vae, text_encoder)
-        return ModelParts(transformer, vae, text_encoder, tokenizer)
+    part_classes = ("WanTransformer3DModel", "AutoencoderKLWan", "UMT5EncoderModel")
 
     @property
     def temporal(self) -> int:

@@ -228,7 +228,7 @@ def test_cli_prints_four_lines(monkeypatch, tmp_path):
     seen = {}
 
     def fake_run(cfg, out, log, jobs=1, cache_dir=None):
-        seen["cfg"], seen["out"], seen["jobs"] = cfg, out, jobs
+        seen["cfg"], seen["out"], seen["jobs"], seen["cache"] = cfg, out, jobs, cache_dir
         arms = {
             a: bench.ArmSummary(a, [0, 4], [0.1, s], [0, 0], [0, 0], [1, 1], [0, 0], s, 0.01, 1.0, 0.0)
             for a, s in zip(("nft", "credit-nft", "reflow", "creflow"), (0.25, 0.3125, 0.5, 0.6666), strict=True)
@@ -244,7 +244,10 @@ def test_cli_prints_four_lines(monkeypatch, tmp_path):
     ]
     assert seen["cfg"].seeds == (0,) and seen["cfg"].rl.steps == bench.quick_config().rl.steps
     assert seen["out"] == tmp_path and seen["jobs"] == 2
+    assert seen["cache"] == cli.SHIPPED_CACHE  # the checkout's pretrained checkpoint, whatever --out is
     assert (seen["cfg"].rl.lr, seen["cfg"].rl.anchor_outside, seen["cfg"].rl.kl_weight) == (1e-4, 0.0, 1e-4)
+    assert CliRunner().invoke(cli.app, ["toy", "--quick"]).exit_code == 0
+    assert seen["out"] == cli.DEFAULT_OUT / "quick"
     for flag in (["--lr", "0"], ["--anchor-outside", "-1"]):
         assert CliRunner().invoke(cli.app, ["toy", *flag]).exit_code == 2
     bad = CliRunner().invoke(cli.app, ["toy", "--arms", "nft,grpo"])
