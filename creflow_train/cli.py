@@ -33,7 +33,7 @@ def toy(
         help="Directory of the pretrained checkpoint, reused when the world and pretraining config match "
              "[default: the checkout's benchmarks/creflow_toy/_work, else OUT/_work].",
     )] = None,
-    lr: Annotated[float | None, typer.Option(help="AdamW learning rate of every arm (default 3e-5).")] = None,
+    lr: Annotated[float | None, typer.Option(help="AdamW learning rate of every arm (default 1e-4).")] = None,
     anchor_outside: Annotated[float | None, typer.Option(
         help="Credit-aware arms: weight of the anchor to the reference outside the masks (default 1; 0 = off).",
     )] = None,

@@ -59,7 +59,7 @@ class TrainConfig:
     mask_dilate: int = 1
     reflow_weight: float = 1.0
     kl_weight: float = 1e-4
-    anchor_outside: float = 0.0  # credit-aware losses: weight of the anchor to the reference outside the masks
+    anchor_outside: float = 1.0  # credit-nft/creflow: weight of the anchor to the reference outside the masks
     decay_flat: int = 0
     decay_uprate: float = 0.001
     decay_cap: float = 0.5

@@ -254,7 +254,7 @@ def test_cli_train_runs_and_reports_bad_keys(tiny_model: Path, tmp_path: Path) -
 
 
 @pytest.mark.parametrize(("extra", "reward"), [
-    ({}, BrightReward),
+    ({"anchor_outside": 0.0}, BrightReward),
     ({"anchor_outside": 0.5, "mask_dilate": 0}, LeftBrightReward),  # masks leave the right half to anchor
 ])
 def test_micro_batches_accumulate_the_whole_batch_gradient(
@@ -275,14 +275,14 @@ def test_micro_batches_accumulate_the_whole_batch_gradient(
         runs[mb] = (res, trainer.grads[0], trainer.policy.lora_state_dict())
     (res0, g0, lora0), (res3, g3, lora3) = runs[0], runs[3]
     assert res0.n_valid == res3.n_valid == 8 and res0.terms["reflow_n"] == res3.terms["reflow_n"] == 4
-    assert ("anchor_keep_frac" in res0.terms) == ("anchor_outside" in extra)
+    assert ("anchor_keep_frac" in res0.terms) == (extra["anchor_outside"] > 0)
     assert res0.terms.get("anchor_keep_frac", 1.0) > 0
     for key, value in res0.terms.items():
         assert res3.terms[key] == pytest.approx(value, rel=1e-4, abs=1e-7), key
     assert any(float(g.abs().max()) > 0 for g in g0)
     for a, b in zip(g0, g3, strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6 * max(float(a.abs().max()), 1e-12))
-    if extra:  # Adam's first step is sign(g)·lr: entries whose gradient is ~0 may flip, so gradients suffice
+    if extra["anchor_outside"]:  # Adam's first step is sign(g)·lr: entries whose gradient is ~0 may flip, so gradients suffice
         return
     for k in lora0:  # lr 0.01: Adam's first step is ≈ ±0.01 per entry
         assert torch.allclose(lora0[k], lora3[k], rtol=0, atol=1e-6), k

@@ -49,7 +49,7 @@ class RLConfig:
     prompts: int = 4  # groups per step
     group: int = 8  # rollouts per prompt (K)
     sample_steps: int = 8
-    lr: float = 3e-5  # full fine-tune of a tiny model (DiffusionNFT's 3e-4 is for LoRA)
+    lr: float = 1e-4  # full fine-tune of a tiny model; see the lr sweep in benchmarks/creflow_toy/README.md
     beta: float = 1.0
     adv_clip: float = 5.0
     kl_weight: float = 1e-4
