@@ -22,16 +22,18 @@ def _root() -> None:
 
 @app.command()
 def toy(
-    quick: Annotated[bool, typer.Option("--quick", help="One seed, 12 steps (about 5 minutes on 2 cores).")] = False,
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="One seed, 12 steps (about a minute with the shipped checkpoint).",
+    )] = False,
     seeds: Annotated[int, typer.Option(help="Number of seeds (full run).", min=1)] = 3,
     steps: Annotated[int | None, typer.Option(help="Post-training steps per arm (overrides the preset).")] = None,
     arms: Annotated[str, typer.Option(help="Comma-separated arms.")] = "nft,credit-nft,reflow,creflow",
     out: Annotated[Path | None, typer.Option(
-        help="Output directory (results.json, curves.csv, PNGs) [default: benchmarks/creflow_toy/quick or /run].",
+        help="Output directory (results.json, curves.csv, PNGs); default benchmarks/creflow_toy/quick or …/run.",
     )] = None,
     cache: Annotated[Path | None, typer.Option(
-        help="Directory of the pretrained checkpoint, reused when the world and pretraining config match "
-             "[default: the checkout's benchmarks/creflow_toy/_work, else OUT/_work].",
+        help="Directory of the pretrained checkpoint, reused when the world and pretraining config match; "
+             "default the checkout's benchmarks/creflow_toy/_work, else OUT/_work.",
     )] = None,
     lr: Annotated[float | None, typer.Option(help="AdamW learning rate of every arm (default 1e-4).")] = None,
     anchor_outside: Annotated[float | None, typer.Option(
