@@ -71,15 +71,21 @@ class Episode:
     outcome: torch.Tensor  # (B,) long index into OUTCOMES
 
 
+def _grid_randint(lo: int, hi: int, n: int, grid: int, gen: torch.Generator) -> torch.Tensor:
+    """n random multiples of `grid` in [lo, hi]."""
+    import torch
+
+    return torch.randint(-(-lo // grid), hi // grid + 1, (n,), generator=gen) * grid
+
+
 def sample_layouts(n: int, cfg: WorldConfig, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """Random initial (row, col) of gripper, block and the two distractors, in regions that keep paths apart."""
     import torch
 
-    s, g = cfg.size, cfg.grid
+    s = cfg.size
 
-    def rnd(lo: int, hi: int) -> torch.Tensor:  # a multiple of the grid in [lo, hi]
-        lo_c, hi_c = -(-lo // g), hi // g
-        return torch.randint(lo_c, hi_c + 1, (n,), generator=gen) * g
+    def rnd(lo: int, hi: int) -> torch.Tensor:
+        return _grid_randint(lo, hi, n, cfg.grid, gen)
 
     return {
         "gripper": torch.stack([rnd(0, 1), rnd(1, 6)], dim=1),
@@ -115,7 +121,7 @@ def make_episodes(
     goal_target = torch.tensor([tr, tc]).expand(n, 2)
     # wrong place: up and left of the zone (the block ends fully outside it, clear of the yellow distractor)
     gc = cfg.goal_box[1]
-    wrong_cols = torch.randint(-(-2 // g), (gc - OBJECT_SIZE) // g + 1, (n,), generator=gen) * g
+    wrong_cols = _grid_randint(2, gc - OBJECT_SIZE, n, g, gen)
     wrong_target = torch.stack([torch.full((n,), tr - 2 * OBJECT_SIZE), wrong_cols], 1)
     target = torch.where((outcome == OUTCOMES.index("wrong"))[:, None], wrong_target, goal_target)
     reach = _lerp_path(layouts["gripper"], block0 + above, 0, grasp, frames, g)
