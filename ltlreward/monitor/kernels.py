@@ -129,6 +129,18 @@ def _compose(a1, b1, a2, b2):
     return np.maximum(a1, np.minimum(b1, a2)), np.minimum(b1, b2)
 
 
+def _clamp_blocks(a: np.ndarray, b: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(a, b) padded with the clamp identity (a = -1, b = +1) to whole blocks of k: (nb, k, …) each, and nb."""
+    n = a.shape[0]
+    nb = -(-n // k)
+    one = np.ones((), dtype=a.dtype)
+    A = np.full((nb * k, *a.shape[1:]), -one, dtype=a.dtype)
+    Bm = np.full((nb * k, *a.shape[1:]), one, dtype=a.dtype)
+    A[:n] = a
+    Bm[:n] = b
+    return A.reshape(nb, k, *a.shape[1:]), Bm.reshape(nb, k, *a.shape[1:]), nb
+
+
 def until_scan(a: np.ndarray, b: np.ndarray, init) -> np.ndarray:
     """ρ[t] = max(a_t, min(b_t, ρ[t+1])), ρ[T] = init.                               (T, B) x2 -> (T, B)
 
@@ -138,14 +150,7 @@ def until_scan(a: np.ndarray, b: np.ndarray, init) -> np.ndarray:
     if T == 0:
         return a.copy()
     K = max(1, math.isqrt(T))
-    nb = -(-T // K)
-    one = np.ones((), dtype=a.dtype)
-    A = np.full((nb * K, *a.shape[1:]), -one, dtype=a.dtype)
-    Bm = np.full((nb * K, *a.shape[1:]), one, dtype=a.dtype)
-    A[:T] = a
-    Bm[:T] = b
-    A = A.reshape(nb, K, *a.shape[1:])
-    Bm = Bm.reshape(nb, K, *a.shape[1:])
+    A, Bm, nb = _clamp_blocks(a, b, K)
     for i in range(K - 2, -1, -1):  # suffix compositions within each block
         A[:, i], Bm[:, i] = _compose(A[:, i], Bm[:, i], A[:, i + 1], Bm[:, i + 1])
     starts = np.empty((nb + 1, *a.shape[1:]), dtype=a.dtype)  # ρ at each block start; row nb = init
@@ -168,13 +173,7 @@ def until_window(a: np.ndarray, b: np.ndarray, w: int) -> np.ndarray:
     """
     N = a.shape[0]
     one = np.ones((), dtype=a.dtype)
-    nb = -(-N // w)
-    A = np.full((nb * w, *a.shape[1:]), -one, dtype=a.dtype)
-    Bm = np.full((nb * w, *a.shape[1:]), one, dtype=a.dtype)
-    A[:N] = a
-    Bm[:N] = b
-    A = A.reshape(nb, w, *a.shape[1:])
-    Bm = Bm.reshape(nb, w, *a.shape[1:])
+    A, Bm, nb = _clamp_blocks(a, b, w)
     SA, SB = A.copy(), Bm.copy()  # suffix compositions f_i ∘ … ∘ f_blockend
     for i in range(w - 2, -1, -1):
         SA[:, i], SB[:, i] = _compose(SA[:, i], SB[:, i], SA[:, i + 1], SB[:, i + 1])
