@@ -17,11 +17,11 @@ _EXPORTS = {
     "format_formula": "ltlreward.spec.printer",
     "format_spec": "ltlreward.spec.printer",
     "TaskSpec": "ltlreward.spec.ast",
-    "evaluate": "ltlreward.monitor",
-    "monitor": "ltlreward.monitor",
-    "MonitorResult": "ltlreward.monitor",
-    "Witness": "ltlreward.monitor",
-    "load_signals": "ltlreward.monitor.signals",
+    "evaluate": "ltlreward.ltlf",
+    "monitor": "ltlreward.ltlf",
+    "MonitorResult": "ltlreward.ltlf",
+    "Witness": "ltlreward.ltlf",
+    "load_signals": "ltlreward.ltlf.signals",
     "RewardModel": "ltlreward.reward",
     "RewardResult": "ltlreward.result",
     "SpecError": "ltlreward.errors",
@@ -40,8 +40,7 @@ def __getattr__(name: str) -> Any:
     if mod is None:
         raise AttributeError(f"module 'ltlreward' has no attribute {name!r}")
     module = importlib.import_module(mod)
-    # `ltlreward.monitor` stays the subpackage (so `ltlreward.monitor.signals` resolves); it is callable as monitor()
-    value = module if name == "monitor" else getattr(module, name)
+    value = getattr(module, name)
     globals()[name] = value
     return value
 

@@ -164,7 +164,7 @@ def monitor_cmd(
 ) -> None:
     """Monitor a spec over signals you computed yourself (no video): verdicts, robustness, witnesses."""
     from .errors import MonitorError, SpecError
-    from .monitor import load_signals, monitor
+    from .ltlf import load_signals, monitor
 
     try:
         spec = _load(spec_path)

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .monitor import Witness
+from .ltlf import Witness
 
 SCHEMA_VERSION = 1
 

@@ -319,7 +319,7 @@ class RewardModel:
 
     def stage_monitor(self, group: list[Work], fps: float) -> None:
         """Stage 4: one monitor call for videos of equal fps (ragged via lengths), then rewards, outcomes, masks."""
-        from .monitor import monitor
+        from .ltlf import monitor
 
         t0 = time.perf_counter()
         lengths = np.array([w.video.n_frames for w in group], dtype=np.int64)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from ltlreward.monitor import evaluate
+from ltlreward.ltlf import evaluate
 from ltlreward.nl import NLError, compile_command_dict, compile_command_output, compile_text
 from ltlreward.nl.lexicon import COLOURS, COUNTS, MANNERS, ORDINALS, SIZES, classify, is_plural, singular
 from ltlreward.nl.parser import SUPPORTED_PHRASES, keywords

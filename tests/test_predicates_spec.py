@@ -10,7 +10,7 @@ from ltlreward.predicates import compute_signals
 from ltlreward.spec.parser import parse_spec
 from ltlreward.spec.walk import spec_atoms
 
-monitor_mod = pytest.importorskip("ltlreward.monitor")
+monitor_mod = pytest.importorskip("ltlreward.ltlf")
 
 HANDOVER = """
 task "Hand the bottle from the left arm to the right arm"

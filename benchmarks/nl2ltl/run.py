@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from ltlreward.errors import LtlRewardError  # noqa: E402
-from ltlreward.monitor import evaluate, monitor  # noqa: E402
+from ltlreward.ltlf import evaluate, monitor  # noqa: E402
 from ltlreward.nl import compile_text  # noqa: E402
 from ltlreward.spec import load_spec, spec_atoms  # noqa: E402
 from ltlreward.spec.ast import Binary, Const, Formula, TaskSpec  # noqa: E402

@@ -1,4 +1,4 @@
-"""LTLf monitoring over batches of traces: Boolean and robustness semantics, with violation witnesses.
+"""LTLf monitoring over batches of traces (Boolean, robustness, witnesses); `ltlreward.monitor` is its `monitor()`.
 
     evaluate(formula, signals, semantics="boolean"|"robustness", fps=None, lengths=None) -> value at frame 0
     monitor(spec, signals, fps=None, lengths=None) -> MonitorResult
@@ -230,13 +230,3 @@ __all__ = [
     "load_signals",
     "monitor",
 ]
-
-
-class _CallableModule(type(__import__("sys"))):
-    """`ltlreward.monitor` is both this package and the `monitor()` function: calling it monitors."""
-
-    def __call__(self, *args, **kwargs) -> MonitorResult:
-        return monitor(*args, **kwargs)
-
-
-__import__("sys").modules[__name__].__class__ = _CallableModule
