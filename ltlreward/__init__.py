@@ -30,6 +30,7 @@ _EXPORTS = {
     "GroundingError": "ltlreward.errors",
     "CapabilityError": "ltlreward.errors",
     "LtlRewardError": "ltlreward.errors",
+    "Registry": "ltlreward.registry",
 }
 
 __all__ = sorted(_EXPORTS)
