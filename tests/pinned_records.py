@@ -74,7 +74,8 @@ def simlabel_records(data: Path) -> list[dict[str, Any]]:
         spec_map = load_spec_map(bench / smap)
         by_spec: dict[str, list[Any]] = {}
         for it in items:
-            by_spec.setdefault(spec_map[it.task], []).append(it)
+            if it.task in spec_map:  # the colour map covers the tasks whose goal is visible
+                by_spec.setdefault(spec_map[it.task], []).append(it)
         for spec, group in sorted(by_spec.items()):
             model = RewardModel(spec, grounder=grounder)
             for it, res in zip(group, model.score_batch([it.video for it in group]), strict=True):
