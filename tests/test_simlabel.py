@@ -106,3 +106,52 @@ def test_metaworld_episode_smoke_is_deterministic(tmp_path):
     rec = json.loads((tmp_path / "labels.jsonl").read_text())
     assert rec["task"] == "mw_reach" and rec["spec"] == "specs/metaworld_reach.ltl"
     assert (tmp_path / rec["video"]).exists()
+
+
+def test_segmenter_maps_geoms_and_sites_to_entity_masks():
+    from benchmarks.simlabel.common import GEOM, SITE, Segmenter
+
+    seg = Segmenter.build(5, 3, {"obj": {1, 2}, "gripper": {4}}, {"goal": {0}})
+    assert seg.names == ("obj", "gripper", "goal")
+    buf = np.array([[[1, GEOM], [4, GEOM], [0, SITE]],
+                    [[-1, -1], [0, GEOM], [2, GEOM]]], np.int32)  # (H=2, W=3, 2): object id, object type
+    lab = seg(buf)
+    assert lab.tolist() == [[0, 1, 2], [-1, -1, 0]]  # geom 0 belongs to nobody; site 0 is the goal
+    masks = seg.masks([lab, np.full((2, 3), -1)])
+    assert masks["obj"].shape == (2, 2, 3) and masks["obj"][0].tolist() == [[True, False, False], [False, False, True]]
+    assert not masks["goal"][1].any()
+
+
+def test_write_episode_with_ground_truth_masks(tmp_path):
+    ep = _episode([0, 1, 1, 1, 1, 1])
+    m = np.zeros((6, 64, 64), bool)
+    m[:3, 10:20, 10:20] = True
+    ep.masks = {"obj": m, "goal": np.zeros_like(m)}
+    rec = write_episode(ep, tmp_path, "toy_0004")
+    assert rec["natural"] is True and rec["visible_fraction"] == {"obj": 0.5, "goal": 0.0}
+    side = json.loads((tmp_path / "videos" / "toy_0004.sidecar.json").read_text())
+    assert side["meta"]["segmentation"] == "toy_0004.seg.npz"
+    with np.load(tmp_path / "videos" / "toy_0004.seg.npz") as z:
+        assert np.array_equal(z["obj"], m)
+
+
+def test_natural_render_keeps_colours_and_masks_follow_the_scene():
+    ok, why = _rendering()
+    if not ok:
+        pytest.skip(why)
+    from benchmarks.simlabel.metaworld_tasks import run_episode
+
+    rep = run_episode("mw_push", 1, mode="none", horizon=8)
+    nat = run_episode("mw_push", 1, mode="none", horizon=8, natural=True)
+    assert rep.masks is None and set(nat.masks) == {"gripper", "arm", "obj", "goal"}
+    assert np.allclose(rep.positions["obj"], nat.positions["obj"])  # same episode, only the look differs
+    assert not np.array_equal(rep.frames, nat.frames)
+    for name, m in nat.masks.items():
+        assert m.shape == nat.frames.shape[:3] and m.any(axis=(1, 2)).all(), name
+    # the projected object centre is the centre of its ground-truth mask (the camera is the mono average of
+    # the two eye cameras; the left eye alone was ipd/2 = 3.4 cm off, 9 px at this distance)
+    from benchmarks.simlabel.common import project
+
+    u, v = np.round(project(nat.camera, nat.positions["obj"][-1])).astype(int)
+    ys, xs = np.nonzero(nat.masks["obj"][-1])
+    assert abs(xs.mean() - u) < 2 and abs(ys.mean() - v) < 2  # within the disc of a 4 cm puck

@@ -37,6 +37,7 @@ class Episode:
     camera: dict[str, Any]  # sidecar camera block (intrinsics, extrinsics, width, height)
     description: str
     meta: dict[str, Any] = field(default_factory=dict)
+    masks: dict[str, np.ndarray] | None = None  # natural renders: entity -> (T, H, W) bool instance masks
 
     @property
     def n_frames(self) -> int:
@@ -75,6 +76,40 @@ def first_true(x: np.ndarray) -> int | None:
     """Index of the first True in a 1-D bool array, or None."""
     idx = np.flatnonzero(np.asarray(x, bool))
     return int(idx[0]) if idx.size else None
+
+
+GEOM, SITE = 5, 6  # mujoco.mjtObj.mjOBJ_GEOM / mjOBJ_SITE, as the segmentation buffer reports them
+
+
+@dataclass(frozen=True)
+class Segmenter:
+    """Turns MuJoCo segmentation buffers into per-entity masks: lookup tables from geom / site id to entity."""
+
+    names: tuple[str, ...]
+    geom_lut: np.ndarray  # (ngeom,) int: entity index of each geom, −1 for none
+    site_lut: np.ndarray  # (nsite,) int: entity index of each site, −1 for none
+
+    @classmethod
+    def build(cls, ngeom: int, nsite: int, geoms: dict[str, set[int]],
+              sites: dict[str, set[int]] | None = None) -> Segmenter:
+        names = tuple(dict.fromkeys([*geoms, *(sites or {})]))
+        g, s = np.full(ngeom, -1, np.int64), np.full(nsite, -1, np.int64)
+        for i, n in enumerate(names):
+            g[sorted(geoms.get(n, ()))] = i
+            s[sorted((sites or {}).get(n, ()))] = i
+        return cls(names, g, s)
+
+    def __call__(self, seg: np.ndarray) -> np.ndarray:
+        """(H, W, 2) segmentation → (H, W) entity index, −1 for background and unnamed objects."""
+        oid, otype = seg[..., 0], seg[..., 1]
+        g = self.geom_lut[np.clip(oid, 0, max(len(self.geom_lut) - 1, 0))] if len(self.geom_lut) else -1
+        s = self.site_lut[np.clip(oid, 0, max(len(self.site_lut) - 1, 0))] if len(self.site_lut) else -1
+        return np.where((otype == GEOM) & (oid >= 0), g, np.where((otype == SITE) & (oid >= 0), s, -1))
+
+    def masks(self, labels: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Per-frame entity-index images (T × (H, W)) → entity → (T, H, W) bool."""
+        lab = np.stack(labels)  # (T, H, W)
+        return {n: lab == i for i, n in enumerate(self.names)}
 
 
 def label_record(ep: Episode, item_id: str, video: str, spec: str | None) -> dict[str, Any]:
@@ -132,9 +167,23 @@ def write_episode(ep: Episode, out_dir: str | os.PathLike[str], item_id: str,
     vdir.mkdir(parents=True, exist_ok=True)
     mp4 = vdir / f"{item_id}.mp4"
     write_video(mp4, ep.frames, ep.fps)
+    extra = write_segmentation(ep, vdir / f"{item_id}.seg.npz") if ep.masks is not None else None
     side = vdir / f"{item_id}.sidecar.json"
-    side.write_text(json.dumps(sidecar_dict(ep), separators=(",", ":")))
-    return label_record(ep, item_id, os.path.relpath(mp4, out_dir), spec)
+    side.write_text(json.dumps(sidecar_dict(ep, extra), separators=(",", ":")))
+    rec = label_record(ep, item_id, os.path.relpath(mp4, out_dir), spec)
+    if extra is not None:
+        rec.update(natural=True, visible_fraction=extra["visible_fraction"])
+    return rec
+
+
+def write_segmentation(ep: Episode, path: Path) -> dict[str, Any]:
+    """Save the episode's ground-truth instance masks (one (T, H, W) bool array per entity, compressed) and
+    return the sidecar meta that points at them, with the share of frames in which each entity is seen."""
+    assert ep.masks is not None
+    np.savez_compressed(path, **{k: np.asarray(v, bool) for k, v in ep.masks.items()})
+    seen = {k: round(float(np.asarray(v).reshape(ep.n_frames, -1).any(axis=1).mean()), 4)
+            for k, v in ep.masks.items()}
+    return {"segmentation": path.name, "visible_fraction": seen}
 
 
 def episode_rng(seed: int) -> np.random.Generator:

@@ -2,11 +2,16 @@
 
     python -m benchmarks.simlabel.generate --n 240 --out benchmarks/simlabel/_work/default --workers 2
 
+    python -m benchmarks.simlabel.generate --natural --n 240 --out benchmarks/simlabel/_work/natural --workers 2
+
 Per item `<id>`: `videos/<id>.mp4` (224×224), `videos/<id>.sidecar.json` (docs/sidecar.md) and a label
 line in `labels.jsonl` (success at the last frame and at any frame, first success frame, task, failure mode,
 seed, description — all from the simulator's own success check). Items are assigned round-robin over the
 tasks; item i gets seed `seed * 100003 + i`, so a run is reproducible item by item and an interrupted run
 resumes (items whose three files exist are kept). `manifest.json` records the arguments, counts and times.
+`--natural` renders the simulators' own colours, lights and textures (no repainting for the colour grounder)
+and adds `videos/<id>.seg.npz`: ground-truth instance masks, one (T, H, W) bool array per entity, named in the
+sidecar's `meta.segmentation` (with the share of frames each entity is seen in, also in the label line).
 """
 
 from __future__ import annotations
@@ -74,13 +79,14 @@ class Item:
     suite: str
     task: str
     seed: int
+    natural: bool = False
 
 
-def plan(tasks: Sequence[str], n: int, seed: int) -> list[Item]:
+def plan(tasks: Sequence[str], n: int, seed: int, natural: bool = False) -> list[Item]:
     """n items round-robin over `tasks`, each with its own seed derived from (seed, index)."""
     suites = all_tasks()
     return [Item(f"{tasks[i % len(tasks)]}_{i:04d}", suites[tasks[i % len(tasks)]], tasks[i % len(tasks)],
-                 seed * 100003 + i) for i in range(n)]
+                 seed * 100003 + i, natural) for i in range(n)]
 
 
 def spec_for(task: str, suite: str) -> str:
@@ -98,7 +104,8 @@ def run_item(item: Item, out: str) -> dict[str, Any]:
     ensure_gl()
     t0 = time.perf_counter()
     mod = importlib.import_module(SUITES[item.suite])
-    ep = mod.run_episode(item.task, item.seed)
+    ep = mod.run_episode(item.task, item.seed, natural=True) if item.natural else \
+        mod.run_episode(item.task, item.seed)
     rec = write_episode(ep, out, item.id, spec=spec_for(item.task, item.suite))
     rec["seconds"] = round(time.perf_counter() - t0, 3)
     Path(out, "videos", f"{item.id}.label.json").write_text(json.dumps(rec))
@@ -117,11 +124,11 @@ def _done(item: Item, out: Path) -> dict[str, Any] | None:
 
 
 def generate(tasks: Sequence[str], n: int, out: str | os.PathLike[str], *, seed: int = 0, workers: int = 1,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, natural: bool = False) -> dict[str, Any]:
     """Generate n items into `out` (resuming), write labels.jsonl + manifest.json, return the manifest."""
     out = Path(out)
     (out / "videos").mkdir(parents=True, exist_ok=True)
-    items = plan(list(tasks), n, seed)
+    items = plan(list(tasks), n, seed, natural)
     records: dict[str, dict[str, Any]] = {}
     todo = []
     for it in items:
@@ -176,7 +183,8 @@ def generate(tasks: Sequence[str], n: int, out: str | os.PathLike[str], *, seed:
     runs.append({"generated": len(todo) - len(errors), "wall_seconds": round(wall, 1), "workers": workers})
     manifest = {
         "generator": "benchmarks/simlabel/generate.py",
-        "args": {"n": n, "tasks": list(tasks), "seed": seed, "workers": workers},
+        "args": {"n": n, "tasks": list(tasks), "seed": seed, "workers": workers,
+                 **({"natural": True} if natural else {})},
         "n_items": len(ordered),
         "generated_this_run": len(todo) - len(errors),
         "wall_seconds_this_run": round(wall, 1),
@@ -201,9 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)), help="parallel processes")
     ap.add_argument("--seed", type=int, default=0, help="base seed (item i uses seed*100003+i)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.add_argument("--natural", action="store_true",
+                    help="the simulators' own colours and textures, plus ground-truth instance masks (seg.npz)")
     a = ap.parse_args(argv)
     tasks = resolve_tasks(a.tasks)
-    man = generate(tasks, a.n, a.out, seed=a.seed, workers=a.workers, progress=not a.quiet)
+    man = generate(tasks, a.n, a.out, seed=a.seed, workers=a.workers, progress=not a.quiet, natural=a.natural)
     print(json.dumps({k: man[k] for k in ("n_items", "n_success", "wall_seconds_this_run",
                                           "mean_seconds_per_video", "by_mode")}))
     for k, v in man["errors"].items():

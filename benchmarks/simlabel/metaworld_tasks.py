@@ -15,6 +15,8 @@ Failure modes (each is only a perturbation — the label is whatever the simulat
 
 Colours: the arm is repainted grey, the fingers blue, the task object red and the goal marker green so that
 the pixel-only `color` grounder can find each entity by its colour hint (see specs/metaworld_*_color.ltl).
+With `natural=True` nothing is repainted (Meta-World's own colours, materials and sites) and each frame's
+ground-truth instance masks (gripper, arm, obj, goal site) come from MuJoCo's segmentation buffer.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import Episode, start_episode
+from .common import Episode, Segmenter, start_episode
 from .render import FixedCamera, ensure_gl
 
 STRIDE = 4  # render every 4th control step: Meta-World steps at 80 Hz → 20 fps video
@@ -89,29 +91,59 @@ MODE_WEIGHTS = {"none": 0.30, "noise": 0.16, "early_stop": 0.18, "wrong_target":
 _ENV_CACHE: dict[tuple[str, int], Any] = {}
 
 
+def entity_geoms(env: Any, task: MWTask) -> dict[str, set[int]]:
+    """Geom ids of the entities a video shows: `gripper` (the fingers and pads), `arm` (the rest of the robot)
+    and, except for reach, `obj` (the task object; the whole body for push / pick-place / plate-slide)."""
+    m = env.model
+    obj_geom = main_object_geom(env, task)
+    obj_body = int(m.geom_bodyid[obj_geom]) if obj_geom >= 0 else -1
+    finger_bodies = {m.body(n).id for n in ("rightclaw", "leftclaw", "rightpad", "leftpad")}
+    robot_bodies = {b for b in range(m.nbody) if m.body(b).name == "hand" or m.body(b).name.startswith(
+        ("right_", "head", "screen", "torso", "pedestal", "base", "controller"))}
+    out: dict[str, set[int]] = {"gripper": set(), "arm": set(), "obj": set()}
+    for g in range(m.ngeom):
+        b = int(m.geom_bodyid[g])
+        if b in finger_bodies:
+            out["gripper"].add(g)
+        elif b in robot_bodies:
+            out["arm"].add(g)
+        elif obj_body >= 0 and (g == obj_geom or (b == obj_body and task.name in
+                                                 ("mw_push", "mw_pick_place", "mw_plate_slide"))):
+            out["obj"].add(g)
+    if task.name == "mw_reach":
+        del out["obj"]
+    return out
+
+
+# the body whose visible geoms show the task object where `main_object_geom` finds none (its point is on it)
+OBJECT_BODY = {"mw_button_press": "button", "mw_faucet_open": "faucet_link2"}
+
+
+def segmenter(env: Any, task: MWTask) -> Segmenter:
+    """Masks of gripper, arm, obj and — where the env draws one — the goal site, from segmentation buffers."""
+    m = env.model
+    geoms = entity_geoms(env, task)
+    if task.name in OBJECT_BODY:
+        body = m.body(OBJECT_BODY[task.name]).id
+        geoms["obj"] = {g for g in range(m.ngeom) if int(m.geom_bodyid[g]) == body and int(m.geom_group[g]) <= 2}
+    try:
+        goal = {"goal": {int(m.site("goal").id)}}
+    except KeyError:  # tasks without a goal site (button, faucet)
+        goal = {}
+    return Segmenter.build(m.ngeom, m.nsite, geoms, goal)
+
+
 def _recolour(env: Any, task: MWTask) -> None:
     """Grey arm, blue fingers, red task object, green goal marker (for colour grounding)."""
     m = env.model
     import mujoco
 
-    obj_geom = main_object_geom(env, task)
-    obj_body = int(m.geom_bodyid[obj_geom]) if obj_geom >= 0 else -1
-    finger_bodies = {m.body(n).id for n in ("rightclaw", "leftclaw", "rightpad", "leftpad")}
-    robot_bodies = set()
-    for b in range(m.nbody):
-        name = m.body(b).name
-        if name.startswith(("right_", "head", "screen", "torso", "pedestal", "base", "controller")) or \
-                name in ("hand",):
-            robot_bodies.add(b)
+    parts = entity_geoms(env, task)
+    paint = {"gripper": BLUE, "arm": GREY, "obj": RED}
     for g in range(m.ngeom):
-        b = int(m.geom_bodyid[g])
-        if b in finger_bodies:
-            m.geom_rgba[g], m.geom_matid[g] = BLUE, -1
-        elif b in robot_bodies:
-            m.geom_rgba[g], m.geom_matid[g] = GREY, -1
-        elif obj_body >= 0 and (g == obj_geom or (b == obj_body and task.name in
-                                                 ("mw_push", "mw_pick_place", "mw_plate_slide"))):
-            m.geom_rgba[g], m.geom_matid[g] = RED, -1
+        owner = next((k for k in ("gripper", "arm", "obj") if g in parts.get(k, ())), None)
+        if owner is not None:
+            m.geom_rgba[g], m.geom_matid[g] = paint[owner], -1
         elif int(m.geom_group[g]) <= 2:  # any other saturated red / green / blue part → light grey
             mat = int(m.geom_matid[g])
             rgb = np.asarray(m.mat_rgba[mat][:3] if mat >= 0 else m.geom_rgba[g][:3], np.float64)
@@ -168,8 +200,11 @@ def _positions(env: Any, obs: np.ndarray, task: MWTask) -> tuple[np.ndarray, np.
 
 
 def run_episode(task_name: str, seed: int, mode: str | None = None,
-                horizon: int | None = None) -> Episode:
-    """Roll out one episode of `task_name` with `seed` (mode drawn from the seed unless given); render it."""
+                horizon: int | None = None, natural: bool = False) -> Episode:
+    """Roll out one episode of `task_name` with `seed` (mode drawn from the seed unless given); render it.
+
+    `natural`: keep Meta-World's own colours, materials and sites (no repainting) and record ground-truth
+    instance masks of every entity from MuJoCo's segmentation buffer (`Episode.masks`)."""
     import metaworld.policies as policies
 
     task = TASKS[task_name]
@@ -183,7 +218,10 @@ def run_episode(task_name: str, seed: int, mode: str | None = None,
 
     env = make_env(task, seed)
     obs, _ = env.reset(seed=seed)
-    _recolour(env, task)
+    if not natural:
+        _recolour(env, task)
+    seg = segmenter(env, task) if natural else None
+    labels: list[np.ndarray] = []
     policy = getattr(policies, task.policy)()
     cam = FixedCamera(env.model, **CAMERA)
     obj0 = _positions(env, obs, task)[0]
@@ -210,7 +248,12 @@ def run_episode(task_name: str, seed: int, mode: str | None = None,
         obs, _, _, _, info = env.step(a)
         if (step + 1) % STRIDE == 0:
             obj, goal = _positions(env, obs, task)
-            frames.append(cam.render(env.data))
+            if seg is None:
+                frames.append(cam.render(env.data))
+            else:
+                rgb, buf = cam.render_segmented(env.data)
+                frames.append(rgb)
+                labels.append(seg(buf))
             grip.append(np.asarray(env.tcp_center, np.float64).copy())
             objs.append(obj)
             goals.append(goal)
@@ -238,7 +281,9 @@ def run_episode(task_name: str, seed: int, mode: str | None = None,
         suite="metaworld", task=task_name, failure_mode=mode, seed=seed, fps=80.0 / STRIDE,
         frames=np.stack(frames), positions=positions, sizes=sizes, openings={"gripper": np.array(opening)},
         contacts=contacts, success=np.array(success), camera=camera, description=desc,
-        meta={"env": task.env, "horizon": H, "stride": STRIDE, "success_radius": task.radius},
+        meta={"env": task.env, "horizon": H, "stride": STRIDE, "success_radius": task.radius,
+              **({"natural": True} if natural else {})},
+        masks=seg.masks(labels) if seg is not None else None,
     )
 
 

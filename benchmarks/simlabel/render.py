@@ -59,18 +59,36 @@ class FixedCamera:
 
     def render(self, data: Any) -> np.ndarray:
         """One (size, size, 3) uint8 frame of `data`; the first call also fixes `sidecar_camera`."""
+        return self._render(data, segmentation=False)[0]
+
+    def render_segmented(self, data: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The frame of `data` and its instance segmentation: (size, size, 3) uint8 and (size, size, 2) int32
+        (MuJoCo object id, object type; −1 for background) from the same scene."""
+        rgb, seg = self._render(data, segmentation=True)
+        assert seg is not None
+        return rgb, seg
+
+    def _render(self, data: Any, segmentation: bool) -> tuple[np.ndarray, np.ndarray | None]:
         flags = self._mj.mjtRndFlag
         self.renderer.update_scene(data, camera=self.cam, scene_option=self.opt)
         sc = self.renderer.scene
         sc.flags[flags.mjRND_SHADOW] = 0
         sc.flags[flags.mjRND_REFLECTION] = 0
         sc.flags[flags.mjRND_SKYBOX] = 0
-        if self.sidecar_camera is None:
-            gl = sc.camera[0]
+        if self.sidecar_camera is None:  # a mono render uses the average of the two eye cameras (ipd apart)
+            gl = self._mj.mjv_averageCamera(sc.camera[0], sc.camera[1])
             self.sidecar_camera = gl_camera_to_sidecar(
                 np.array(gl.pos), np.array(gl.forward), np.array(gl.up), float(gl.frustum_near),
                 float(gl.frustum_top), self.size, self.size)
-        return self.renderer.render().copy()
+        rgb = self.renderer.render().copy()
+        if not segmentation:
+            return rgb, None
+        self.renderer.enable_segmentation_rendering()
+        try:
+            seg = self.renderer.render().copy()
+        finally:
+            self.renderer.disable_segmentation_rendering()
+        return rgb, seg
 
     def close(self) -> None:
         self.renderer.close()

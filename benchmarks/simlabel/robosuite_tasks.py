@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import Episode, start_episode
+from .common import Episode, Segmenter, start_episode
 from .render import FixedCamera, ensure_gl
 
 CONTROL_HZ = 20
@@ -71,9 +71,11 @@ MODE_WEIGHTS = {"none": 0.46, "noise": 0.14, "release": 0.14, "wrong_order": 0.1
 _ENVS: dict[str, Any] = {}  # one env per task per process: building one takes 15-30 s, a soft reset < 1 s
 
 
-def _env(task: RSTask) -> Any:
+def _env(task: RSTask, natural: bool = False) -> Any:
+    """The task's env, built once per process and per look (repainting changes the model in place)."""
     ensure_gl()
-    env = _ENVS.get(task.name)
+    key = f"{task.name}:natural" if natural else task.name
+    env = _ENVS.get(key)
     if env is None:
         import robosuite as suite
         from robosuite import load_composite_controller_config
@@ -83,26 +85,38 @@ def _env(task: RSTask) -> Any:
         env = suite.make(task.env, robots=["Panda", "Panda"], controller_configs=cfg, has_renderer=False, **extra,
                          has_offscreen_renderer=False, use_camera_obs=False, control_freq=CONTROL_HZ,
                          horizon=task.horizon + 10, hard_reset=False, seed=0)
-        _ENVS[task.name] = env
+        _ENVS[key] = env
     return env
 
 
-def _recolour(m: Any, env: Any) -> None:
-    """Grey robots, blue left fingers, green right fingers, red pot or hammer (for colour grounding)."""
+def entity_geoms(m: Any, env: Any) -> dict[str, set[int]]:
+    """Geom ids of the entities a video shows: the object (`pot` or `hammer`), `left` / `right` (each robot's
+    gripper) and `arm` (the rest of both robots and their mounts)."""
+    obj = "pot" if any(m.body(i).name.startswith("pot") for i in range(m.nbody)) else "hammer"
     pot_bodies = {i for i in range(m.nbody) if m.body(i).name.startswith(("pot", "hammer"))}
     g_left = env.robots[0].gripper["right"].naming_prefix
     g_right = env.robots[1].gripper["right"].naming_prefix
     r_pref = (env.robots[0].robot_model.naming_prefix, env.robots[1].robot_model.naming_prefix)
+    out: dict[str, set[int]] = {obj: set(), "left": set(), "right": set(), "arm": set()}
     for g in range(m.ngeom):
         body = m.body(int(m.geom_bodyid[g])).name
         if int(m.geom_bodyid[g]) in pot_bodies:
-            m.geom_rgba[g], m.geom_matid[g] = RED, -1
+            out[obj].add(g)
         elif body.startswith(g_left):
-            m.geom_rgba[g], m.geom_matid[g] = BLUE, -1
+            out["left"].add(g)
         elif body.startswith(g_right):
-            m.geom_rgba[g], m.geom_matid[g] = GREEN, -1
+            out["right"].add(g)
         elif body.startswith(r_pref) or body.startswith(("mount", "fixed_mount")):
-            m.geom_rgba[g], m.geom_matid[g] = GREY, -1
+            out["arm"].add(g)
+    return out
+
+
+def _recolour(m: Any, env: Any) -> None:
+    """Grey robots, blue left fingers, green right fingers, red pot or hammer (for colour grounding)."""
+    for name, geoms in entity_geoms(m, env).items():
+        colour = {"left": BLUE, "right": GREEN, "arm": GREY}.get(name, RED)
+        for g in geoms:
+            m.geom_rgba[g], m.geom_matid[g] = colour, -1
 
 
 def _opening(q: np.ndarray) -> float:
@@ -212,8 +226,12 @@ def _handover_policy(env: Any, obs: dict, step: int, H: int, mode: str, arm: int
     return a
 
 
-def run_episode(task_name: str, seed: int, mode: str | None = None, horizon: int | None = None) -> Episode:
-    """Roll out one episode of `task_name` with `seed` (mode drawn from the seed unless given); render it."""
+def run_episode(task_name: str, seed: int, mode: str | None = None, horizon: int | None = None,
+                natural: bool = False) -> Episode:
+    """Roll out one episode of `task_name` with `seed` (mode drawn from the seed unless given); render it.
+
+    `natural`: keep robosuite's own colours and textures (no repainting) and record ground-truth instance
+    masks of the object, both grippers and the arms from MuJoCo's segmentation buffer (`Episode.masks`)."""
     task = TASKS[task_name]
     rng, mode, H = start_episode(task_name, task.modes, MODE_WEIGHTS, seed, mode, horizon or task.horizon, STRIDE)
     sigma = float(rng.uniform(0.3, 1.0))
@@ -223,11 +241,14 @@ def run_episode(task_name: str, seed: int, mode: str | None = None, horizon: int
     def noise() -> np.ndarray | None:
         return rng.normal(0.0, sigma, 3) if mode == "noise" else None
 
-    env = _env(task)
+    env = _env(task, natural)
     env.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state  # the sampler shares env.rng
     obs = env.reset()
     m, d = env.sim.model._model, env.sim.data._data
-    _recolour(m, env)
+    seg = Segmenter.build(m.ngeom, m.nsite, entity_geoms(m, env)) if natural else None
+    if not natural:
+        _recolour(m, env)
+    labels: list[np.ndarray] = []
     cam = FixedCamera(m, **(CAMERA if task.env == "TwoArmLift" else CAMERA_HANDOVER))
     table_z = float(env.sim.data.site_xpos[env.table_top_id][2])
     grippers = [r.gripper["right"] for r in env.robots]
@@ -243,7 +264,12 @@ def run_episode(task_name: str, seed: int, mode: str | None = None, horizon: int
     for step in range(H):
         obs, _, _, _ = env.step(policy(env, obs, step, H, mode, arm, release_after, noise, table_z, memo))
         if (step + 1) % STRIDE == 0:
-            frames.append(cam.render(d))
+            if seg is None:
+                frames.append(cam.render(d))
+            else:
+                rgb, buf = cam.render_segmented(d)
+                frames.append(rgb)
+                labels.append(seg(buf))
             if lift:
                 p = env.sim.data.site_xpos[env.pot_center_id].copy()
                 p[2] -= env.pot.top_offset[2]  # the pot's bottom, as robosuite's check measures it
@@ -291,7 +317,8 @@ def run_episode(task_name: str, seed: int, mode: str | None = None, horizon: int
         contacts={("left", obj): np.array(grasp["left"]), ("right", obj): np.array(grasp["right"])},
         success=np.array(success), camera=camera, description=desc,
         meta={"env": task.env, "horizon": H, "stride": STRIDE, "table_height": round(table_z, 5),
-              "success_height": SUCCESS_HEIGHT},
+              "success_height": SUCCESS_HEIGHT, **({"natural": True} if natural else {})},
+        masks=seg.masks(labels) if seg is not None else None,
     )
 
 
