@@ -150,7 +150,7 @@ def ops_where(pred: Callable[[OpInfo], bool]) -> tuple[Op, ...]:
     return tuple(row.op for row in _ROWS if pred(row))
 
 
-def takes_no_interval(op: Op) -> str:
+def takes_no_interval(op: Op | str) -> str:
     """The error text for an interval on an operator the table does not bound."""
     bounded = " ".join(ops_where(lambda o: o.boundable))
     return f"operator {op} takes no interval (bounded operators: {bounded})"

@@ -253,7 +253,7 @@ class _Builder:
 
     def interval(self, t: Tree, op: str) -> Interval:
         if not Op(op).info.boundable:
-            raise _Located(takes_no_interval(Op(op)), t)
+            raise _Located(takes_no_interval(op), t)
         toks = [b.children[0] for b in t.children]
         units = {"s" if tok.type == "DURATION" else "f" for tok in toks}
         if len(units) > 1:
@@ -386,7 +386,7 @@ class _Builder:
 @dataclass(frozen=True)
 class _Rule:
     """How one formula rule of the grammar builds its node: which children are operand formulas, the
-    interval (parsed on the first visit, before the operands), and the node from the built operands."""
+    interval (parsed before the operands, so errors come in source order), and the node from the operands."""
 
     operands: tuple[int, ...]
     build: Callable[[_Builder, Tree, list[Formula], Interval | None, set[str]], Formula]
