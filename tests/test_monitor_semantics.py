@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from formulas import ATOMS, random_formula, random_signals, reference
+from formulas import (
+    ATOMS,
+    FUTURE_BINARY,
+    FUTURE_UNARY,
+    PAST_BINARY,
+    PAST_UNARY,
+    random_formula,
+    random_signals,
+    reference,
+)
 
 from ltlreward import evaluate, monitor, parse_formula, parse_spec
 from ltlreward.errors import MonitorError
+from ltlreward.spec.ops import Op
 
 
 def _ref_batch(f, sig, lengths):
     return np.array([reference(f, {k: v[b] for k, v in sig.items()}, 0, int(lengths[b])) for b in range(len(lengths))])
+
+
+def test_the_random_formulas_cover_every_operator_of_the_table():
+    """A new operator must reach the reference semantics (tests/formulas.py) before it ships."""
+    ops = FUTURE_UNARY + PAST_UNARY + FUTURE_BINARY + PAST_BINARY
+    assert sorted(ops) == sorted(str(op) for op in Op)
+    assert all(Op(o).info.arity == 1 for o in FUTURE_UNARY + PAST_UNARY)
+    assert all(Op(o).info.past for o in PAST_UNARY + PAST_BINARY)
+    assert not any(Op(o).info.past for o in FUTURE_UNARY + FUTURE_BINARY)
 
 
 @pytest.mark.parametrize("seed", range(6))

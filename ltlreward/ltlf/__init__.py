@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import MonitorError
-from ..spec.ast import Atom, Call, Compare, Formula, TaskSpec
-from .core import CAtom, Node, lower, topo
+from ..spec.ast import Formula, TaskSpec
+from .core import CAtom, Node, atom_nodes, lower, topo
 from .signals import SignalMap, load_signals, prepare
 from .traces import evaluate_nodes
 from .witness import witness_masks
@@ -138,14 +138,8 @@ def _check_semantics(semantics: str) -> bool:
 
 
 def _entities_of(node: CAtom, known: set[str] | None) -> tuple[str, ...]:
-    src = node.source
-    calls: list[Call] = []
-    if isinstance(src, Atom):
-        calls = [src.call]
-    elif isinstance(src, Compare):
-        calls = [t for t in (src.left, src.right) if isinstance(t, Call)]
     out: list[str] = []
-    for c in calls:
+    for c in node.source.calls():
         for a in c.identifiers:
             if (known is None or a in known) and a not in out:
                 out.append(a)
@@ -177,7 +171,7 @@ def evaluate(
     boolean = _check_semantics(semantics)
     root = lower(formula, fps)
     order = topo([root])
-    atoms = [n for n in order if isinstance(n, CAtom)]
+    atoms = atom_nodes(order)
     batch, squeeze = prepare(atoms, signals, boolean=boolean, lengths=lengths, mask=mask)
     vals = evaluate_nodes(order, batch)
     v = _value_at_0(vals[root])
@@ -199,7 +193,7 @@ def monitor(
     boolean = _check_semantics(semantics)
     roots = [lower(c.formula, fps) for c in spec.constraints]
     order_all = topo(roots)
-    atoms = [n for n in order_all if isinstance(n, CAtom)]
+    atoms = atom_nodes(order_all)
     batch, _ = prepare(atoms, signals, boolean=boolean, lengths=lengths, mask=mask)
     vals = evaluate_nodes(order_all, batch)
     known = set(spec.entity_names) or None

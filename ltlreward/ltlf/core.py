@@ -1,6 +1,9 @@
-"""The monitor's small kernel language: every spec formula desugars into these nodes.
+"""The monitor's small kernel language: every spec formula lowers into these nodes.
 
-Sugar and its expansion (exact under min/max robustness, since negation is an involution):
+Which node an operator becomes is read from the operator table (ltlreward/spec/ops.py): a row names its
+kernel primitive (`Kernel`; one builder each in `_KERNELS`, with `weak`/`past` from the row) or gives its
+desugaring as a formula over the operands, expanded here (exact under min/max robustness, since negation
+is an involution):
   a -> b  = !a | b            a <-> b = (!a | b) & (a | !b)
   a R b   = !(!a U !b)        a M b   = !(!a W !b)        R[lo,hi] likewise from U[lo,hi]
 Intervals in seconds become frames with fps: lo = ceil(lo·fps), hi = floor(hi·fps).
@@ -9,11 +12,14 @@ Nodes are frozen and hashable, so identical subformulas share one trace.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..errors import MonitorError
 from ..spec.ast import Atom, Binary, Compare, Const, Formula, Interval, Quoted, Unary
+from ..spec.ops import Kernel, Op, OpInfo
 
 
 class Node:
@@ -155,45 +161,82 @@ def _flat(cls, parts: list[Node]) -> Node:
 
 def lower(f: Formula, fps: float | None = None) -> Node:
     """Desugar a spec formula into kernel nodes (seconds resolved with `fps`)."""
-    if isinstance(f, Const):
-        return CConst(f.value)
-    if isinstance(f, (Atom, Compare, Quoted)):
-        return CAtom(f.canonical, f)
-    if isinstance(f, Unary):
-        c = lower(f.child, fps)
-        op = f.op
-        if op == "!":
-            return neg(c)
-        if op in ("X", "WX"):
-            return CNext(c, weak=op == "WX")
-        if op == "Y":
-            return CPrev(c)
-        lo, hi = _frames(f.interval, fps)
-        kind = "max" if op in ("F", "O") else "min"
-        return CWindow(c, kind, op in ("O", "H"), lo, hi)
-    if isinstance(f, Binary):
-        l, r = lower(f.left, fps), lower(f.right, fps)
-        op = f.op
-        if op == "&":
-            return _flat(CAnd, [l, r])
-        if op == "|":
-            return _flat(COr, [l, r])
-        if op == "->":
-            return _flat(COr, [neg(l), r])
-        if op == "<->":
-            return CAnd((_flat(COr, [neg(l), r]), _flat(COr, [l, neg(r)])))
-        lo, hi = _frames(f.interval, fps)
-        if op == "U":
-            return CUntil(l, r, lo, hi, weak=False)
-        if op == "W":
-            return CUntil(l, r, 0, None, weak=True)
-        if op == "R":
-            return neg(CUntil(neg(l), neg(r), lo, hi, weak=False))
-        if op == "M":
-            return neg(CUntil(neg(l), neg(r), 0, None, weak=True))
-        if op == "S":
-            return CUntil(l, r, 0, None, weak=False, past=True)
-    raise TypeError(f"not a formula node: {f!r}")
+    rule = _LOWER.get(type(f))
+    if rule is None:
+        raise TypeError(f"not a formula node: {f!r}")
+    operands: list[Node] = []
+    for c in f.children():  # a plain loop: one Python frame per nesting level
+        operands.append(lower(c, fps))
+    return rule(f, tuple(operands), fps)
+
+
+def _lower_atom(f: Formula, operands: tuple[Node, ...], fps: float | None) -> Node:
+    return CAtom(f.canonical, f)
+
+
+def _lower_operator(f: Unary | Binary, operands: tuple[Node, ...], fps: float | None) -> Node:
+    return build(f.info, operands, f.interval, fps)
+
+
+# one rule per spec node type: (node, its lowered operands, fps) -> kernel node
+_LOWER: dict[type, Callable[[Formula, tuple[Node, ...], float | None], Node]] = {
+    Const: lambda f, operands, fps: CConst(f.value),
+    Atom: _lower_atom,
+    Compare: _lower_atom,
+    Quoted: _lower_atom,
+    Unary: _lower_operator,
+    Binary: _lower_operator,
+}
+
+
+def build(info: OpInfo, operands: tuple[Node, ...], iv: Interval | None, fps: float | None) -> Node:
+    """The kernel node of operator `info` over lowered operands: its primitive, or its desugaring."""
+    if info.kernel is None:
+        env = dict(zip(_OPERAND_NAMES, operands, strict=False))
+        return _expand(_desugaring(info.op), env, iv, fps)
+    return _KERNELS[info.kernel](info, operands, iv, fps)
+
+
+_OPERAND_NAMES = ("a", "b")  # how the table's desugarings name the operands
+
+
+@functools.cache
+def _desugaring(op: Op) -> Formula:
+    """The table's desugaring of `op`, parsed once."""
+    from ..spec.parser import parse_formula
+
+    return parse_formula(op.info.desugar)
+
+
+def _expand(t: Formula, env: dict[str, Node], iv: Interval | None, fps: float | None) -> Node:
+    """Lower a desugaring template: operand atoms are `env`'s nodes; its bounded operator gets `iv`."""
+    if t.is_atom:
+        return env[t.canonical]
+    info = t.info
+    operands = tuple(_expand(c, env, iv, fps) for c in t.children())
+    return build(info, operands, iv if info.boundable else None, fps)
+
+
+# one builder per kernel primitive; `weak` and `past` come from the operator's row
+def _window_node(info: OpInfo, ops: tuple[Node, ...], iv: Interval | None, fps: float | None) -> Node:
+    lo, hi = _frames(iv, fps)
+    return CWindow(ops[0], "min" if info.weak else "max", info.past, lo, hi)
+
+
+def _until_node(info: OpInfo, ops: tuple[Node, ...], iv: Interval | None, fps: float | None) -> Node:
+    lo, hi = _frames(iv, fps)
+    return CUntil(ops[0], ops[1], lo, hi, weak=info.weak, past=info.past)
+
+
+_KERNELS: dict[Kernel, Callable[[OpInfo, tuple[Node, ...], Interval | None, float | None], Node]] = {
+    Kernel.NOT: lambda info, ops, iv, fps: neg(ops[0]),
+    Kernel.AND: lambda info, ops, iv, fps: _flat(CAnd, list(ops)),
+    Kernel.OR: lambda info, ops, iv, fps: _flat(COr, list(ops)),
+    Kernel.NEXT: lambda info, ops, iv, fps: CNext(ops[0], weak=info.weak),
+    Kernel.PREV: lambda info, ops, iv, fps: CPrev(ops[0]),
+    Kernel.WINDOW: _window_node,
+    Kernel.UNTIL: _until_node,
+}
 
 
 def topo(roots: list[Node]) -> list[Node]:
@@ -212,3 +255,8 @@ def topo(roots: list[Node]) -> list[Node]:
         stack.append((n, True))
         stack.extend((c, False) for c in reversed(n.children()) if c not in seen)
     return order
+
+
+def atom_nodes(order: Iterable[Node]) -> list[CAtom]:
+    """The atom nodes among `order`, in its order."""
+    return [n for n in order if isinstance(n, CAtom)]

@@ -28,8 +28,10 @@ def _as_2d(key: str, x) -> np.ndarray:
     return a
 
 
-def _comparison(node: Compare, signals: SignalMap, boolean: bool) -> np.ndarray | None:
-    """Robustness of `f(...) < c` from the raw values of its numeric terms, when those are supplied."""
+def _comparison(node: Compare, signals: SignalMap, boolean: bool) -> tuple[np.ndarray, bool] | None:
+    """Robustness of `f(...) < c` from the raw values of its numeric terms, when those are supplied.
+
+    Returns ((B, T) values, whether every supplied term was 1-D) or None."""
     vals = []
     for t in (node.left, node.right):
         if isinstance(t, Num):
@@ -39,12 +41,20 @@ def _comparison(node: Compare, signals: SignalMap, boolean: bool) -> np.ndarray 
         else:
             return None
     l, r = vals
+    cmp = node.op.info
     if boolean:
-        ok = {"<": l < r, "<=": l <= r, ">": l > r, ">=": l >= r}[node.op]
-        return np.where(ok, 1.0, -1.0)
-    margin = (r - l) if node.op in ("<", "<=") else (l - r)
-    scale = np.maximum(np.maximum(np.abs(l), np.abs(r)), 1e-9)
-    return np.clip(margin / scale, -1.0, 1.0)
+        arr = np.where(cmp.test(l, r), 1.0, -1.0)
+    else:
+        margin = (r - l) if cmp.upper else (l - r)
+        scale = np.maximum(np.maximum(np.abs(l), np.abs(r)), 1e-9)
+        arr = np.clip(margin / scale, -1.0, 1.0)
+    terms = [t for t in (node.left, node.right) if not isinstance(t, Num)]
+    one_d = arr.shape[0] == 1 and all(np.asarray(signals[t.canonical]).ndim == 1 for t in terms)
+    return np.atleast_2d(arr), one_d
+
+
+# atoms whose signal can be derived from other signals when not given: node type -> rule
+_DERIVED = {Compare: _comparison}
 
 
 def resolve_lengths(B: int, T: int, lengths=None, mask=None) -> np.ndarray:
@@ -72,6 +82,63 @@ def resolve_lengths(B: int, T: int, lengths=None, mask=None) -> np.ndarray:
     return L
 
 
+def _gather(atoms: list[CAtom], signals: SignalMap, boolean: bool) -> tuple[dict[str, np.ndarray], bool]:
+    """Each atom's (B or 1, T) raw signal, given or derived; (signals, every one was 1-D)."""
+    needed: dict[str, np.ndarray] = {}
+    missing: list[str] = []
+    squeeze = True
+    for a in atoms:
+        derive = _DERIVED.get(type(a.source))
+        if a.key in signals:
+            needed[a.key] = _as_2d(a.key, signals[a.key])
+            squeeze &= np.asarray(signals[a.key]).ndim == 1
+        elif derive is not None and (got := derive(a.source, signals, boolean)) is not None:
+            needed[a.key], one_d = got
+            squeeze &= one_d
+        else:
+            missing.append(a.key)
+    if missing:
+        have = ", ".join(sorted(signals)) or "none"
+        raise MonitorError(f"no signal for atom(s) {', '.join(missing)} (signals given: {have})")
+    return needed, squeeze
+
+
+def _batch_shape(needed: dict[str, np.ndarray], signals: SignalMap, lengths, squeeze: bool) -> tuple[int, int, bool]:
+    """(B, T, squeeze) of the batch: from the needed signals, else any signal, else `lengths`."""
+    if needed:
+        shapes = {v.shape for v in needed.values()}
+        T = max(s[1] for s in shapes)
+        B = max(s[0] for s in shapes)
+        for k, v in needed.items():
+            if v.shape[1] != T or v.shape[0] not in (1, B):
+                raise MonitorError(f"signal {k!r} has shape {v.shape}; all signals must share (B, T) = {(B, T)}")
+        return B, T, squeeze
+    if signals:  # no atom needed (constants only): the trace shape still comes from the signals
+        first = next(iter(signals.values()))
+        B, T = _as_2d("", first).shape
+        return B, T, np.asarray(first).ndim == 1
+    if lengths is not None:
+        L0 = np.asarray(lengths).reshape(-1)
+        return L0.shape[0], int(L0.max()) if L0.size else 0, np.asarray(lengths).ndim == 0
+    return 1, 0, squeeze
+
+
+def _encode(k: str, v: np.ndarray, boolean: bool, T: int, B: int) -> np.ndarray:
+    """One (B or 1, T) signal as the monitor's (T, B) trace: ±1 int8 (Boolean) or float32 clipped to [-1, 1]."""
+    if boolean:
+        x = (v.T > 0).view(np.int8) * np.int8(2) - np.int8(1)  # ±1, branch-free
+    elif v.dtype == bool:
+        x = v.T.astype(np.float32) * 2 - 1
+    else:
+        x = v.T.astype(np.float32)
+        if np.isnan(x).any():
+            raise MonitorError(f"signal {k!r} contains NaN")
+        np.clip(x, -1.0, 1.0, out=x)
+    if x.shape != (T, B):  # a (T,) signal shared by a batch
+        x = np.broadcast_to(x, (T, B)).copy()
+    return x
+
+
 def prepare(
     atoms: Iterable[CAtom],
     signals: SignalMap,
@@ -81,42 +148,8 @@ def prepare(
     mask=None,
 ) -> tuple[Batch, bool]:
     """Stack the needed atom signals into a Batch. Returns (batch, squeeze) where squeeze means 1-D input."""
-    atoms = list({a.key: a for a in atoms}.values())
-    needed: dict[str, np.ndarray] = {}
-    missing: list[str] = []
-    squeeze = True
-    for a in atoms:
-        if a.key in signals:
-            arr = _as_2d(a.key, signals[a.key])
-            squeeze &= np.asarray(signals[a.key]).ndim == 1
-        elif isinstance(a.source, Compare) and (arr := _comparison(a.source, signals, boolean)) is not None:
-            terms = [t for t in (a.source.left, a.source.right) if not isinstance(t, Num)]
-            squeeze &= arr.shape[0] == 1 and all(np.asarray(signals[t.canonical]).ndim == 1 for t in terms)
-            arr = np.atleast_2d(arr)
-        else:
-            missing.append(a.key)
-            continue
-        needed[a.key] = arr
-    if missing:
-        have = ", ".join(sorted(signals)) or "none"
-        raise MonitorError(f"no signal for atom(s) {', '.join(missing)} (signals given: {have})")
-    if needed:
-        shapes = {v.shape for v in needed.values()}
-        T = max(s[1] for s in shapes)
-        B = max(s[0] for s in shapes)
-        for k, v in needed.items():
-            if v.shape[1] != T or v.shape[0] not in (1, B):
-                raise MonitorError(f"signal {k!r} has shape {v.shape}; all signals must share (B, T) = {(B, T)}")
-    elif signals:  # no atom needed (constants only): the trace shape still comes from the signals
-        first = _as_2d("", next(iter(signals.values())))
-        B, T = first.shape
-        squeeze = np.asarray(next(iter(signals.values()))).ndim == 1
-    else:
-        B, T = 1, 0
-        if lengths is not None:
-            L0 = np.asarray(lengths).reshape(-1)
-            B, T = L0.shape[0], int(L0.max()) if L0.size else 0
-            squeeze = np.asarray(lengths).ndim == 0
+    needed, squeeze = _gather(list({a.key: a for a in atoms}.values()), signals, boolean)
+    B, T, squeeze = _batch_shape(needed, signals, lengths, squeeze)
     L = resolve_lengths(B, T, lengths, mask)
     if T == 0:  # evaluate empty traces at a single past-the-end position
         T = 1
@@ -126,17 +159,7 @@ def prepare(
     dtype = np.dtype(np.int8) if boolean else np.dtype(np.float32)
     prepared: dict[str, np.ndarray] = {}
     for k, v in needed.items():
-        if boolean:
-            x = (v.T > 0).view(np.int8) * np.int8(2) - np.int8(1)  # ±1, branch-free
-        elif v.dtype == bool:
-            x = v.T.astype(np.float32) * 2 - 1
-        else:
-            x = v.T.astype(np.float32)
-            if np.isnan(x).any():
-                raise MonitorError(f"signal {k!r} contains NaN")
-            np.clip(x, -1.0, 1.0, out=x)
-        if x.shape != (T, B):  # a (T,) signal shared by a batch
-            x = np.broadcast_to(x, (T, B)).copy()
+        x = _encode(k, v, boolean, T, B)
         if ragged:
             x[~valid] = -1
         prepared[k] = x

@@ -6,14 +6,17 @@ under a maximum (∨, F, …) the argmax point, ties to the earliest frame; nega
 reached through an odd number of negations is explained "high": all points > 0 under a maximum, the
 argmin under a minimum). Masks are time-major (T, B) booleans per node and mode, pushed parent → child
 with whole-batch array steps; until/since gather each marked point's future (or past) window.
+`_PUSH` holds one rule per kernel node type (`_push_not`, `_push_and`, …, `_push_until`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import kernels as K
-from .core import CAnd, CAtom, CConst, CNext, CNot, COr, CPrev, CUntil, CWindow, Node
+from .core import CAnd, CAtom, CConst, CNext, CNot, COr, CPrev, CUntil, CWindow, Node, atom_nodes
 from .traces import Batch
 
 _CHUNK = 1 << 21  # max gathered elements per until step
@@ -66,11 +69,10 @@ def witness_masks(
             if m is not None:
                 _push(n, mode, m, vals, batch, masks)
     out: dict[CAtom, np.ndarray] = {}
-    for n in order:
-        if isinstance(n, CAtom):
-            lo, hi = masks.get(n, LOW), masks.get(n, HIGH)
-            if lo is not None or hi is not None:
-                out[n] = lo if hi is None else (hi if lo is None else lo | hi)
+    for n in atom_nodes(order):
+        lo, hi = masks.get(n, LOW), masks.get(n, HIGH)
+        if lo is not None or hi is not None:
+            out[n] = lo if hi is None else (hi if lo is None else lo | hi)
     return out
 
 
@@ -86,36 +88,45 @@ def _argpick(values: list[np.ndarray], pick_max: bool) -> np.ndarray:
     return idx
 
 
-def _push(n: Node, mode: int, m: np.ndarray, vals, batch: Batch, masks: _Masks) -> None:
+# ------------------------------------------------------------------- one push rule per kernel node type
+# Each rule gets (node, mode, its (T, B) mask in that mode, all traces, batch, masks) and marks its children.
+def _push_leaf(n: CAtom | CConst, mode: int, m: np.ndarray, vals, batch: Batch, masks: _Masks) -> None:
+    """Atoms keep their marks (they are the witness); constants have nothing below them."""
+
+
+def _push_not(n: CNot, mode: int, m: np.ndarray, vals, batch: Batch, masks: _Masks) -> None:
+    """Negation swaps the explanation: a low !x is a high x."""
+    masks.add(n.c, HIGH if mode == LOW else LOW, m)
+
+
+def _push_junction(n: CAnd | COr, mode: int, m: np.ndarray, vals, masks: _Masks, *, is_min: bool) -> None:
+    """∧ is a minimum, ∨ a maximum: every deciding child, or the single nearest one."""
     low = mode == LOW
-    if isinstance(n, (CAtom, CConst)):
-        return
-    if isinstance(n, CNot):
-        masks.add(n.c, HIGH if low else LOW, m)
-        return
-    if isinstance(n, (CAnd, COr)):
-        is_min = isinstance(n, CAnd)
-        if is_min == low:  # every deciding child
-            for c in n.cs:
-                masks.add(c, mode, m & ((vals[c] <= 0) if low else (vals[c] > 0)))
-        else:  # the single nearest child (first child on ties)
-            idx = _argpick([vals[c] for c in n.cs], pick_max=low)
-            for k, c in enumerate(n.cs):
-                masks.add(c, mode, m & (idx == k))
-        return
-    if isinstance(n, CNext):
-        masks.add(n.c, mode, K.shift_right(m, 1, False) & batch.valid)
-        return
-    if isinstance(n, CPrev):
-        masks.add(n.c, mode, K.shift_left(m, 1, False))
-        return
-    if isinstance(n, CWindow):
-        _push_window(n, mode, m, vals[n.c], vals[n], batch, masks)
-        return
-    if isinstance(n, CUntil):
-        _push_until(n, mode, m, vals, batch, masks)
-        return
-    raise TypeError(f"unknown node {n!r}")  # pragma: no cover
+    if is_min == low:  # every deciding child
+        for c in n.cs:
+            masks.add(c, mode, m & ((vals[c] <= 0) if low else (vals[c] > 0)))
+    else:  # the single nearest child (first child on ties)
+        idx = _argpick([vals[c] for c in n.cs], pick_max=low)
+        for k, c in enumerate(n.cs):
+            masks.add(c, mode, m & (idx == k))
+
+
+def _push_next(n: CNext, mode: int, m: np.ndarray, vals, batch: Batch, masks: _Masks) -> None:
+    """A mark at t explains the child at t + 1 (inside the trace)."""
+    masks.add(n.c, mode, K.shift_right(m, 1, False) & batch.valid)
+
+
+def _push_prev(n: CPrev, mode: int, m: np.ndarray, vals, batch: Batch, masks: _Masks) -> None:
+    """A mark at t explains the child at t - 1."""
+    masks.add(n.c, mode, K.shift_left(m, 1, False))
+
+
+def _push(n: Node, mode: int, m: np.ndarray, vals, batch: Batch, masks: _Masks) -> None:
+    """Mark the children of `n` that decide its marked points `m` (explained `mode`)."""
+    rule = _PUSH.get(type(n))
+    if rule is None:  # pragma: no cover
+        raise TypeError(f"unknown node {n!r}")
+    rule(n, mode, m, vals, batch, masks)
 
 
 def _argmax0(x: np.ndarray) -> np.ndarray:
@@ -185,9 +196,9 @@ def _window_argmax(n: CWindow, m: np.ndarray, y: np.ndarray, wmax: np.ndarray, b
     return child
 
 
-def _push_window(
-    n: CWindow, mode: int, m: np.ndarray, x: np.ndarray, value: np.ndarray, batch: Batch, masks: _Masks
-) -> None:
+def _push_window(n: CWindow, mode: int, m: np.ndarray, vals, batch: Batch, masks: _Masks) -> None:
+    """F/G/O/H: all failing (low) or holding (high) points of a minimum's window, or a maximum's extreme point."""
+    x, value = vals[n.c], vals[n]
     low = mode == LOW
     if (n.kind == "min") == low:  # all failing (low) / holding (high) points of the window
         cond = (x <= 0) if low else (x > 0)
@@ -198,65 +209,118 @@ def _push_window(
     masks.add(n.c, mode, _window_argmax(n, m, x if low else -x, value if low else -value, batch))
 
 
+@dataclass
+class _UntilWindows:
+    """The windows of P marked points of an until/since, gathered as (P, W) arrays over offsets j."""
+
+    bb: np.ndarray  # (P,) trace of each point
+    rows: np.ndarray  # (P,) 0..P-1
+    j_all: np.ndarray  # (W,) offsets
+    cols: np.ndarray  # (P, W) frame of offset j (t + j; since: t - j)
+    inb: np.ndarray  # (P, W) the frame lies inside its trace
+    psi: np.ndarray  # (P, W) right operand there
+    phi: np.ndarray  # (P, W) left operand there, +1 (min's identity) outside the trace
+    pm: np.ndarray  # (P, W) min of the left operand over offsets 0..j
+    excl: np.ndarray  # (P, W) the same over 0..j-1
+    g: np.ndarray  # (P, W) value of releasing at offset j
+    cand: np.ndarray  # (P, W) offset j may release (inside the trace and the interval)
+    last: np.ndarray  # (P,) last in-trace offset
+
+
+def _until_windows(n: CUntil, tt: np.ndarray, bb: np.ndarray, vals, batch: Batch, W: int) -> _UntilWindows:
+    """Gather the W-offset windows of the marked points (tt, bb) of `n`."""
+    R, L = vals[n.r], vals[n.l]
+    T = R.shape[0]
+    P = len(bb)
+    j_all = np.arange(W)
+    cols = tt[:, None] - j_all if n.past else tt[:, None] + j_all  # (P, W) frame of offset j
+    inb = (cols >= 0) & (cols < batch.lengths[bb][:, None])
+    if not n.past and (tt == tt[0]).all() and tt[0] + W <= T:  # one start frame (a top-level until): slices
+        psi = R[tt[0] : tt[0] + W][:, bb].T.astype(np.float32)
+        phi = L[tt[0] : tt[0] + W][:, bb].T.astype(np.float32) * inb + ~inb
+    else:  # gather each point's window
+        cc = np.clip(cols, 0, T - 1)
+        psi = R[cc, bb[:, None]].astype(np.float32)
+        phi = L[cc, bb[:, None]].astype(np.float32) * inb + ~inb  # +1 (min's identity) outside the trace
+    pm = K.scan(phi.T, np.minimum).T  # min of l over offsets 0..j
+    excl = np.concatenate([np.ones((P, 1), np.float32), pm[:, :-1]], axis=1)  # over 0..j-1
+    g = np.minimum(psi, excl)  # value of choosing offset j
+    cand = inb & (j_all >= n.lo)
+    last = np.minimum(np.maximum(batch.lengths[bb] - 1 - tt, 0), W - 1)  # last in-trace offset
+    return _UntilWindows(bb, np.arange(P), j_all, cols, inb, psi, phi, pm, excl, g, cand, last)
+
+
 def _push_until(n: CUntil, mode: int, m: np.ndarray, vals, batch: Batch, masks: _Masks) -> None:
     """l U r: max over j of min(r@t+j, l@t..t+j-1) (past: S mirrors time). Gathers each point's window."""
-    low = mode == LOW
     T, _B = m.shape
     t, b = _nonzero(m)
     if t.size == 0:
         return
-    R, L = vals[n.r], vals[n.l]
     W = T if n.hi is None else n.hi + 1
     W = max(1, min(W, T))
-    j_all = np.arange(W)
     step = max(1, _CHUNK // W)
+    explain = _until_low if mode == LOW else _until_high
     for s in range(0, t.size, step):
-        tt, bb = t[s : s + step], b[s : s + step]
-        P = len(bb)
-        rows = np.arange(P)
-        cols = tt[:, None] - j_all if n.past else tt[:, None] + j_all  # (P, W) frame of offset j
-        inb = (cols >= 0) & (cols < batch.lengths[bb][:, None])
-        if not n.past and (tt == tt[0]).all() and tt[0] + W <= T:  # one start frame (a top-level until): slices
-            psi = R[tt[0] : tt[0] + W][:, bb].T.astype(np.float32)
-            phi = L[tt[0] : tt[0] + W][:, bb].T.astype(np.float32) * inb + ~inb
-        else:  # gather each point's window
-            cc = np.clip(cols, 0, T - 1)
-            psi = R[cc, bb[:, None]].astype(np.float32)
-            phi = L[cc, bb[:, None]].astype(np.float32) * inb + ~inb  # +1 (min's identity) outside the trace
-        pm = K.scan(phi.T, np.minimum).T  # min of l over offsets 0..j
-        excl = np.concatenate([np.ones((P, 1), np.float32), pm[:, :-1]], axis=1)  # over 0..j-1
-        g = np.minimum(psi, excl)  # value of choosing offset j
-        cand = inb & (j_all >= n.lo)
-        last = np.minimum(np.maximum(batch.lengths[bb] - 1 - tt, 0), W - 1)  # last in-trace offset
-        if low:
-            gm = g - np.float32(4) * ~cand  # values live in [-1, 1]: non-candidates fall below -2
-            j = (W - 1 - np.argmax(gm[:, ::-1], axis=1)) if n.past else np.argmax(gm, axis=1)
-            has = gm[rows, j] >= -1
-            best = np.where(has, gm[rows, j], -np.inf)
-            never = np.zeros(P, dtype=bool)
-            if n.weak:  # "l forever" competes with every release point
-                never = pm[rows, last] > best
-                ji, pi = np.nonzero((inb & (phi <= 0) & never[:, None]).T)
-                masks.scatter(n.l, LOW, cols[pi, ji], bb[pi])
-            use = has & ~never
-            sel = use & (psi[rows, j] <= 0)
-            masks.scatter(n.r, LOW, cols[rows, j][sel], bb[sel])
-            before = (j_all[None, :] < j[:, None]) & inb & (phi <= 0) & use[:, None]
-            pi, ji = np.nonzero(before)
-            masks.scatter(n.l, LOW, cols[pi, ji], bb[pi])
-        else:
-            pos = cand & (g > 0)
-            # earliest-frame argmin of l over offsets 0..j-1
-            prev = np.concatenate([np.full((P, 1), np.inf, np.float32), pm[:, :-1]], axis=1)
-            rec = (phi <= prev) if n.past else (phi < prev)  # past: a larger offset is an earlier frame
-            am = K.scan(((j_all[None, :] + 1) * rec - 1).T, np.maximum).T
-            am_ex = np.concatenate([np.full((P, 1), -1), am[:, :-1]], axis=1)
-            r_wins = ((psi <= excl) if n.past else (psi < excl)) | (j_all[None, :] == 0)
-            pi, ji = np.nonzero(pos & r_wins)
-            masks.scatter(n.r, HIGH, cols[pi, ji], bb[pi])
-            pi, ji = np.nonzero(pos & ~r_wins)
-            masks.scatter(n.l, HIGH, cols[pi, am_ex[pi, ji]], bb[pi])
-            if n.weak:
-                keep = pm[rows, last] > 0
-                k = am[rows, last]
-                masks.scatter(n.l, HIGH, cols[rows, k][keep], bb[keep])
+        explain(n, _until_windows(n, t[s : s + step], b[s : s + step], vals, batch, W), masks)
+
+
+def _until_low(n: CUntil, w: _UntilWindows, masks: _Masks) -> None:
+    """A failing until: at the best release point, r's failure and every failing l before it."""
+    W, rows, bb, cols = w.j_all.size, w.rows, w.bb, w.cols
+    gm = w.g - np.float32(4) * ~w.cand  # values live in [-1, 1]: non-candidates fall below -2
+    j = (W - 1 - np.argmax(gm[:, ::-1], axis=1)) if n.past else np.argmax(gm, axis=1)
+    has = gm[rows, j] >= -1
+    best = np.where(has, gm[rows, j], -np.inf)
+    never = np.zeros(len(bb), dtype=bool)
+    if n.weak:  # "l forever" competes with every release point
+        never = w.pm[rows, w.last] > best
+        ji, pi = np.nonzero((w.inb & (w.phi <= 0) & never[:, None]).T)
+        masks.scatter(n.l, LOW, cols[pi, ji], bb[pi])
+    use = has & ~never
+    sel = use & (w.psi[rows, j] <= 0)
+    masks.scatter(n.r, LOW, cols[rows, j][sel], bb[sel])
+    before = (w.j_all[None, :] < j[:, None]) & w.inb & (w.phi <= 0) & use[:, None]
+    pi, ji = np.nonzero(before)
+    masks.scatter(n.l, LOW, cols[pi, ji], bb[pi])
+
+
+def _until_high(n: CUntil, w: _UntilWindows, masks: _Masks) -> None:
+    """A holding until: at every releasing offset, r or the earliest minimum of l before it (weak: l forever)."""
+    P, rows, bb, cols, j_all = len(w.bb), w.rows, w.bb, w.cols, w.j_all
+    pos = w.cand & (w.g > 0)
+    # earliest-frame argmin of l over offsets 0..j-1
+    prev = np.concatenate([np.full((P, 1), np.inf, np.float32), w.pm[:, :-1]], axis=1)
+    rec = (w.phi <= prev) if n.past else (w.phi < prev)  # past: a larger offset is an earlier frame
+    am = K.scan(((j_all[None, :] + 1) * rec - 1).T, np.maximum).T
+    am_ex = np.concatenate([np.full((P, 1), -1), am[:, :-1]], axis=1)
+    r_wins = ((w.psi <= w.excl) if n.past else (w.psi < w.excl)) | (j_all[None, :] == 0)
+    pi, ji = np.nonzero(pos & r_wins)
+    masks.scatter(n.r, HIGH, cols[pi, ji], bb[pi])
+    pi, ji = np.nonzero(pos & ~r_wins)
+    masks.scatter(n.l, HIGH, cols[pi, am_ex[pi, ji]], bb[pi])
+    if n.weak:
+        keep = w.pm[rows, w.last] > 0
+        k = am[rows, w.last]
+        masks.scatter(n.l, HIGH, cols[rows, k][keep], bb[keep])
+
+
+def _push_and(n: CAnd, mode: int, m: np.ndarray, vals, batch: Batch, masks: _Masks) -> None:
+    _push_junction(n, mode, m, vals, masks, is_min=True)
+
+
+def _push_or(n: COr, mode: int, m: np.ndarray, vals, batch: Batch, masks: _Masks) -> None:
+    _push_junction(n, mode, m, vals, masks, is_min=False)
+
+
+# one push rule per kernel node type (#14 extends witnesses here, one function per kind)
+_PUSH = {
+    CAtom: _push_leaf,
+    CConst: _push_leaf,
+    CNot: _push_not,
+    CAnd: _push_and,
+    COr: _push_or,
+    CNext: _push_next,
+    CPrev: _push_prev,
+    CWindow: _push_window,
+    CUntil: _push_until,
+}

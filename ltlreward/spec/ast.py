@@ -1,12 +1,20 @@
 """Immutable AST of formulas and task specs. Nodes hold data only; semantics live in visitors elsewhere.
 
+Operator nodes store an `Op` (spec/ops.py): the table says everything else about it. Construction checks
+the operator (known, right arity, interval only where the table allows one), so a node built in code is
+as valid as a parsed one.
+
 Every node is a frozen, hashable dataclass, so equal subformulas compare and hash equal (the monitor
 shares their traces).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from ..errors import SpecError
+from .ops import OPS, Cmp, Op, OpInfo, ops_where, takes_no_interval
 
 Scalar = str | int | float  # an argument: entity/identifier name or a number
 
@@ -65,9 +73,35 @@ Term = Num | Call
 
 # -------------------------------------------------------------------------------------------- formulas
 class Formula:
-    """Base of all formula nodes."""
+    """Base of all formula nodes: leaves (Const and the atoms) and operator nodes (Unary, Binary).
+
+    Generic traversals use `children()` / `map_children()` (spec/walk.py); the operator nodes carry the
+    table row of their operator as `info` (spec/ops.py), the leaves `None`.
+    """
 
     __slots__ = ()
+    is_atom = False  # Atom, Quoted and Compare: leaves whose value is a signal, looked up by `canonical`
+
+    def children(self) -> tuple[Formula, ...]:
+        """The direct subformulas, left to right."""
+        return ()
+
+    def map_children(self, fn: Callable[[Formula], Formula]) -> Formula:
+        """This node with `fn` applied to each direct subformula (itself when nothing changes)."""
+        return self
+
+    @property
+    def info(self) -> OpInfo | None:
+        """The operator's row of the table (None for leaves)."""
+        return None
+
+    def calls(self) -> tuple[Call, ...]:
+        """The predicate / numeric-function applications in this leaf (none for other nodes)."""
+        return ()
+
+    def map_calls(self, fn: Callable[[Call], Call]) -> Formula:
+        """This leaf with `fn` applied to its calls (operator nodes and constants: unchanged)."""
+        return self
 
 
 @dataclass(frozen=True)
@@ -80,10 +114,17 @@ class Atom(Formula):
     """A predicate application or bare proposition; its signal is looked up by `canonical`."""
 
     call: Call
+    is_atom = True
 
     @property
     def canonical(self) -> str:
         return self.call.canonical
+
+    def calls(self) -> tuple[Call, ...]:
+        return (self.call,)
+
+    def map_calls(self, fn: Callable[[Call], Call]) -> Formula:
+        return Atom(fn(self.call))
 
     @property
     def name(self) -> str:
@@ -95,13 +136,14 @@ class Quoted(Formula):
     """A free-text atom such as "the drawer is open" (answered by a text-capable grounder)."""
 
     text: str
+    is_atom = True
 
     @property
     def canonical(self) -> str:
         return f'"{self.text}"'
 
 
-CMP_OPS = ("<", "<=", ">", ">=")
+CMP_OPS = tuple(Cmp)  # "<", "<=", ">", ">="
 
 
 @dataclass(frozen=True)
@@ -109,12 +151,28 @@ class Compare(Formula):
     """`left op right` over numeric terms; robustness is the normalised signed margin."""
 
     left: Term
-    op: str
+    op: Cmp  # a plain "<" is accepted and stored as Cmp.LT (equal, same hash)
     right: Term
+    is_atom = True
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "op", Cmp(self.op))
+        except ValueError:
+            raise SpecError(f"unknown comparison {self.op!r} (comparisons: {' '.join(Cmp)})") from None
 
     @property
     def canonical(self) -> str:
         return f"{self.left.canonical}{self.op}{self.right.canonical}"
+
+    def calls(self) -> tuple[Call, ...]:
+        return tuple(t for t in (self.left, self.right) if isinstance(t, Call))
+
+    def map_calls(self, fn: Callable[[Call], Call]) -> Formula:
+        def term(t: Term) -> Term:
+            return fn(t) if isinstance(t, Call) else t
+
+        return Compare(term(self.left), self.op, term(self.right))
 
 
 @dataclass(frozen=True)
@@ -130,29 +188,72 @@ class Interval:
         return f"[{fmt_scalar(self.lo)}{suffix},{fmt_scalar(self.hi)}{suffix}]"
 
 
+def _check_op(node: Unary | Binary, arity: int) -> None:
+    """Store the operator as an `Op` and check it against the table: known, right arity, interval allowed."""
+    try:
+        op = Op(node.op)
+    except ValueError:
+        raise SpecError(f"unknown operator {node.op!r} (operators: {' '.join(Op)})") from None
+    if op.info.arity != arity:
+        kind = "unary" if arity == 1 else "binary"
+        raise SpecError(f"operator {op} is not {kind} (it takes {op.info.arity} operand(s))")
+    if node.interval is not None and not op.info.boundable:
+        raise SpecError(takes_no_interval(op))
+    object.__setattr__(node, "op", op)
+
+
 @dataclass(frozen=True)
 class Unary(Formula):
     """`op child`: ! X WX F G Y O H (F G O H may carry an interval)."""
 
-    op: str
+    op: Op  # a plain "G" is accepted and stored as Op.ALWAYS (equal, same hash)
     child: Formula
     interval: Interval | None = None
+
+    def __post_init__(self) -> None:
+        _check_op(self, 1)
+
+    @property
+    def info(self) -> OpInfo:
+        return OPS[self.op]
+
+    def children(self) -> tuple[Formula, ...]:
+        return (self.child,)
+
+    def map_children(self, fn: Callable[[Formula], Formula]) -> Formula:
+        c = fn(self.child)
+        return self if c is self.child else Unary(self.op, c, self.interval)
 
 
 @dataclass(frozen=True)
 class Binary(Formula):
-    """`left op right`: & | -> <-> and the temporal U R W M S (U R O H … may carry an interval)."""
+    """`left op right`: & | -> <-> and the temporal U R W M S (U R may carry an interval)."""
 
-    op: str
+    op: Op
     left: Formula
     right: Formula
     interval: Interval | None = None
 
+    def __post_init__(self) -> None:
+        _check_op(self, 2)
 
-UNARY_OPS = ("!", "X", "WX", "F", "G", "Y", "O", "H")
-TEMPORAL_BINARY_OPS = ("U", "R", "W", "M", "S")
-BOOL_BINARY_OPS = ("&", "|", "->", "<->")
-BOUNDABLE_OPS = ("F", "G", "O", "H", "U", "R")
+    @property
+    def info(self) -> OpInfo:
+        return OPS[self.op]
+
+    def children(self) -> tuple[Formula, ...]:
+        return (self.left, self.right)
+
+    def map_children(self, fn: Callable[[Formula], Formula]) -> Formula:
+        l, r = fn(self.left), fn(self.right)
+        return self if l is self.left and r is self.right else Binary(self.op, l, r, self.interval)
+
+
+# derived from the operator table (spec/ops.py), in its order
+UNARY_OPS = ops_where(lambda o: o.arity == 1)  # ! X WX F G Y O H
+TEMPORAL_BINARY_OPS = ops_where(lambda o: o.arity == 2 and o.temporal)  # U R W M S
+BOOL_BINARY_OPS = ops_where(lambda o: o.arity == 2 and not o.temporal)  # & | -> <->
+BOUNDABLE_OPS = ops_where(lambda o: o.boundable)  # F G O H U R
 
 
 # ------------------------------------------------------------------------------------------ task spec

@@ -1,4 +1,10 @@
-"""Render constraints in plain English for `ltlreward explain` (and the NL compiler's echo)."""
+"""Render constraints in plain English for `ltlreward explain` (and the NL compiler's echo).
+
+Each operator's words are its row's `english` / `english_bounded` templates in the operator table
+(spec/ops.py); predicates read through their catalog templates. What lives here: the dispatch over node
+types, the bracketing of mixed & / | chains, and the idioms (operator pairs with words of their own, such
+as F G "eventually, and from then on always").
+"""
 
 from __future__ import annotations
 
@@ -17,9 +23,8 @@ from .ast import (
     TaskSpec,
     Unary,
 )
+from .ops import Op
 from .printer import format_formula
-
-_CMP_WORDS = {"<": "is below", "<=": "is at most", ">": "is above", ">=": "is at least"}
 
 
 def _window(iv: Interval) -> str:
@@ -62,75 +67,67 @@ class _English:
         return self.call(t)
 
     def go(self, f: Formula, nested: bool = False) -> str:
-        if isinstance(f, Const):
-            return "true" if f.value else "false"
-        if isinstance(f, Atom):
-            return self.call(f.call)
-        if isinstance(f, Quoted):
-            return f.text
-        if isinstance(f, Compare):
-            return f"{self.term(f.left)} {_CMP_WORDS[f.op]} {self.term(f.right)}"
-        if isinstance(f, Unary):
-            return self.unary(f, nested)
-        if isinstance(f, Binary):
-            return self.binary(f, nested)
-        raise TypeError(f"not a formula: {f!r}")
+        render = _RENDER.get(type(f))
+        if render is None:
+            raise TypeError(f"not a formula: {f!r}")
+        return render(self, f)
 
-    def unary(self, f: Unary, nested: bool) -> str:
-        c = f.child
-        if f.op == "!":
-            if isinstance(c, Atom):
-                return self.call(c.call, negated=True)
-            if isinstance(c, Unary) and c.op == "F" and c.interval is None:
-                return f"never {self.go(c.child, True)}"
-            return f"it is not the case that {self.go(c, True)}"
+    def compare(self, f: Compare) -> str:
+        return f"{self.term(f.left)} {f.op.info.english} {self.term(f.right)}"
+
+    def unary(self, f: Unary) -> str:
+        info, c = f.info, f.child
+        negated = _NEGATED.get(type(c)) if info.op == Op.NOT else None
+        if negated is not None:
+            return negated(self, c)
         if f.interval is not None:
             w = _window(f.interval)
-            words = {"F": f"at some moment {w}", "G": f"at every moment {w}",
-                     "O": f"at some moment {w.replace('from now', 'ago')}",
-                     "H": f"at every moment {w.replace('from now', 'ago')}"}
-            return f"{words[f.op]}, {self.go(c, True)}"
-        if f.op == "F" and isinstance(c, Unary) and c.op == "G" and c.interval is None:
-            return f"eventually, and from then on always, {self.go(c.child, True)}"
-        if f.op == "G" and isinstance(c, Unary) and c.op == "F" and c.interval is None:
-            return f"again and again until the end, {self.go(c.child, True)}"
-        if f.op == "G" and isinstance(c, Unary) and c.op == "!":
-            return f"never {self.go(c.child, True)}"
-        if f.op == "G" and isinstance(c, Binary) and c.op == "->":
-            return f"whenever {self.go(c.left, True)}, {self.go(c.right, True)}"
-        words = {"X": "at the next frame", "WX": "at the next frame (if there is one)", "F": "eventually",
-                 "G": "always", "Y": "at the previous frame", "O": "at some moment so far",
-                 "H": "at every moment so far"}
-        return f"{words[f.op]}, {self.go(c, True)}"
+            w = w.replace("from now", "ago") if info.past else w
+            return info.english_bounded.format(w=w, c=self.go(c, True))
+        idiom = self.idiom(f)
+        return idiom if idiom is not None else info.english.format(c=self.go(c, True))
 
-    def binary(self, f: Binary, nested: bool) -> str:
+    def idiom(self, f: Unary) -> str | None:
+        """The reading of an operator pair with words of its own (F G, G F, G !, G ->, ! F), or None."""
+        inner = f.child
+        template = _IDIOMS.get((f.op, inner.info.op)) if inner.info is not None else None
+        if template is None or inner.interval is not None:
+            return None
+        parts = [self.go(g, True) for g in inner.children()]
+        return template.format(*parts)
+
+    def binary(self, f: Binary) -> str:
+        info = f.info
         l, r = self.go(f.left, True), self.go(f.right, True)
-        if f.op in ("&", "|"):
-            word = "and" if f.op == "&" else "or"
-
-            def part(g: Formula, s: str) -> str:
-                mixed = isinstance(g, Binary) and g.op in ("&", "|", "->", "<->") and g.op != f.op
-                temporal = isinstance(g, (Unary, Binary)) and not (isinstance(g, Unary) and g.op == "!"
-                                                                    and isinstance(g.child, Atom))
-                return f"({s})" if mixed or (temporal and isinstance(g, Binary) and g.op != f.op) else s
-
-            return f"{part(f.left, l)} {word} {part(f.right, r)}"
-        if f.op == "->":
-            return f"if {l}, then {r}"
-        if f.op == "<->":
-            return f"{l} exactly when {r}"
+        if info.junction:  # brackets around a different binary inside a chain of & or of |
+            l = f"({l})" if _other_binary(f.left, f.op) else l
+            r = f"({r})" if _other_binary(f.right, f.op) else r
         iv = f" (within {_window(f.interval).removeprefix('between ')})" if f.interval else ""
-        if f.op == "U":
-            return f"{l} until {r}{iv}, which must happen"
-        if f.op == "W":
-            return f"{l} until {r}, or forever"
-        if f.op == "R":
-            return f"{r}, until and including the moment {l}{iv}, or forever"
-        if f.op == "M":
-            return f"{r}, until and including the moment {l}, which must happen"
-        if f.op == "S":
-            return f"{l} ever since {r}"
-        raise TypeError(f"unknown operator {f.op}")
+        return info.english.format(l=l, r=r, iv=iv)
+
+
+def _other_binary(g: Formula, op: Op) -> bool:
+    return g.info is not None and g.info.arity == 2 and g.op != op
+
+
+# negations with words of their own: node type -> reading of `!node`
+_NEGATED = {Atom: lambda e, f: e.call(f.call, negated=True)}
+# operator pairs read as one phrase: (outer, inner) -> template over the inner node's operands
+_IDIOMS = {
+    (Op.NOT, Op.EVENTUALLY): "never {0}",
+    (Op.EVENTUALLY, Op.ALWAYS): "eventually, and from then on always, {0}",
+    (Op.ALWAYS, Op.EVENTUALLY): "again and again until the end, {0}",
+    (Op.ALWAYS, Op.NOT): "never {0}",
+    (Op.ALWAYS, Op.IMPLIES): "whenever {0}, {1}",
+}
+_RENDER = {
+    Const: lambda e, f: "true" if f.value else "false",
+    Atom: lambda e, f: e.call(f.call),
+    Quoted: lambda e, f: f.text,
+    Compare: _English.compare,
+    Unary: _English.unary,
+    Binary: _English.binary,
+}
 
 
 def explain_formula(f: Formula, spec: TaskSpec | None = None) -> str:

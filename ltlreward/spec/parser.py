@@ -1,7 +1,9 @@
 """Parse spec files and formulas into the immutable AST, with located, helpful `SpecError`s.
 
 One Lark LALR grammar (grammar.lark) serves both. Parsing happens in two steps: Lark builds a tree, then
-`_Builder` turns it into AST nodes while checking names (entities, predicates, macros) with positions.
+`_Builder` turns it into AST nodes (one `_Rule` per grammar rule, looked up in `_FORMULA_RULES`) while
+checking names (entities, predicates, macros) and intervals (which operators take one: the operator
+table, spec/ops.py) with positions.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import difflib
 import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lark import Lark, Token, Tree
@@ -18,7 +21,6 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 from ..errors import SpecError
 from ..predicates.catalog import PREDICATES, suggest
 from .ast import (
-    BOUNDABLE_OPS,
     ENTITY_KINDS,
     REWARD_MODES,
     Atom,
@@ -36,12 +38,14 @@ from .ast import (
     TaskSpec,
     Unary,
 )
+from .ops import Op, ops_where, takes_no_interval
+from .walk import substitute
 
 _GRAMMAR = Path(__file__).with_name("grammar.lark")
 
 _TOKEN_NAMES = {
-    "TBIN": "a binary temporal operator (U R W M S)",
-    "UOP": "a unary temporal operator (X WX F G Y O H)",
+    "TBIN": f"a binary temporal operator ({' '.join(ops_where(lambda o: o.arity == 2 and o.is_word))})",
+    "UOP": f"a unary temporal operator ({' '.join(ops_where(lambda o: o.arity == 1 and o.is_word))})",
     "CMP": "a comparison (< <= > >=)",
     "NAME": "a name",
     "STRING": 'a quoted string ("…")',
@@ -222,44 +226,34 @@ class _Builder:
         self.macros[name] = m
         return m
 
-    # ---- formulas
+    # ---- formulas: one rule per grammar rule, looked up in _FORMULA_RULES
     def formula(self, t, params: set[str] = frozenset()) -> Formula:
-        if isinstance(t, Token):  # pragma: no cover - the grammar wraps every leaf
-            raise _Located(f"unexpected {t!s}", t)
-        k = t.data
-        c = t.children
-        if k == "true":
-            return Const(True)
-        if k == "false":
-            return Const(False)
-        if k == "quoted":
-            return Quoted(_unquote(str(c[0])))
-        if k == "not_":
-            return Unary("!", self.formula(c[0], params))
-        if k == "unary_op":
-            op = str(c[0])
-            interval = self.interval(c[1], op) if c[1] is not None else None
-            return Unary(op, self.formula(c[2], params), interval)
-        if k in ("and_", "or_", "implies", "iff"):
-            op = {"and_": "&", "or_": "|", "implies": "->", "iff": "<->"}[k]
-            return Binary(op, self.formula(c[0], params), self.formula(c[1], params))
-        if k == "tbinary":
-            op = str(c[1])
-            interval = self.interval(c[2], op) if c[2] is not None else None
-            return Binary(op, self.formula(c[0], params), self.formula(c[3], params), interval)
-        if k == "compare":
-            left = self.term(c[0], params)
-            right = self.term(c[2], params)
-            if isinstance(left, Num) and isinstance(right, Num):
-                raise _Located("a comparison needs at least one numeric function, e.g. dist(a, b) < 0.05", t)
-            return Compare(left, str(c[1]), right)
-        if k == "call":
-            return self.atom(t, params)
-        raise _Located(f"unexpected construct {k}", t)  # pragma: no cover
+        """The formula of tree `t`: its rule's interval first (errors in source order), then its operands."""
+        rule = _rule(t)
+        interval = rule.interval(self, t) if rule.interval is not None else None
+        operands: list[Formula] = []
+        for i in rule.operands:  # a plain loop: one Python frame per nesting level, as deep as before
+            operands.append(self.formula(t.children[i], params))
+        return rule.build(self, t, operands, interval, params)
+
+    def _unary_interval(self, t: Tree) -> Interval | None:
+        op_tok, iv, _ = t.children
+        return self.interval(iv, str(op_tok)) if iv is not None else None
+
+    def _tbinary_interval(self, t: Tree) -> Interval | None:
+        _, op_tok, iv, _ = t.children
+        return self.interval(iv, str(op_tok)) if iv is not None else None
+
+    def _compare(self, t: Tree, params: set[str]) -> Formula:
+        left = self.term(t.children[0], params)
+        right = self.term(t.children[2], params)
+        if isinstance(left, Num) and isinstance(right, Num):
+            raise _Located("a comparison needs at least one numeric function, e.g. dist(a, b) < 0.05", t)
+        return Compare(left, str(t.children[1]), right)
 
     def interval(self, t: Tree, op: str) -> Interval:
-        if op not in BOUNDABLE_OPS:
-            raise _Located(f"operator {op} takes no interval (bounded operators: {' '.join(BOUNDABLE_OPS)})", t)
+        if not Op(op).info.boundable:
+            raise _Located(takes_no_interval(op), t)
         toks = [b.children[0] for b in t.children]
         units = {"s" if tok.type == "DURATION" else "f" for tok in toks}
         if len(units) > 1:
@@ -389,29 +383,39 @@ class _Builder:
         return start is not None and end is not None and end - start > len(str(name_tok))
 
 
-def substitute(f: Formula, mapping: dict[str, object]) -> Formula:
-    """Replace identifier arguments by `mapping` throughout `f` (macro expansion)."""
-    if not mapping:
-        return f
+@dataclass(frozen=True)
+class _Rule:
+    """How one formula rule of the grammar builds its node: which children are operand formulas, the
+    interval (parsed before the operands, so errors come in source order), and the node from the operands."""
 
-    def call(c: Call) -> Call:
-        return Call(c.name, tuple(mapping.get(a, a) if isinstance(a, str) else a for a in c.args), c.kwargs)
+    operands: tuple[int, ...]
+    build: Callable[[_Builder, Tree, list[Formula], Interval | None, set[str]], Formula]
+    interval: Callable[[_Builder, Tree], Interval | None] | None = None
 
-    def term(x):
-        return call(x) if isinstance(x, Call) else x
 
-    def go(g: Formula) -> Formula:
-        if isinstance(g, Atom):
-            return Atom(call(g.call))
-        if isinstance(g, Compare):
-            return Compare(term(g.left), g.op, term(g.right))
-        if isinstance(g, Unary):
-            return Unary(g.op, go(g.child), g.interval)
-        if isinstance(g, Binary):
-            return Binary(g.op, go(g.left), go(g.right), g.interval)
-        return g
+_BOOL_RULES = {"and_": Op.AND, "or_": Op.OR, "implies": Op.IMPLIES, "iff": Op.IFF}  # grammar rule -> operator
+_FORMULA_RULES = {
+    "true": _Rule((), lambda b, t, xs, iv, params: Const(True)),
+    "false": _Rule((), lambda b, t, xs, iv, params: Const(False)),
+    "quoted": _Rule((), lambda b, t, xs, iv, params: Quoted(_unquote(str(t.children[0])))),
+    "not_": _Rule((0,), lambda b, t, xs, iv, params: Unary(Op.NOT, xs[0])),
+    "unary_op": _Rule((2,), lambda b, t, xs, iv, params: Unary(str(t.children[0]), xs[0], iv),
+                      _Builder._unary_interval),
+    **dict.fromkeys(_BOOL_RULES, _Rule((0, 1), lambda b, t, xs, iv, params: Binary(_BOOL_RULES[t.data], *xs))),
+    "tbinary": _Rule((0, 3), lambda b, t, xs, iv, params: Binary(str(t.children[1]), *xs, iv),
+                     _Builder._tbinary_interval),
+    "compare": _Rule((), lambda b, t, xs, iv, params: b._compare(t, params)),
+    "call": _Rule((), lambda b, t, xs, iv, params: b.atom(t, params)),
+}
 
-    return go(f)
+
+def _rule(t) -> _Rule:
+    if isinstance(t, Token):  # pragma: no cover - the grammar wraps every leaf
+        raise _Located(f"unexpected {t!s}", t)
+    rule = _FORMULA_RULES.get(t.data)
+    if rule is None:  # pragma: no cover - every formula rule of the grammar is in the table
+        raise _Located(f"unexpected construct {t.data}", t)
+    return rule
 
 
 def _locate(exc: _Located, text: str, file: str | None) -> SpecError:
@@ -459,77 +463,89 @@ def load_spec(path: str | Path) -> TaskSpec:
     return parse_spec(text, path=p)
 
 
-def _build_spec(tree: Tree, file: str | None) -> TaskSpec:
-    items = tree.children
-    entities: dict[str, Entity] = {}
-    macro_trees: dict[str, Tree] = {}
+@dataclass
+class _Declarations:
+    """Pass 1 of a spec: everything but the constraints, so the order of declarations does not matter."""
+
+    entities: dict[str, Entity] = field(default_factory=dict)
+    macro_trees: dict[str, Tree] = field(default_factory=dict)
     task: str | None = None
     reward: str | None = None
-    # pass 1: declarations (so order of use does not matter)
-    for it in items:
+
+    def add(self, it: Tree) -> None:
         if it.data == "entity_decl":
             entity = _entity(it)
-            if entity.name in entities:
+            if entity.name in self.entities:
                 raise _Located(f"duplicate entity {entity.name!r}", it.children[0])
-            entities[entity.name] = entity
+            self.entities[entity.name] = entity
         elif it.data == "let_decl":
             name_tok = it.children[0]
-            if str(name_tok) in macro_trees:
+            if str(name_tok) in self.macro_trees:
                 raise _Located(f"duplicate macro {str(name_tok)!r}", name_tok)
             if str(name_tok) in PREDICATES:
                 raise _Located(f"macro {str(name_tok)!r} would shadow the library predicate of that name", name_tok)
-            macro_trees[str(name_tok)] = it
+            self.macro_trees[str(name_tok)] = it
         elif it.data == "task_decl":
-            if task is not None:
+            if self.task is not None:
                 raise _Located("task declared twice", it)
-            task = _unquote(str(it.children[0]))
+            self.task = _unquote(str(it.children[0]))
         elif it.data == "reward_decl":
-            if reward is not None:
-                raise _Located("reward declared twice", it)
-            reward = str(it.children[0])
-            if reward not in REWARD_MODES:
-                raise _Located(
-                    f"unknown reward mode {reward!r}{_did_you_mean(reward, REWARD_MODES)} "
-                    f"(modes: {', '.join(REWARD_MODES)})",
-                    it.children[0],
-                )
-    for name in macro_trees:
-        if name in entities:
-            raise _Located(f"macro {name!r} has the same name as an entity", macro_trees[name].children[0])
-    builder = _Builder(set(entities), macro_trees)
-    for name in macro_trees:
-        builder.macro(name, macro_trees[name].children[0])
-    # pass 2: constraints
-    constraints: list[Constraint] = []
-    seen: set[str] = set()
+            self.set_reward(it)
+
+    def set_reward(self, it: Tree) -> None:
+        if self.reward is not None:
+            raise _Located("reward declared twice", it)
+        self.reward = str(it.children[0])
+        if self.reward not in REWARD_MODES:
+            raise _Located(
+                f"unknown reward mode {self.reward!r}{_did_you_mean(self.reward, REWARD_MODES)} "
+                f"(modes: {', '.join(REWARD_MODES)})",
+                it.children[0],
+            )
+
+
+def _build_spec(tree: Tree, file: str | None) -> TaskSpec:
+    items = tree.children
+    decls = _Declarations()
+    for it in items:
+        decls.add(it)
+    for name, it in decls.macro_trees.items():
+        if name in decls.entities:
+            raise _Located(f"macro {name!r} has the same name as an entity", it.children[0])
+    builder = _Builder(set(decls.entities), decls.macro_trees)
+    for name, it in decls.macro_trees.items():
+        builder.macro(name, it.children[0])
+    constraints: dict[str, Constraint] = {}  # pass 2
     for it in items:
         if it.data != "constraint_decl":
             continue
-        name_tok, options, desc_tok, body = it.children
-        name = str(name_tok)
-        if name in seen:
-            raise _Located(f"duplicate constraint {name!r}", name_tok)
-        seen.add(name)
-        weight = 1.0
-        if options is not None:
-            for opt in options.children:
-                key_tok, num = opt.children
-                if str(key_tok) != "weight":
-                    raise _Located(f"unknown constraint option {str(key_tok)!r} (options: weight)", key_tok)
-                weight = float(_number(num.children[0]))
-                if not weight > 0:
-                    raise _Located(f"weight must be > 0, got {num.children[0]!s}", num.children[0])
-        description = _unquote(str(desc_tok)) if desc_tok is not None else ""
-        constraints.append(Constraint(name, builder.formula(body), description, weight))
-    macros = tuple(builder.macros[n] for n in macro_trees)
+        name_tok = it.children[0]
+        if str(name_tok) in constraints:
+            raise _Located(f"duplicate constraint {str(name_tok)!r}", name_tok)
+        constraints[str(name_tok)] = _constraint(it, builder)
     return TaskSpec(
-        task=task or "",
-        entities=tuple(entities.values()),
-        macros=macros,
-        constraints=tuple(constraints),
-        reward=reward or "weighted_mean",
+        task=decls.task or "",
+        entities=tuple(decls.entities.values()),
+        macros=tuple(builder.macros[n] for n in decls.macro_trees),
+        constraints=tuple(constraints.values()),
+        reward=decls.reward or "weighted_mean",
         path=file,
     )
+
+
+def _constraint(it: Tree, builder: _Builder) -> Constraint:
+    name_tok, options, desc_tok, body = it.children
+    weight = 1.0
+    if options is not None:
+        for opt in options.children:
+            key_tok, num = opt.children
+            if str(key_tok) != "weight":
+                raise _Located(f"unknown constraint option {str(key_tok)!r} (options: weight)", key_tok)
+            weight = float(_number(num.children[0]))
+            if not weight > 0:
+                raise _Located(f"weight must be > 0, got {num.children[0]!s}", num.children[0])
+    description = _unquote(str(desc_tok)) if desc_tok is not None else ""
+    return Constraint(str(name_tok), builder.formula(body), description, weight)
 
 
 def _entity(t: Tree) -> Entity:

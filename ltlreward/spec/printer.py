@@ -1,4 +1,8 @@
-"""Print formulas and specs back to the spec language; output parses back to an equal AST."""
+"""Print formulas and specs back to the spec language; output parses back to an equal AST.
+
+Brackets follow the operator table's precedence and associativity (spec/ops.py): an operand is bracketed
+when it binds looser than its operator, or as loosely on the side the operator does not associate to.
+"""
 
 from __future__ import annotations
 
@@ -21,14 +25,11 @@ from .ast import (
     Unary,
     fmt_scalar,
 )
+from .ops import ATOM_PREC, OPS
 
-# binding strength, loosest first; temporal binaries are right-associative, so are implications
-_PREC = {"<->": 1, "->": 2, "|": 3, "&": 4, "U": 5, "R": 5, "W": 5, "M": 5, "S": 5}
-_UNARY_PREC = 6
-_ATOM_PREC = 7
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_RESERVED = {"WX", "X", "F", "G", "Y", "O", "H", "U", "R", "W", "M", "S", "true", "false",
-             "task", "entity", "let", "constraint", "reward"}
+_KEYWORDS = ("true", "false", "task", "entity", "let", "constraint", "reward")
+_RESERVED = {*(op.symbol for op in OPS.values() if op.is_word), *_KEYWORDS}
 
 
 def quote(text: str) -> str:
@@ -60,47 +61,46 @@ def _term(t) -> str:
 
 
 def _prec(f: Formula) -> int:
-    if isinstance(f, Binary):
-        return _PREC[f.op]
-    if isinstance(f, Unary):
-        return _UNARY_PREC
-    return _ATOM_PREC
+    info = f.info
+    return ATOM_PREC if info is None else info.prec
+
+
+def _bracket(s: str, g: Formula, p: int, same_ok: bool) -> str:
+    """`s` (the text of `g`) as an operand of a binding-strength-`p` operator: bracketed when `g` binds
+    looser, or exactly as tight on a side the operator does not associate to (`same_ok` False)."""
+    q = _prec(g)
+    return f"({s})" if q < p or (q == p and not same_ok) else s
+
+
+def _unary(g: Unary) -> str:
+    sep = " " if g.info.is_word else ""
+    child = _bracket(format_formula(g.child), g.child, g.info.prec, True)
+    return f"{g.op}{format_interval(g.interval)}{sep}{child}"
+
+
+def _binary(g: Binary) -> str:
+    info = g.info
+    left = _bracket(format_formula(g.left), g.left, info.prec, info.assoc == "left")
+    right = _bracket(format_formula(g.right), g.right, info.prec, info.assoc == "right")
+    return f"{left} {g.op}{format_interval(g.interval)} {right}"
+
+
+_FORMAT = {
+    Const: lambda g: "true" if g.value else "false",
+    Atom: lambda g: _call(g.call),
+    Quoted: lambda g: quote(g.text),
+    Compare: lambda g: f"{_term(g.left)} {g.op} {_term(g.right)}",
+    Unary: _unary,
+    Binary: _binary,
+}
 
 
 def format_formula(f: Formula) -> str:
     """The formula in the spec language with as few parentheses as precedence allows."""
-
-    def wrap(g: Formula, needs: bool) -> str:
-        s = go(g)
-        return f"({s})" if needs else s
-
-    def go(g: Formula) -> str:
-        if isinstance(g, Const):
-            return "true" if g.value else "false"
-        if isinstance(g, Atom):
-            return _call(g.call)
-        if isinstance(g, Quoted):
-            return quote(g.text)
-        if isinstance(g, Compare):
-            return f"{_term(g.left)} {g.op} {_term(g.right)}"
-        if isinstance(g, Unary):
-            sep = "" if g.op == "!" else " "
-            return f"{g.op}{format_interval(g.interval)}{sep}{wrap(g.child, _prec(g.child) < _UNARY_PREC)}"
-        if isinstance(g, Binary):
-            p = _PREC[g.op]
-            if p == 5:  # temporal: left operand is unary-level, right-assoc
-                left = wrap(g.left, _prec(g.left) < _UNARY_PREC)
-                right = wrap(g.right, _prec(g.right) < p)
-            elif g.op == "->":  # right-assoc
-                left = wrap(g.left, _prec(g.left) <= p)
-                right = wrap(g.right, _prec(g.right) < p)
-            else:  # left-assoc
-                left = wrap(g.left, _prec(g.left) < p)
-                right = wrap(g.right, _prec(g.right) <= p)
-            return f"{left} {g.op}{format_interval(g.interval)} {right}"
-        raise TypeError(f"not a formula node: {g!r}")
-
-    return go(f)
+    fmt = _FORMAT.get(type(f))
+    if fmt is None:
+        raise TypeError(f"not a formula node: {f!r}")
+    return fmt(f)
 
 
 def _hint_value(v) -> str:

@@ -1,24 +1,30 @@
-"""Small traversals over formulas: collect atoms, validate a spec built in code."""
+"""Generic traversals over formulas, built on `children()` / `map_children()`: subformulas, atoms, macro
+substitution, and validation of a spec built in code."""
 
 from __future__ import annotations
 
-from .ast import Atom, Binary, Compare, Formula, Quoted, TaskSpec, Unary
+from collections.abc import Iterator, Mapping
+
+from .ast import Atom, Call, Compare, Formula, Quoted, Scalar, TaskSpec
 
 AtomNode = Atom | Compare | Quoted
+
+
+def subformulas(f: Formula) -> Iterator[Formula]:
+    """Every node of `f`, parents before children, left to right (iterative: no recursion limit)."""
+    stack = [f]
+    while stack:
+        g = stack.pop()
+        yield g
+        stack.extend(reversed(g.children()))
 
 
 def atoms_of(f: Formula) -> list[AtomNode]:
     """Atom-like leaves of `f` (Atom, Compare, Quoted), each once, in first-seen order."""
     seen: dict[str, AtomNode] = {}
-    stack = [f]
-    while stack:
-        g = stack.pop()
-        if isinstance(g, (Atom, Compare, Quoted)):
+    for g in subformulas(f):
+        if g.is_atom:
             seen.setdefault(g.canonical, g)
-        elif isinstance(g, Unary):
-            stack.append(g.child)
-        elif isinstance(g, Binary):
-            stack.extend((g.right, g.left))
     return list(seen.values())
 
 
@@ -29,6 +35,25 @@ def spec_atoms(spec: TaskSpec) -> list[AtomNode]:
         for a in atoms_of(c.formula):
             out.setdefault(a.canonical, a)
     return list(out.values())
+
+
+def is_temporal(f: Formula) -> bool:
+    """Whether any operator in `f` is temporal (per the operator table)."""
+    return any(g.info is not None and g.info.temporal for g in subformulas(f))
+
+
+def substitute(f: Formula, mapping: Mapping[str, Scalar]) -> Formula:
+    """Replace identifier arguments by `mapping` throughout `f` (macro expansion)."""
+    if not mapping:
+        return f
+
+    def call(c: Call) -> Call:
+        return Call(c.name, tuple(mapping.get(a, a) if isinstance(a, str) else a for a in c.args), c.kwargs)
+
+    def go(g: Formula) -> Formula:
+        return g.map_calls(call).map_children(go)
+
+    return go(f)
 
 
 def validate_spec(spec: TaskSpec) -> TaskSpec:
