@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..reward_modes import REWARD_MODES as _REWARD_MODES
+
 Scalar = str | int | float  # an argument: entity/identifier name or a number
 
 
@@ -194,7 +196,7 @@ class Constraint:
     weight: float = 1.0
 
 
-REWARD_MODES = ("weighted_mean", "all", "mean_robustness", "min_robustness")
+REWARD_MODES = _REWARD_MODES  # the reward-mode registry (ltlreward.reward_modes): the validator reads names here
 
 
 @dataclass(frozen=True)
