@@ -1,18 +1,20 @@
-"""`ltlreward score … --engine ray`: the batch scorer as a Ray Data pipeline, for video sets beyond one machine.
+"""`ltlreward score … --engine ray`: the Ray engine of the batch driver, for video sets beyond one machine.
 
     read paths ─▶ decode (CPU tasks) ─▶ ground (actor pool; GPU actors for model backends)
                ─▶ predicates (CPU tasks) ─▶ monitor + masks/overlays (CPU tasks, batched)
-               ─▶ driver: JSONL (+ Parquet)
+               ─▶ driver (ltlreward.batch): JSONL (+ Parquet)
 
-Each stage runs the same RewardModel code as the local engine (`ltlreward.batch`), so every record is the same
-RewardResult JSON field by field (only `timings` differ). A video travels between stages as one pickled
-`Work` (decoded frames are dropped after grounding unless overlays are wanted). The driver appends each
-record to `out` as it arrives (flushed, like the local engine), so a killed run resumes with `resume=True`:
-videos whose resolved path already has a record are skipped. A video whose stage raises is a failed record
-(the others go on); a video lost to a dying worker process (e.g. a decoder segfault) is retried once on its
-own, then recorded as "WorkerCrash: …". After the run the whole results file is also written as Parquet
-(`<out>.parquet`, one row per video with `sat:<constraint>` / `rob:<constraint>` columns) when pyarrow is
-installed.
+`RayEngine` runs the stage steps of `ltlreward.pipeline` (`decode_step`, `ground_step`, `predicates_step`,
+`monitor_all`) as a Ray Data pipeline and writes files through `ltlreward.outputs`, the same functions the
+local engine calls, so every record is the same field by field (only `timings` differ). A video travels
+between stages as one pickled pipeline value (`Decoded`, `Grounded`, `Observed` or `Failure`); decoded
+frames are dropped after grounding unless overlays are wanted, observations after the predicates unless
+masks or overlays are. Like every engine it only maps videos to records: resume, the JSONL log and the
+summary are the driver's (`score_with_ray` = `batch.run_batch` with this engine), so a killed run resumes
+with `resume=True`. A video whose stage raises is a failed record (the others go on); a video lost to a
+dying worker process (e.g. a decoder segfault) is retried once on its own, then recorded as
+"WorkerCrash: …". After the run the whole results file is also written as Parquet (`<out>.parquet`, one row
+per video with `sat:<constraint>` / `rob:<constraint>` columns) when pyarrow is installed.
 
 Cluster: `ray_address` (or $RAY_ADDRESS) connects to a running cluster — every node needs ltlreward installed
 (same image / venv) or `RayOptions.runtime_env={"py_modules": [...]}`, and the videos, sidecars and masks /
@@ -28,14 +30,31 @@ import os
 import pickle
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .batch import BatchSummary, JsonlWriter, read_jsonl, resume_state
+from .batch import BatchSummary, OnResult, read_jsonl, record_key, run_batch
+from .engine import Finish, Job
+from .outputs import Outputs
+from .pipeline import (
+    Decoded,
+    Failure,
+    Grounded,
+    Observed,
+    Pipeline,
+    VideoInfo,
+    decode_step,
+    error_text,
+    ground_step,
+    grounder_label,
+    monitor_all,
+    predicates_step,
+)
+from .reward import lost_record
 
 CPU_GROUNDERS = frozenset({"auto", "state", "sim", "color", "colour"})  # backends without a model to load
 CRASH_ERROR = "WorkerCrash: a Ray worker process died while scoring this video (also when retried on its own)"
@@ -65,7 +84,9 @@ class RayOptions:
     progress_bars: bool = False
 
 
-# ------------------------------------------------------------------------------------------ stage helpers
+
+
+# ------------------------------------------------------------------------------------------ stage tasks
 class _NoGrounder:
     """Stands in for the grounder in CPU stages so no model is loaded there; grounding runs in the actors."""
 
@@ -77,95 +98,30 @@ class _NoGrounder:
         raise RuntimeError("grounding runs in the Ray actor pool, not in CPU stages")
 
 
-@dataclass
-class _VideoMeta:
-    """What the monitor and mask stages read of a Video once its frames are no longer needed."""
-
-    n_frames: int
-    height: int
-    width: int
-    fps: float
-    frame_indices: np.ndarray
-    path: str | None = None
+_PIPELINES: dict[tuple[str, str], Pipeline] = {}  # per worker process: (run token, role) → Pipeline
 
 
-_MODELS: dict[tuple[str, str], Any] = {}  # per worker process: (run token, role) → RewardModel
-
-
-def _model(token: str, role: str, model_kwargs: dict[str, Any]) -> Any:
-    """The RewardModel of this run in this worker process, built once (CPU roles get no real grounder)."""
+def _pipeline(token: str, role: str, model_kwargs: dict[str, Any]) -> Pipeline:
+    """The Pipeline of this run in this worker process, built once (CPU roles get no real grounder)."""
     key = (token, role)
-    if key not in _MODELS:
+    if key not in _PIPELINES:
         from .reward import RewardModel
 
-        if len(_MODELS) > 8:  # models of earlier runs in a long-lived worker
-            _MODELS.clear()
+        if len(_PIPELINES) > 8:  # pipelines of earlier runs in a long-lived worker
+            _PIPELINES.clear()
         kwargs = dict(model_kwargs)
         if role == "cpu":
-            g = kwargs.get("grounder", "auto")
-            kwargs["grounder"] = _NoGrounder(g if isinstance(g, str) else getattr(g, "name", "custom"))
-        _MODELS[key] = RewardModel(**kwargs)
-    return _MODELS[key]
-
-
-def _error_text(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}"
+            kwargs["grounder"] = _NoGrounder(grounder_label(kwargs.get("grounder", "auto")))
+        _PIPELINES[key] = RewardModel(**kwargs).pipeline
+    return _PIPELINES[key]
 
 
 def _load(blob: Any) -> Any:
     return pickle.loads(bytes(blob))
 
 
-def _dump(work: Any) -> bytes:
-    return pickle.dumps(work, protocol=5)
-
-
-def _decode_row(row: dict[str, Any], *, token: str, model_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """CPU task: decode (sample, resize) one video into a `Work`; a decoding error is kept in it."""
-    import time
-
-    from .reward import STAGES, Work
-
-    m = _model(token, "cpu", model_kwargs)
-    path, vid = str(row["path"]), str(row["video"])
-    w = Work(vid, None, {s: 0.0 for s in STAGES})
-    t0 = time.perf_counter()
-    try:  # a relative path that this worker's cwd does not see: use the resolved one
-        w.video = m.stage_decode(path if os.path.exists(path) or not os.path.exists(vid) else vid)
-    except Exception as e:
-        w.error = _error_text(e)
-    w.timings["decode"] = time.perf_counter() - t0
-    return {"video": vid, "state": _dump(w)}
-
-
-class _GroundActor:
-    """Actor: holds the real grounder (a model backend loads its weights once per actor) and grounds a batch."""
-
-    def __init__(self, token: str, model_kwargs: dict[str, Any], keep_frames: bool) -> None:
-        self.model, self.init_error = None, None
-        try:  # a grounder that cannot be built (missing weights, bad option) fails every video, not the run
-            self.model = _model(token, "ground", model_kwargs)
-        except Exception as e:
-            self.init_error = _error_text(e)
-        self.keep_frames = keep_frames
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        m, states = self.model, []
-        for blob in batch["state"]:
-            w = _load(blob)
-            if w.error is None and m is None:
-                w.error = self.init_error
-            elif w.error is None:
-                try:
-                    m.stage_ground(w)
-                except Exception as e:
-                    w.error = _error_text(e)
-            if w.video is not None and not self.keep_frames:
-                v = w.video
-                w.video = _VideoMeta(v.n_frames, v.height, v.width, float(v.fps), np.asarray(v.frame_indices),
-                                     v.path)
-            states.append(_dump(w))
-        return {"video": np.asarray(batch["video"]), "state": _object_array(states)}
+def _dump(value: Any) -> bytes:
+    return pickle.dumps(value, protocol=5)
 
 
 def _object_array(items: Sequence[Any]) -> np.ndarray:
@@ -174,74 +130,57 @@ def _object_array(items: Sequence[Any]) -> np.ndarray:
     return out
 
 
+def _decode_row(row: dict[str, Any], *, token: str, model_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """CPU task: stage 1 on one video."""
+    pipe = _pipeline(token, "cpu", model_kwargs)
+    path, vid = str(row["path"]), str(row["video"])
+    # a relative path that this worker's cwd does not see: use the resolved one
+    item = path if os.path.exists(path) or not os.path.exists(vid) else vid
+    return {"video": vid, "state": _dump(decode_step(pipe, vid, item))}
+
+
+class _GroundActor:
+    """Actor: holds the real grounder (a model backend loads its weights once per actor) and grounds a batch."""
+
+    def __init__(self, token: str, model_kwargs: dict[str, Any], keep_frames: bool) -> None:
+        self.pipe, self.init_error = None, ""
+        try:  # a grounder that cannot be built (missing weights, bad option) fails every video, not the run
+            self.pipe = _pipeline(token, "ground", model_kwargs)
+        except Exception as e:
+            self.init_error = error_text(e)
+        self.keep_frames = keep_frames
+
+    def ground(self, d: Decoded | Failure) -> Grounded | Failure:
+        """Stage 2 on one video; the frames are dropped afterwards unless overlays need them."""
+        if self.pipe is None and isinstance(d, Decoded):
+            return Failure(d.vid, self.init_error, "", d.timings)
+        g = d if self.pipe is None else ground_step(self.pipe, d)
+        if isinstance(g, Grounded) and not self.keep_frames:
+            g = replace(g, video=VideoInfo.of(g.video))
+        return g
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        states = [_dump(self.ground(_load(blob))) for blob in batch["state"]]
+        return {"video": np.asarray(batch["video"]), "state": _object_array(states)}
+
+
 def _predicates_row(row: dict[str, Any], *, token: str, model_kwargs: dict[str, Any],
                     keep_obs: bool) -> dict[str, Any]:
-    """CPU task: predicate signals of one grounded video. The observations (entity masks: as large as the
-    frames) travel on only when violation masks or overlays need them."""
-    m = _model(token, "cpu", model_kwargs)
-    w = _load(row["state"])
-    if w.error is None:
-        try:
-            m.stage_predicates(w)
-        except Exception as e:
-            w.error = _error_text(e)
-    if not keep_obs:
-        w.obs = None
-    return {"video": row["video"], "state": _dump(w)}
+    """CPU task: stage 3 on one grounded video. The observations (entity masks: as large as the frames)
+    travel on only when violation masks or overlays need them."""
+    o = predicates_step(_pipeline(token, "cpu", model_kwargs), _load(row["state"]))
+    if isinstance(o, Observed) and not keep_obs:
+        o = replace(o, observations=None)
+    return {"video": row["video"], "state": _dump(o)}
 
 
 def _monitor_batch(batch: dict[str, np.ndarray], *, token: str, model_kwargs: dict[str, Any],
-                   masks_dir: str | None, overlay_dir: str | None) -> dict[str, np.ndarray]:
-    """CPU task: monitor a batch (one vectorised call per frame rate), then masks / overlays and JSON records."""
-    from .result import RewardResult
-    from .reward import Analysis
-
-    m = _model(token, "cpu", model_kwargs)
-    works = [_load(b) for b in batch["state"]]
-    groups: dict[float, list[Any]] = {}
-    for w in works:
-        if w.error is None:
-            groups.setdefault(round(float(w.video.fps), 6), []).append(w)
-    for fps, group in groups.items():
-        try:
-            m.stage_monitor(group, fps)
-        except Exception:  # as the local engine (one video per call): find which videos fail on their own
-            for w in group:
-                try:
-                    m.stage_monitor([w], fps)
-                except Exception as e:
-                    w.error, w.result = _error_text(e), None
-    records = []
-    for w in works:
-        if w.result is None:
-            w.result = RewardResult.failed(w.vid, w.error or "unknown error", grounder=w.grounder or m.grounder_name,
-                                           reward_mode=m.spec.reward, timings=w.timings)
-        records.append(json.dumps(_record(Analysis(w.result, w.video, w.obs, w.signals), m, masks_dir,
-                                          overlay_dir), ensure_ascii=False))
+                   outputs: Outputs) -> dict[str, np.ndarray]:
+    """CPU task: stage 4 on a batch (one vectorised call per frame rate), then masks / overlays and records."""
+    pipe = _pipeline(token, "cpu", model_kwargs)
+    analyses = monitor_all(pipe, [_load(b) for b in batch["state"]])
+    records = [json.dumps(outputs.record(a, title=pipe.spec.task), ensure_ascii=False) for a in analyses]
     return {"video": np.asarray(batch["video"]), "record": _object_array(records)}
-
-
-def _record(analysis: Any, model: Any, masks_dir: str | None, overlay_dir: str | None) -> dict[str, Any]:
-    """The JSON record of one video plus its mask / overlay files (as `batch.VideoScorer` writes them)."""
-    from .batch import write_overlay
-
-    result = analysis.result
-    record = result.to_json()
-    if not result.ok:
-        return record
-    stem = Path(result.video).stem
-    try:
-        if masks_dir is not None and result.masks is not None:
-            from .masks import save_masks
-
-            path = save_masks(masks_dir, stem, result.masks, frame_indices=result.frame_indices)
-            record["masks_file"] = str(path)
-        if overlay_dir is not None:
-            mp4, png = write_overlay(analysis, overlay_dir, stem, title=model.spec.task)
-            record["overlay"], record["timeline"] = str(mp4), str(png)
-    except Exception as e:
-        record["output_error"] = f"{type(e).__name__}: {e}"
-    return record
 
 
 # ------------------------------------------------------------------------------------------ cluster
@@ -318,54 +257,9 @@ def _videos_per_block(n: int, opts: RayOptions) -> int:
     return int(min(16, max(1, n // (4 * cpus))))
 
 
-def _run_pipeline(items: list[dict[str, str]], model_kwargs: dict[str, Any], *, masks_dir: str | None,
-                  overlay_dir: str | None, opts: RayOptions, isolate: bool,
-                  finish: Callable[[dict[str, Any]], None]) -> set[str]:
-    """Build and stream one Ray Data pipeline over `items`; call `finish` per record; return the keys seen."""
-    import ray.data
-
-    token = uuid.uuid4().hex
-    plan = _plan(model_kwargs, opts)
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    ctx = ray.data.DataContext.get_current()
-    saved = (ctx.max_errored_blocks, ctx.enable_progress_bars, ctx.execution_options.preserve_order)
-    ctx.max_errored_blocks = -1  # a block whose worker died is dropped (its videos are retried / recorded)
-    ctx.enable_progress_bars = opts.progress_bars
-    ctx.execution_options.preserve_order = False
-    seen: set[str] = set()
-    try:
-        ground_batch = 1 if isolate else plan["batch"]
-        # monitor one block per call by default: a batch size above the block size makes Ray Data wait to
-        # bundle rows across blocks, which stalled the pipeline here (48 colour videos: 45 s vs 7.4 s)
-        monitor_batch = 1 if isolate else (None if opts.monitor_batch_size is None else max(1, opts.monitor_batch_size))
-        kw = {"token": token, "model_kwargs": model_kwargs}
-        per_block = 1 if isolate else _videos_per_block(len(items), opts)
-        ds = ray.data.from_items(items, override_num_blocks=-(-len(items) // per_block))
-        with warnings.catch_warnings():  # retry limits have no named parameter yet (ray_remote_args, Ray < 2.64)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            ds = ds.map(_decode_row, fn_kwargs=kw, num_cpus=1, **_TASK_RETRIES)
-            ds = ds.map_batches(_GroundActor, fn_constructor_kwargs={**kw, "keep_frames": overlay_dir is not None},
-                                batch_size=ground_batch, batch_format="numpy",
-                                compute=_actor_pool(plan["actors"], isolate), num_cpus=plan["num_cpus"],
-                                num_gpus=plan["num_gpus"] or None, **_ACTOR_RETRIES)
-            keep_obs = bool(model_kwargs.get("masks", True)) or overlay_dir is not None
-            ds = ds.map(_predicates_row, fn_kwargs={**kw, "keep_obs": keep_obs}, num_cpus=1, **_TASK_RETRIES)
-            ds = ds.map_batches(_monitor_batch, fn_kwargs={**kw, "masks_dir": masks_dir, "overlay_dir": overlay_dir},
-                                batch_size=monitor_batch, batch_format="numpy", num_cpus=1, **_TASK_RETRIES)
-        for row in ds.iter_rows():
-            rec = json.loads(row["record"])
-            seen.add(str(row["video"]))
-            finish(rec)
-    finally:
-        ctx.max_errored_blocks, ctx.enable_progress_bars, ctx.execution_options.preserve_order = saved
-    return seen
-
-
-# One retry per task (a lost node); a video that kills its worker twice is dropped with its block and then
 # retried alone. Ray Data's default for actors is to retry forever, which a deterministic crash turns into a hang.
 _TASK_RETRIES: dict[str, Any] = {"max_retries": 1, "retry_exceptions": False}
 _ACTOR_RETRIES: dict[str, Any] = {"max_restarts": -1, "max_task_retries": 1}
-
 
 def _actor_pool(n: int, isolate: bool) -> Any:
     """The grounding actor pool; when isolating crashes, actors take one video at a time, so an actor that
@@ -375,6 +269,81 @@ def _actor_pool(n: int, isolate: bool) -> Any:
     if isolate:
         return ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, n), max_tasks_in_flight_per_actor=1)
     return ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, n))
+
+
+# ------------------------------------------------------------------------------------------ the engine
+@dataclass
+class RayEngine:
+    """Scores videos as Ray Data pipelines on the cluster at `address` (see the module docstring)."""
+
+    model_kwargs: dict[str, Any]  # RewardModel kwargs, `masks` set (Outputs.model_kwargs)
+    outputs: Outputs = field(default_factory=Outputs)
+    options: RayOptions = field(default_factory=RayOptions)
+    address: str | None = None
+
+    def run(self, todo: Sequence[Job], finish: Finish) -> None:
+        """Score every job; a video whose blocks died twice (the second time alone) is a WorkerCrash record."""
+        started = connect(self.address, self.options)
+        try:
+            items = [{"video": j.key, "path": j.path} for j in todo]
+            seen = self._stream(items, isolate=False, finish=finish)
+            lost = [it for it in items if it["video"] not in seen]
+            if lost:  # blocks dropped with a dead worker: once more, one video per block and batch
+                seen |= self._stream(lost, isolate=True, finish=finish)
+            for it in items:
+                if it["video"] not in seen:
+                    finish(lost_record(self.model_kwargs, it["video"], CRASH_ERROR))
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+
+    def _stream(self, items: list[dict[str, str]], *, isolate: bool, finish: Finish) -> set[str]:
+        """Build and stream one Ray Data pipeline over `items`; call `finish` per record; return the keys seen."""
+        import ray.data
+
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        ctx = ray.data.DataContext.get_current()
+        saved = (ctx.max_errored_blocks, ctx.enable_progress_bars, ctx.execution_options.preserve_order)
+        ctx.max_errored_blocks = -1  # a block whose worker died is dropped (its videos are retried / recorded)
+        ctx.enable_progress_bars = self.options.progress_bars
+        ctx.execution_options.preserve_order = False
+        seen: set[str] = set()
+        try:
+            for row in self._dataset(items, isolate).iter_rows():
+                rec = json.loads(row["record"])
+                seen.add(str(row["video"]))
+                finish(rec)
+        finally:
+            ctx.max_errored_blocks, ctx.enable_progress_bars, ctx.execution_options.preserve_order = saved
+        return seen
+
+    def _dataset(self, items: list[dict[str, str]], isolate: bool) -> Any:
+        """The four stages over `items` as one lazy Ray Dataset of {"video", "record"} rows."""
+        import ray.data
+
+        opts, plan = self.options, _plan(self.model_kwargs, self.options)
+        ground_batch = 1 if isolate else plan["batch"]
+        # monitor one block per call by default: a batch size above the block size makes Ray Data wait to
+        # bundle rows across blocks, which stalled the pipeline here (48 colour videos: 45 s vs 7.4 s)
+        monitor_batch = 1 if isolate else (None if opts.monitor_batch_size is None else max(1, opts.monitor_batch_size))
+        kw = {"token": uuid.uuid4().hex, "model_kwargs": self.model_kwargs}
+        overlays = self.outputs.overlay_dir is not None
+        keep_obs = bool(self.model_kwargs.get("masks", True)) or overlays
+        per_block = 1 if isolate else _videos_per_block(len(items), opts)
+        ds = ray.data.from_items(items, override_num_blocks=-(-len(items) // per_block))
+        with warnings.catch_warnings():  # retry limits have no named parameter yet (ray_remote_args, Ray < 2.64)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ds = ds.map(_decode_row, fn_kwargs=kw, num_cpus=1, **_TASK_RETRIES)
+            ds = ds.map_batches(_GroundActor, fn_constructor_kwargs={**kw, "keep_frames": overlays},
+                                batch_size=ground_batch, batch_format="numpy",
+                                compute=_actor_pool(plan["actors"], isolate), num_cpus=plan["num_cpus"],
+                                num_gpus=plan["num_gpus"] or None, **_ACTOR_RETRIES)
+            ds = ds.map(_predicates_row, fn_kwargs={**kw, "keep_obs": keep_obs}, num_cpus=1, **_TASK_RETRIES)
+            ds = ds.map_batches(_monitor_batch, fn_kwargs={**kw, "outputs": self.outputs}, batch_size=monitor_batch,
+                                batch_format="numpy", num_cpus=1, **_TASK_RETRIES)
+        return ds
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -425,10 +394,6 @@ def _parquet_path(out: str | os.PathLike[str] | None, parquet: str | os.PathLike
     return Path(os.fspath(out)).with_suffix(".parquet")
 
 
-def _key(video: str) -> str:
-    return video if video.startswith("<") else str(Path(video).resolve())
-
-
 # ------------------------------------------------------------------------------------------ entry point
 def score_with_ray(
     videos: Sequence[str | os.PathLike[str]],
@@ -439,89 +404,26 @@ def score_with_ray(
     retry_failed: bool = False,
     masks_dir: str | os.PathLike[str] | None = None,
     overlay_dir: str | os.PathLike[str] | None = None,
-    on_result: Callable[[dict[str, Any], bool], None] | None = None,
+    on_result: OnResult | None = None,
     ray_address: str | None = None,
     options: RayOptions | None = None,
     parquet: str | os.PathLike[str] | None = "auto",
 ) -> BatchSummary:
     """Score `videos` with `RewardModel(**model_kwargs)` on Ray; same arguments and result as
-    `batch.score_videos` (see the module docstring), plus the cluster address, `RayOptions` and the Parquet
-    path ("auto": `<out>.parquet` when pyarrow is installed; None: none)."""
+    `batch.score_videos` (the driver `batch.run_batch` with a `RayEngine`), plus the cluster address,
+    `RayOptions` and the Parquet path ("auto": `<out>.parquet` when pyarrow is installed; None: none)."""
     try:
-        import ray.data
+        import ray.data  # noqa: F401
     except ImportError as e:
         raise ImportError(f"the ray engine needs Ray Data: pip install 'ray[data]' ({e})") from None
-    if resume and out is None:
-        raise ValueError("resume needs an output file (out=results.jsonl)")
-    opts = options or RayOptions()
-    mdir = None if masks_dir is None else os.fspath(masks_dir)
-    odir = None if overlay_dir is None else os.fspath(overlay_dir)
-    kwargs = dict(model_kwargs)
-    kwargs.setdefault("masks", mdir is not None)
-    done = resume_state(out, retry_failed=retry_failed) if resume and out is not None else {}
-    summary = BatchSummary()
-    todo: dict[str, str] = {}  # resolved key → path as given
-    for v in videos:
-        s = os.fspath(v)
-        k = _key(s)
-        if k in done:
-            summary.skipped.append(done[k])
-            if on_result:
-                on_result(done[k], True)
-        elif k not in todo:
-            todo[k] = s
-    writer = JsonlWriter(out) if out is not None and todo else None
-    started = False
-    try:
-        def finish(rec: dict[str, Any]) -> None:
-            if writer is not None:
-                writer.write(rec)
-            summary.scored.append(rec)
-            if on_result:
-                on_result(rec, False)
-
-        if todo:
-            started = connect(ray_address, opts)
-            items = [{"video": k, "path": s} for k, s in todo.items()]
-            seen = _run_pipeline(items, kwargs, masks_dir=mdir, overlay_dir=odir, opts=opts, isolate=False,
-                                 finish=finish)
-            lost = [it for it in items if it["video"] not in seen]
-            if lost:  # blocks dropped with a dead worker: once more, one video per block and batch
-                seen |= _run_pipeline(lost, kwargs, masks_dir=mdir, overlay_dir=odir, opts=opts, isolate=True,
-                                      finish=finish)
-            reward_mode = _reward_mode(kwargs)
-            from .result import RewardResult
-
-            for it in items:
-                if it["video"] not in seen:
-                    finish(RewardResult.failed(it["video"], CRASH_ERROR, grounder=_grounder_name(kwargs),
-                                               reward_mode=reward_mode).to_json())
-    finally:
-        if writer is not None:
-            writer.close()
-        if started:
-            import ray
-
-            ray.shutdown()
+    outputs = Outputs.of(masks_dir, overlay_dir)
+    engine = RayEngine(outputs.model_kwargs(model_kwargs), outputs, options or RayOptions(), ray_address)
+    summary = run_batch(videos, engine, out=out, resume=resume, retry_failed=retry_failed, on_result=on_result)
     pq_path = _parquet_path(out, parquet)
     if pq_path is not None and out is not None:
-        recs = list({_key(str(r["video"])): r for r in read_jsonl(out) if isinstance(r.get("video"), str)}.values())
-        write_parquet(recs, pq_path, _constraint_names(kwargs))
+        latest = {record_key(str(r["video"])): r for r in read_jsonl(out) if isinstance(r.get("video"), str)}
+        write_parquet(list(latest.values()), pq_path, _constraint_names(engine.model_kwargs))
     return summary
-
-
-def _grounder_name(model_kwargs: dict[str, Any]) -> str:
-    g = model_kwargs.get("grounder", "auto")
-    return g if isinstance(g, str) else getattr(g, "name", "custom")
-
-
-def _reward_mode(model_kwargs: dict[str, Any]) -> str:
-    from .reward import load_task_spec
-
-    try:
-        return load_task_spec(model_kwargs["spec"]).reward
-    except Exception:
-        return "weighted_mean"
 
 
 def _constraint_names(model_kwargs: dict[str, Any]) -> list[str]:
@@ -542,5 +444,5 @@ def ray_available() -> bool:
     return True
 
 
-__all__ = ["CRASH_ERROR", "RayOptions", "connect", "is_model_backend", "ray_available", "score_with_ray",
+__all__ = ["CRASH_ERROR", "RayEngine", "RayOptions", "connect", "is_model_backend", "ray_available", "score_with_ray",
            "write_parquet"]

@@ -8,9 +8,10 @@ error (bad spec, unknown grounder, no videos match).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,93 @@ def print_record(console: Any, record: dict[str, Any], skipped: bool) -> None:
         console.print(f"  [yellow]could not write outputs: {escape(record['output_error'])}[/]")
 
 
+def _usage_problem(resume: bool, out: str | None, workers: int, engine: str) -> str | None:
+    """What is wrong with the option combination, before any file is read (None: nothing)."""
+    if resume and out is None:
+        return "--resume needs --out FILE (the results file to resume)"
+    if workers < 1:
+        return f"--workers must be >= 1, got {workers}"
+    if engine not in ("local", "ray"):
+        return f"--engine must be 'local' or 'ray', got {engine!r}"
+    if engine == "ray":
+        from .ray_engine import ray_available
+
+        if not ray_available():
+            return "--engine ray needs Ray Data: pip install 'ray[data]>=2.40,<2.64'"
+    return None
+
+
+def _progress(console: Any, n: int, json_out: bool) -> tuple[Any, Callable[[], None]]:
+    """A transient progress bar for a human batch of `n` videos (None otherwise) and its advance function."""
+    if json_out or n <= 1:
+        return None, lambda: None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=True)
+    task_id = progress.add_task("scoring", total=n)
+    return progress, lambda: progress.advance(task_id)
+
+
+def _printer(console: Any, json_out: bool, progress: Any, advance: Callable[[], None]) -> Callable[..., None]:
+    """The `on_result(record, skipped)` callback: a JSON line, or the human output of one video."""
+    def on_result(record: dict[str, Any], skipped: bool) -> None:
+        if json_out:
+            console.file.write(json.dumps(record, ensure_ascii=False) + "\n")
+            console.file.flush()
+        else:
+            print_record(progress.console if progress else console, record, skipped)
+        advance()
+
+    return on_result
+
+
+def summary_line(summary: Any, out: str | None) -> str:
+    """The closing line of a human batch: videos, how many satisfy everything, failures, mean reward."""
+    from rich.markup import escape
+
+    recs = [*summary.skipped, *summary.scored]
+    good = [r for r in recs if not r.get("error")]
+    mean = sum(r["reward"] for r in good) / len(good) if good else float("nan")
+    n_all = sum(1 for r in good if r.get("satisfied"))
+    line = (f"{len(recs)} videos: {n_all} satisfy every constraint, {len(summary.failed)} failed, "
+            f"mean reward {mean:.3f}")
+    if summary.skipped:
+        line += f" ({len(summary.skipped)} resumed from {escape(os.fspath(out or ''))})"
+    return line
+
+
+def _prepare(inputs: Sequence[str], spec: str, model_opts: dict[str, Any], engine: str, masks_dir: str | None,
+             overlay_dir: str | None) -> tuple[list[Path], dict[str, Any], Any]:
+    """The videos, the RewardModel kwargs and (local engine or a CPU grounder) a scorer built up front, so a
+    bad spec, pattern, grounder name or option is a usage error (LtlRewardError / ValueError), not N failed
+    videos."""
+    from .batch import VideoScorer, expand_inputs
+    from .ray_engine import is_model_backend  # light: does not import ray
+    from .reward import load_task_spec
+
+    task = load_task_spec(Path(spec))
+    videos = expand_inputs(inputs)
+    if not videos:
+        raise ValueError("no videos given")
+    model_kwargs = {"spec": task, **model_opts}
+    use_local = engine == "local" or not is_model_backend(model_opts["grounder"])
+    return videos, model_kwargs, VideoScorer(model_kwargs, masks_dir, overlay_dir) if use_local else None
+
+
+def _score(engine: str, videos: list[Path], model_kwargs: dict[str, Any], workers: int, scorer: Any,
+           ray_address: str | None, common: dict[str, Any]) -> Any:
+    """The batch run on the chosen engine (the local process pool, or Ray with `workers` CPUs when local)."""
+    if engine == "ray":
+        from .ray_engine import RayOptions, score_with_ray
+
+        options = RayOptions(num_cpus=workers if workers > 1 else None)
+        return score_with_ray(videos, model_kwargs, ray_address=ray_address, options=options, **common)
+    from .batch import score_videos
+
+    return score_videos(videos, model_kwargs, workers=workers, scorer=scorer, **common)
+
+
 def run_score(
     inputs: Sequence[str],
     spec: str,
@@ -129,9 +217,6 @@ def run_score(
     from rich.console import Console
     from rich.markup import escape
 
-    from .batch import VideoScorer, expand_inputs, score_videos
-    from .reward import load_task_spec
-
     console = console or Console()
     err = err_console or Console(stderr=True)
 
@@ -139,87 +224,26 @@ def run_score(
         err.print(f"[red]error:[/] {escape(msg)}")
         return 2
 
-    if resume and out is None:
-        return usage("--resume needs --out FILE (the results file to resume)")
-    if workers < 1:
-        return usage(f"--workers must be >= 1, got {workers}")
-    if engine not in ("local", "ray"):
-        return usage(f"--engine must be 'local' or 'ray', got {engine!r}")
-    if engine == "ray":
-        from .ray_engine import ray_available
-
-        if not ray_available():
-            return usage("--engine ray needs Ray Data: pip install 'ray[data]>=2.40,<2.64'")
+    if (problem := _usage_problem(resume, out, workers, engine)) is not None:
+        return usage(problem)
+    model_opts = {"grounder": grounder, "sidecar": sidecar, "stride": stride, "target_fps": target_fps,
+                  "max_frames": max_frames, "size": size, "grounder_options": dict(grounder_options or {})}
     try:
-        task = load_task_spec(Path(spec))
-    except LtlRewardError as e:
+        videos, model_kwargs, scorer = _prepare(inputs, spec, model_opts, engine, masks_dir, overlay_dir)
+    except (LtlRewardError, ValueError) as e:
         return usage(str(e))
+
+    progress, advance = _progress(console, len(videos), json_out)
+    common = dict(out=out, resume=resume, retry_failed=retry_failed, masks_dir=masks_dir, overlay_dir=overlay_dir,
+                  on_result=_printer(console, json_out, progress, advance))
     try:
-        videos = expand_inputs(inputs)
-    except ValueError as e:
-        return usage(str(e))
-    if not videos:
-        return usage("no videos given")
-    model_kwargs: dict[str, Any] = {
-        "spec": task, "grounder": grounder, "sidecar": sidecar, "stride": stride, "target_fps": target_fps,
-        "max_frames": max_frames, "size": size, "grounder_options": dict(grounder_options or {}),
-    }
-    from .ray_engine import is_model_backend  # light: does not import ray
-
-    scorer = None
-    if engine == "local" or not is_model_backend(grounder):
-        try:  # built up front so a bad grounder name or option is a usage error, not N failed videos
-            scorer = VideoScorer(model_kwargs, masks_dir, overlay_dir)
-        except (LtlRewardError, ValueError) as e:
-            return usage(str(e))
-
-    progress = None
-    if not json_out and len(videos) > 1:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        progress = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            console=console, transient=True)
-        task_id = progress.add_task("scoring", total=len(videos))
-
-    def on_result(record: dict[str, Any], skipped: bool) -> None:
-        if json_out:
-            console.file.write(json.dumps(record, ensure_ascii=False) + "\n")
-            console.file.flush()
-        else:
-            print_record(progress.console if progress else console, record, skipped)
-        if progress is not None:
-            progress.advance(task_id)
-
-    def run():
-        common = dict(out=out, resume=resume, retry_failed=retry_failed, masks_dir=masks_dir,
-                      overlay_dir=overlay_dir, on_result=on_result)
-        if engine == "ray":
-            from .ray_engine import RayOptions, score_with_ray
-
-            options = RayOptions(num_cpus=workers if workers > 1 else None)
-            return score_with_ray(videos, model_kwargs, ray_address=ray_address, options=options, **common)
-        return score_videos(videos, model_kwargs, workers=workers, scorer=scorer, **common)
-
-    try:
-        if progress is not None:
-            with progress:
-                summary = run()
-        else:
-            summary = run()
+        with progress if progress is not None else contextlib.nullcontext():
+            summary = _score(engine, videos, model_kwargs, workers, scorer, ray_address, common)
     except (OSError, ValueError, ImportError) as e:
         return usage(str(e))
-
     if not json_out and len(videos) > 1:
-        recs = [*summary.skipped, *summary.scored]
-        good = [r for r in recs if not r.get("error")]
-        mean = sum(r["reward"] for r in good) / len(good) if good else float("nan")
-        n_all = sum(1 for r in good if r.get("satisfied"))
-        line = (f"{len(recs)} videos: {n_all} satisfy every constraint, {len(summary.failed)} failed, "
-                f"mean reward {mean:.3f}")
-        if summary.skipped:
-            line += f" ({len(summary.skipped)} resumed from {escape(os.fspath(out))})"
-        console.print(f"[bold]{line}[/]")
+        console.print(f"[bold]{summary_line(summary, out)}[/]")
     return summary.exit_code
 
 
-__all__ = ["display_path", "format_frames", "print_record", "result_table", "run_score"]
+__all__ = ["display_path", "format_frames", "print_record", "result_table", "run_score", "summary_line"]

@@ -238,72 +238,79 @@ def _read_decord(path: Path, stride: int, target_fps: float | None, max_frames: 
     )
 
 
+class _AvSampler:
+    """Which source frames sequential PyAV decoding keeps: the sampling pattern over source indices (extended
+    when a file runs longer than its header says) and the frames kept so far."""
+
+    def __init__(self, probe: _Probe, stride: int, target_fps: float | None, max_frames: int | None) -> None:
+        self.src_fps, self.stride, self.target_fps, self.max_frames = probe.fps, stride, target_fps, max_frames
+        self.n_declared = probe.n_frames
+        self.limited = max_frames is not None and probe.exact  # the wanted indices are known in full up front
+        self.wanted = self.pattern(probe.n_frames if self.limited else max(probe.n_frames, 1) * 2 + 64)
+        self.kept: list[np.ndarray] = []  # (H, W, 3) uint8 each
+        self.kept_idx: list[int] = []
+        self.i = 0  # source frames seen so far
+
+    def pattern(self, bound: int) -> np.ndarray:
+        """(bound,) bool: which of the first `bound` source frames the sampling keeps (prefix-stable)."""
+        sel, _ = sample_indices(bound, self.src_fps, stride=self.stride, target_fps=self.target_fps)
+        if self.limited:
+            sel = sel[sel < self.n_declared][: self.max_frames]
+        out = np.zeros(bound, dtype=bool)
+        out[sel] = True
+        return out
+
+    def take(self, frame: Any) -> bool:
+        """Keep source frame `i` if sampled; False once nothing more is wanted (so decoding can stop early)."""
+        if self.i >= len(self.wanted) and not self.limited:  # longer than declared/estimated: extend the pattern
+            self.wanted = self.pattern(2 * len(self.wanted))
+        if self.i < len(self.wanted) and self.wanted[self.i]:
+            self.kept.append(frame.to_ndarray(format="rgb24"))
+            self.kept_idx.append(self.i)
+        self.i += 1
+        if self.max_frames is not None and len(self.kept) >= self.max_frames:
+            return False
+        return not (self.limited and self.i >= len(self.wanted))
+
+
+def _demux(container: Any, sampler: _AvSampler) -> tuple[BaseException | None, bool]:
+    """Decode the first video stream into `sampler` until it wants no more frames. Returns the error that
+    stopped decoding (a short/garbled packet; the frames decoded before it are kept) or None, and whether
+    decoding ran to the end of the stream (False when the sampler stopped it early)."""
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    try:
+        for packet in container.demux(stream):
+            for frame in packet.decode():
+                if not sampler.take(frame):
+                    return None, False
+    except Exception as e:  # keep what decoded so far
+        try:  # drain frames the decoder still holds
+            for frame in stream.codec_context.decode(None):
+                if not sampler.take(frame):
+                    break
+        except Exception:
+            pass
+        return e, True
+    return None, True
+
+
 def _read_av(
     path: Path, probe: _Probe, stride: int, target_fps: float | None, max_frames: int | None
 ) -> Video:
     """Decode sequentially with PyAV, keeping sampled frames; stops cleanly at a truncation."""
     import av
 
-    src_fps = probe.fps
-    limited = max_frames is not None and probe.exact  # the wanted indices are known in full up front
-
-    def pattern(bound: int) -> np.ndarray:
-        """(bound,) bool: which of the first `bound` source frames the sampling keeps (prefix-stable)."""
-        sel, _ = sample_indices(bound, src_fps, stride=stride, target_fps=target_fps)
-        if limited:
-            sel = sel[sel < probe.n_frames][:max_frames]
-        out = np.zeros(bound, dtype=bool)
-        out[sel] = True
-        return out
-
-    _, fps = sample_indices(1, src_fps, stride=stride, target_fps=target_fps)
-    wanted = pattern(probe.n_frames if limited else max(probe.n_frames, 1) * 2 + 64)
-    kept: list[np.ndarray] = []
-    kept_idx: list[int] = []
-    i = 0
-    error: BaseException | None = None
-    reached_end = True
-
-    def take(frame: Any) -> bool:
-        """Keep frame `i` if sampled; False once nothing more is wanted (so decoding can stop early)."""
-        nonlocal i, wanted
-        if i >= len(wanted) and not limited:  # longer than declared/estimated: extend the pattern
-            wanted = pattern(2 * len(wanted))
-        if i < len(wanted) and wanted[i]:
-            kept.append(frame.to_ndarray(format="rgb24"))
-            kept_idx.append(i)
-        i += 1
-        if max_frames is not None and len(kept) >= max_frames:
-            return False
-        return not (limited and i >= len(wanted))
-
+    _, fps = sample_indices(1, probe.fps, stride=stride, target_fps=target_fps)
+    sampler = _AvSampler(probe, stride, target_fps, max_frames)
     try:
         container = av.open(str(path))
     except Exception as e:
         raise VideoError(f"{path}: not a readable video ({_describe(e)})") from e
     with container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        try:
-            go = True
-            for packet in container.demux(stream):
-                for frame in packet.decode():
-                    go = take(frame)
-                    if not go:
-                        break
-                if not go:
-                    reached_end = False
-                    break
-        except Exception as e:  # a short/garbled packet: keep what decoded so far
-            error = e
-            try:  # drain frames the decoder still holds
-                for frame in stream.codec_context.decode(None):
-                    if not take(frame):
-                        break
-            except Exception:
-                pass
-    n_decoded = i
-    if not kept:
+        error, reached_end = _demux(container, sampler)
+    n_decoded = sampler.i
+    if not sampler.kept:
         cause = _describe(error) if error else "no frame could be decoded"
         raise VideoError(f"{path}: video has zero decodable frames ({cause})")
     truncated = error is not None or (reached_end and probe.exact and n_decoded < probe.n_frames)
@@ -315,11 +322,11 @@ def _read_av(
         if error is not None:
             meta["decode_error"] = _describe(error)
     return Video(
-        frames=np.stack(kept),
+        frames=np.stack(sampler.kept),
         fps=fps,
         path=str(path),
-        frame_indices=np.asarray(kept_idx, dtype=np.int64),
-        source_fps=src_fps,
+        frame_indices=np.asarray(sampler.kept_idx, dtype=np.int64),
+        source_fps=probe.fps,
         n_source_frames=n_source,
         meta=meta,
     )

@@ -158,6 +158,8 @@ def test_process_pool_matches_sequential_and_survives_a_worker_crash(
     assert len(read_jsonl(tmp_path / "p.jsonl")) == 5
     errors = {Path(r["video"]).name: r["error"] for r in par.scored if r["error"]}
     assert errors["crash.mp4"].startswith("WorkerCrash") and errors["broken.mp4"].startswith("VideoError")
+    crashed = next(r for r in par.scored if r["video"].endswith("crash.mp4"))  # as the Ray engine records it
+    assert (crashed["grounder"], crashed["reward_mode"], crashed["reward"]) == ("state", "weighted_mean", None)
     def key(r: dict) -> tuple:
         return r["reward"], [c["satisfied"] for c in r["constraints"]]
 
@@ -165,6 +167,14 @@ def test_process_pool_matches_sequential_and_survives_a_worker_crash(
     got = {r["video"]: key(r) for r in par.scored if not r["error"]}
     assert got == want
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == sorted(f"{n}.npz" for n in NAMES)
+
+
+def test_each_video_is_scored_once(tmp_path: Path, videos: list[Path]) -> None:
+    out = tmp_path / "r.jsonl"
+    same = videos[0].parent / ".." / "videos" / videos[0].name  # another spelling of the same file
+    s = score_videos([videos[0], str(videos[0]), same, videos[1]], KW, out=out)
+    assert [Path(r["video"]).name for r in s.scored] == [videos[0].name, videos[1].name]
+    assert [r["video"] for r in read_jsonl(out)] == [str(videos[0].resolve()), str(videos[1].resolve())]
 
 
 def test_run_score_json_lines_and_exit_codes(tmp_path: Path, videos: list[Path], corrupt: Path) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import SpecError
+from ..reward_modes import REWARD_MODES as _REWARD_MODES
 from .ops import OPS, Cmp, Op, OpInfo, ops_where, takes_no_interval
 
 Scalar = str | int | float  # an argument: entity/identifier name or a number
@@ -295,7 +296,7 @@ class Constraint:
     weight: float = 1.0
 
 
-REWARD_MODES = ("weighted_mean", "all", "mean_robustness", "min_robustness")
+REWARD_MODES = _REWARD_MODES  # the reward-mode registry (ltlreward.reward_modes): the validator reads names here
 
 
 @dataclass(frozen=True)
