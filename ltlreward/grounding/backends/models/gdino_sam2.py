@@ -24,6 +24,7 @@ from ltlreward.grounding.backends.models.loading import (
     resolve_model_dir,
 )
 from ltlreward.grounding.observations import Observations
+from ltlreward.raster import box_centers, mask_boxes
 
 if TYPE_CHECKING:
     from ltlreward.spec.ast import Entity
@@ -52,18 +53,6 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.nan_to_num(out, nan=0.0)
 
 
-def mask_boxes(m: np.ndarray, scale: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
-    """Boxes (..., 4) x0, y0, x1, y1 (exclusive ends, times `scale` = (sx, sy)) of bool masks (..., h, w);
-    NaN for empty masks."""
-    h, w = m.shape[-2:]
-    rows, cols = m.any(axis=-1), m.any(axis=-2)
-    y0, y1 = rows.argmax(axis=-1), h - rows[..., ::-1].argmax(axis=-1)
-    x0, x1 = cols.argmax(axis=-1), w - cols[..., ::-1].argmax(axis=-1)
-    b = np.stack([x0 * scale[0], y0 * scale[1], x1 * scale[0], y1 * scale[1]], axis=-1).astype(np.float32)
-    b[~rows.any(axis=-1)] = np.nan
-    return b
-
-
 def tracks_from_low_res(low: np.ndarray | None, score: np.ndarray, H: int, W: int
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-entity tracks from low-resolution mask logits (T, E, h, w) (None = nothing tracked) and object score
@@ -82,8 +71,7 @@ def tracks_from_low_res(low: np.ndarray | None, score: np.ndarray, H: int, W: in
             masks[:, i:i + 8] = (up > 0).reshape(-1, E, H, W).numpy().transpose(1, 0, 2, 3)
     boxes = mask_boxes(masks)
     vis = np.where(masks.any(axis=(2, 3)), 1.0 / (1.0 + np.exp(-np.clip(score.T, -50, 50))), 0.0)
-    centers = np.stack([(boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2], axis=-1)
-    return masks, boxes, centers.astype(np.float32), vis.astype(np.float32)
+    return masks, boxes, box_centers(boxes), vis.astype(np.float32)
 
 
 class _LazyFrames:
