@@ -375,6 +375,29 @@ def predicates(as_json: JsonOpt = False) -> None:
     _console().print(table)
 
 
+@app.command()
+def grounders(as_json: JsonOpt = False) -> None:
+    """List the registered grounders: what each fills, the extra and models it needs, whether it answers
+    quoted atoms (nothing is imported or loaded)."""
+    from rich.table import Table
+
+    from .grounding.registry import describe_grounders
+
+    rows = describe_grounders()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="grounders")
+    for col in ("name", "provides", "needs", "quoted atoms", "what it does"):
+        table.add_column(col)
+    for r in rows:
+        name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
+        needs = "; ".join([*([f"pip [{r['extra']}]"] if r["extra"] else []),
+                           *([f"weights: {', '.join(r['models'])}"] if r["models"] else [])]) or "core"
+        table.add_row(name, ", ".join(r["provides"]), needs, "yes" if r["quoted"] else "", r["doc"])
+    _console().print(table, markup=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -25,6 +25,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ltlreward.errors import GroundingError
 from ltlreward.grounding.observations import Observations
+from ltlreward.grounding.registry import registered_provides
 from ltlreward.raster import box_centers, mask_boxes
 
 if TYPE_CHECKING:
@@ -349,7 +350,7 @@ class ColorGrounder:
     """Ground entities by colour: HSV threshold → opening → connected components → tracker → smoothing."""
 
     name = "color"
-    provides = frozenset({"centers", "boxes", "visibility", "masks", "gripper_opening"})
+    provides = registered_provides("color")
 
     def __init__(
         self,

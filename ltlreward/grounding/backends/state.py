@@ -19,6 +19,7 @@ from ltlreward.errors import GroundingError
 from ltlreward.grounding.backends.sidecar import SIDECAR_VERSION, Camera, Sidecar, load_sidecar, parse_sidecar
 from ltlreward.grounding.base import find_sidecar
 from ltlreward.grounding.observations import Observations
+from ltlreward.grounding.registry import registered_provides
 from ltlreward.raster import box_centers, box_masks, nearest_resize
 
 if TYPE_CHECKING:
@@ -32,8 +33,7 @@ class StateGrounder:
     """Ground from a simulator sidecar: 3-D positions projected through the camera, openings, contacts."""
 
     name = "state"
-    provides = frozenset({"centers", "boxes", "visibility", "masks", "positions", "gripper_opening",
-                          "contacts", "atoms"})
+    provides = registered_provides("state")
 
     def __init__(self, sidecar: str | Path | None = None, strict_frames: bool = True) -> None:
         self.sidecar = sidecar  # default sidecar when ground() gets none and none sits next to the video

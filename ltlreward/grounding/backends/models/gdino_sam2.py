@@ -24,6 +24,7 @@ from ltlreward.grounding.backends.models.loading import (
     resolve_model_dir,
 )
 from ltlreward.grounding.observations import Observations
+from ltlreward.grounding.registry import registered_provides
 from ltlreward.raster import box_centers, mask_boxes
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ class DetectTrackGrounder:
 
     name = "gdino-sam2"
     detector_role = "grounding_dino"
-    provides = frozenset({"centers", "boxes", "visibility", "masks"})
+    provides = registered_provides("gdino-sam2")
 
     def __init__(self, config: str | Path | ModelsConfig | None = None, *, models: dict[str, str] | None = None,
                  device: str | None = None, dtype: str | None = None, cpu_threads: int | None = None,
@@ -315,3 +316,4 @@ class Owlv2Sam2Grounder(DetectTrackGrounder):
 
     name = "owlv2"
     detector_role = "owlv2"
+    provides = registered_provides("owlv2")

@@ -19,6 +19,7 @@ from ltlreward.grounding.backends.models.loading import (
     resolve_model_dir,
 )
 from ltlreward.grounding.observations import Observations
+from ltlreward.grounding.registry import registered_provides
 
 if TYPE_CHECKING:
     from ltlreward.video import Video
@@ -72,6 +73,7 @@ class Sam3Grounder(DetectTrackGrounder):
     """SAM3 text-prompted tracking of every entity prompt; masks, boxes, centres, visibility (= SAM3's score)."""
 
     name = "sam3"
+    provides = registered_provides("sam3")
 
     @property
     def sam3(self) -> Sam3Model:

@@ -25,6 +25,7 @@ from ltlreward.grounding.backends.models.loading import (
     resolve_model_dir,
 )
 from ltlreward.grounding.observations import Observations
+from ltlreward.grounding.registry import registered_provides
 
 if TYPE_CHECKING:
     from ltlreward.spec.ast import Entity
@@ -159,7 +160,7 @@ class VLMGrounder:
     """Yes/no VLM answers per frame → atoms (quoted text) and gripper_opening (asked gripper predicates)."""
 
     name = "vlm"
-    provides = frozenset({"atoms", "gripper_opening"})
+    provides = registered_provides("vlm")
 
     def __init__(self, config: str | Path | ModelsConfig | None = None, *, models: dict[str, str] | None = None,
                  device: str | None = None, dtype: str | None = None, cpu_threads: int | None = None,
