@@ -363,8 +363,7 @@ def predicates(as_json: JsonOpt = False) -> None:
     from .predicates.catalog import PREDICATES
 
     if as_json:
-        print(json.dumps([{"name": p.name, "params": list(p.params), "options": dict(p.options), "numeric": p.numeric,
-                           "doc": p.doc} for p in PREDICATES.values()], indent=2))
+        print(json.dumps([p.to_json() for p in PREDICATES.values()], indent=2))
         return
     table = Table(title="predicate library")
     table.add_column("signature")
