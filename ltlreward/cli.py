@@ -356,14 +356,20 @@ def compile_(
 
 
 @app.command()
-def predicates(as_json: JsonOpt = False) -> None:
+def predicates(
+    as_json: JsonOpt = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="The README's semantics table.")] = False,
+) -> None:
     """List the predicate library: names, parameters, options and meaning."""
     from rich.table import Table
 
-    from .predicates.catalog import PREDICATES
+    from .predicates import PREDICATES, predicate_table_markdown
 
     if as_json:
         print(json.dumps([p.to_json() for p in PREDICATES.values()], indent=2))
+        return
+    if markdown:
+        print(predicate_table_markdown(), end="")
         return
     table = Table(title="predicate library")
     table.add_column("signature")
