@@ -386,6 +386,7 @@ def at(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np
            image=f"‖c_a − c_b‖ / image diagonal; comparison scale {LENGTH_SCALE:g}",
            state=f"‖p_a − p_b‖ in metres; comparison scale {LENGTH_SCALE:g} m", needs="centers / positions")
 def dist(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
+    """Centre distance: metres, or image diagonals."""
     d = _dist(ctx, args[0], args[1], sp)
     return d if sp == "3d" else d / ctx.diag
 
@@ -395,6 +396,7 @@ def dist(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> 
            image=f"1 − centre y / H; comparison scale {LENGTH_SCALE:g}",
            state=f"z in metres; comparison scale {LENGTH_SCALE:g} m", needs="centers / positions")
 def height(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
+    """z in metres, or 1 − y / H (up is +)."""
     return ctx.pos(args[0])[:, 2] if sp == "3d" else 1.0 - ctx.ctr(args[0])[:, 1] / ctx.H
 
 
@@ -403,6 +405,7 @@ def height(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -
            image=f"centre speed in image diagonals/s; comparison scale {SPEED_SCALE:g}",
            state=f"speed in m/s; comparison scale {SPEED_SCALE:g} m/s", needs="centers, fps / positions, fps")
 def speed(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
+    """Speed: m/s, or image diagonals per second."""
     s = ctx.speed(args[0], sp)
     return s if sp == "3d" else s / ctx.diag
 
@@ -412,6 +415,7 @@ def speed(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) ->
            image=f"centre x / W; comparison scale {LENGTH_SCALE:g}",
            state=f"x in metres; comparison scale {LENGTH_SCALE:g} m", needs="centers / positions")
 def x(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
+    """x in metres, or x / W."""
     return ctx.pos(args[0])[:, 0] if sp == "3d" else ctx.ctr(args[0])[:, 0] / ctx.W
 
 
@@ -420,6 +424,7 @@ def x(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.
            image=f"centre y / H (down is +); comparison scale {LENGTH_SCALE:g}",
            state=f"y in metres; comparison scale {LENGTH_SCALE:g} m", needs="centers / positions")
 def y(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
+    """y in metres, or y / H (down is +)."""
     return ctx.pos(args[0])[:, 1] if sp == "3d" else ctx.ctr(args[0])[:, 1] / ctx.H
 
 
@@ -428,6 +433,7 @@ def y(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.
            image=f"mask pixels / (H·W) (box area when no mask); comparison scale {AREA_SCALE:g}",
            state="same as 2-D (an image quantity)", needs="masks or boxes", image_only=True)
 def area(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
+    """Fraction of the image: mask pixels, or the box where the mask is empty or missing."""
     B = ctx.box(args[0])
     a = (B[:, 2] - B[:, 0]) * (B[:, 3] - B[:, 1])
     px = ctx.mask_pixels(args[0])
