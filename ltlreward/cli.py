@@ -356,15 +356,20 @@ def compile_(
 
 
 @app.command()
-def predicates(as_json: JsonOpt = False) -> None:
+def predicates(
+    as_json: JsonOpt = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="The README's semantics table.")] = False,
+) -> None:
     """List the predicate library: names, parameters, options and meaning."""
     from rich.table import Table
 
-    from .predicates.catalog import PREDICATES
+    from .predicates import PREDICATES, predicate_table_markdown
 
     if as_json:
-        print(json.dumps([{"name": p.name, "params": list(p.params), "options": dict(p.options), "numeric": p.numeric,
-                           "doc": p.doc} for p in PREDICATES.values()], indent=2))
+        print(json.dumps([p.to_json() for p in PREDICATES.values()], indent=2))
+        return
+    if markdown:
+        print(predicate_table_markdown(), end="")
         return
     table = Table(title="predicate library")
     table.add_column("signature")
@@ -373,6 +378,29 @@ def predicates(as_json: JsonOpt = False) -> None:
     for p in PREDICATES.values():
         table.add_row(p.signature(), "numeric" if p.numeric else "predicate", p.doc)
     _console().print(table)
+
+
+@app.command()
+def grounders(as_json: JsonOpt = False) -> None:
+    """List the registered grounders: what each fills, the extra and models it needs, whether it answers
+    quoted atoms (nothing is imported or loaded)."""
+    from rich.table import Table
+
+    from .grounding.registry import describe_grounders
+
+    rows = describe_grounders()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="grounders")
+    for col in ("name", "provides", "needs", "quoted atoms", "what it does"):
+        table.add_column(col)
+    for r in rows:
+        name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
+        needs = "; ".join([*([f"pip [{r['extra']}]"] if r["extra"] else []),
+                           *([f"weights: {', '.join(r['models'])}"] if r["models"] else [])]) or "core"
+        table.add_row(name, ", ".join(r["provides"]), needs, "yes" if r["quoted"] else "", r["doc"])
+    _console().print(table, markup=False)
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .grounding.observations import Observations
+from .raster import box_bands, box_masks, nearest_resize
 
 DEFAULT_DILATION = 2
 
@@ -66,37 +67,6 @@ def dilate_frames(active: np.ndarray, radius: int) -> np.ndarray:
     return (c[..., 2 * radius + 1 :] - c[..., :T]) > 0
 
 
-def box_masks(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Rasterise boxes (..., 4) x0,y0,x1,y1 in pixels into bool masks (..., H, W) by broadcasting; a pixel is
-    inside when its centre is; NaN boxes give empty masks."""
-    b = np.asarray(boxes, dtype=np.float32)[..., None, None, :]  # (..., 1, 1, 4)
-    ys = np.arange(height, dtype=np.float32)[:, None] + 0.5  # (H, 1)
-    xs = np.arange(width, dtype=np.float32)[None, :] + 0.5  # (1, W)
-    with np.errstate(invalid="ignore"):
-        return (xs >= b[..., 0]) & (xs <= b[..., 2]) & (ys >= b[..., 1]) & (ys <= b[..., 3])
-
-
-def _resample(m: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour resample of (n, h, w) masks to (n, height, width) by index arrays."""
-    h, w = m.shape[-2:]
-    if (h, w) == (height, width):
-        return m
-    yi = np.minimum((np.arange(height) * h / height).astype(np.int64), h - 1)
-    xi = np.minimum((np.arange(width) * w / width).astype(np.int64), w - 1)
-    return m[:, yi][:, :, xi]
-
-
-def _box_bands(boxes: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row (n, H) and column (n, W) bool bands of boxes (n, 4); their outer AND is `box_masks`."""
-    b = np.asarray(boxes, dtype=np.float32)
-    ys = np.arange(height, dtype=np.float32) + 0.5
-    xs = np.arange(width, dtype=np.float32) + 0.5
-    with np.errstate(invalid="ignore"):
-        rows = (ys >= b[:, 1:2]) & (ys <= b[:, 3:4])
-        cols = (xs >= b[:, 0:1]) & (xs <= b[:, 2:3])
-    return rows, cols
-
-
 def entity_regions(obs: Observations, entity: str, frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(n, H, W) bool region of `entity` at `frames`: its mask, or its box where the mask is missing/empty."""
     return _weighted_regions(obs, entity, frames, np.ones(len(frames), np.float32), size) > 0
@@ -113,9 +83,9 @@ def _weighted_regions(
     boxes = obs.boxes[i, frames].astype(np.float32) * np.array([sx, sy, sx, sy], np.float32)  # (n, 4)
     lv = np.asarray(level, np.float32)
     if obs.masks is None:
-        rows, cols = _box_bands(boxes, H, W)
+        rows, cols = box_bands(boxes, H, W)
         return (rows * lv[:, None])[:, :, None] * cols[:, None, :]  # (n, H, 1) x (n, 1, W)
-    m = _resample(np.asarray(obs.masks[i, frames], dtype=bool), H, W)  # (n, H, W)
+    m = nearest_resize(np.asarray(obs.masks[i, frames], dtype=bool), H, W)  # (n, H, W)
     empty = ~m.any(axis=(1, 2))
     if empty.any():
         m[empty] = box_masks(boxes[empty], H, W)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .raster import frame_runs, mask_boxes, nearest_resize
+
 __all__ = ["ConstraintTrace", "OverlayRenderer", "render_overlay", "render_timeline_png"]
 
 # Colours are RGB (frames are RGB everywhere; converted to BGR only when cv2 writes a PNG).
@@ -138,16 +140,6 @@ def _signed_colours(values: np.ndarray, bg: tuple[int, int, int] = BAR_BG) -> np
     return np.rint(out).astype(np.uint8)
 
 
-def _nearest_resize(arr: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Nearest-neighbour resize of (N,h0,w0[,C]) arrays by index gathering (exact, vectorised)."""
-    h0, w0 = arr.shape[1:3]
-    if (h0, w0) == (h, w):
-        return arr
-    rows = (np.arange(h) * h0) // h
-    cols = (np.arange(w) * w0) // w
-    return arr[:, rows][:, :, cols]
-
-
 def _edges(masks: np.ndarray, k: int) -> np.ndarray:
     """Boundary band, `k` pixels wide, of (N,H,W) bool masks (mask minus its erosion by k)."""
     inner = masks.copy()
@@ -160,16 +152,6 @@ def _edges(masks: np.ndarray, k: int) -> np.ndarray:
     inner[:, :, k:] &= masks[:, :, :-k]
     inner[:, :, :-k] &= masks[:, :, k:]
     return masks & ~inner
-
-
-def _runs(frames: np.ndarray) -> list[tuple[int, int]]:
-    """Sorted int frames → inclusive (start, end) runs of consecutive frames."""
-    if len(frames) == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(frames) > 1)
-    starts = np.concatenate([[frames[0]], frames[breaks + 1]])
-    ends = np.concatenate([frames[breaks], [frames[-1]]])
-    return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
 def _tick_step(duration: float, max_ticks: int = 10) -> float:
@@ -272,14 +254,7 @@ class OverlayRenderer:
             if n in self.boxes:
                 b = self.boxes[n].copy()
             else:
-                m = self.masks[n]
-                rows, cols = m.any(axis=2), m.any(axis=1)  # (T,H), (T,W)
-                y0 = rows.argmax(axis=1)
-                y1 = self.H - rows[:, ::-1].argmax(axis=1)
-                x0 = cols.argmax(axis=1)
-                x1 = self.W - cols[:, ::-1].argmax(axis=1)
-                b = np.stack([x0, y0, x1, y1], axis=1).astype(np.float64)
-                b[~rows.any(axis=1)] = np.nan
+                b = mask_boxes(self.masks[n]).astype(np.float64)  # (T, 4) the mask's extent, NaN when empty
             out[n] = b * np.array([sx, sy, sx, sy])
         return out
 
@@ -419,12 +394,12 @@ class OverlayRenderer:
         cv2 = _cv2()
         f = self.frames[t0:t1]
         if self.Hd >= self.H:
-            out = _nearest_resize(f, self.Hd, self.Wd).copy()
+            out = nearest_resize(f, self.Hd, self.Wd).copy()
         else:
             out = np.stack([cv2.resize(x, (self.Wd, self.Hd), interpolation=cv2.INTER_AREA) for x in f])
         edge_k = max(2, self.Hd // 180)
         for name, m in self.masks.items():
-            md = _nearest_resize(m[t0:t1], self.Hd, self.Wd)  # (n,Hd,Wd) bool
+            md = nearest_resize(m[t0:t1], self.Hd, self.Wd)  # (n,Hd,Wd) bool
             colour = np.array(self.entity_colour[name], np.float32)
             out[md] = np.rint(out[md] * (1.0 - MASK_ALPHA) + colour * MASK_ALPHA).astype(np.uint8)
             edge = _edges(md, edge_k)
@@ -628,7 +603,7 @@ def _timeline_matplotlib(traces: list[ConstraintTrace], out: Path, fps: float, t
         r = tr.robustness
         t = np.arange(len(r)) / fps
         half = 0.5 / fps
-        for a, b in _runs(tr.witness_frames):
+        for a, b in frame_runs(tr.witness_frames):
             ax.axvspan(a / fps - half, b / fps + half, color=red, alpha=0.18, lw=0)
         ax.axhline(0.0, color="0.35", lw=0.8)
         ax.fill_between(t, 0, r, where=r >= 0, step="mid", color=green, alpha=0.35, lw=0)

@@ -187,3 +187,29 @@ def test_gripper_openings_on_the_examples_match_the_sidecar(name):
     assert set(obs.gripper_opening) == set(truth.gripper_opening)
     for g, op in truth.gripper_opening.items():
         np.testing.assert_allclose(obs.gripper_opening[g], op, atol=0.1)
+
+
+def test_track_state_predicts_coasts_and_drops():
+    from ltlreward.grounding.backends.color import _merge_fragments, _Track
+
+    boxes = [[10.0, 10.0, 20.0, 20.0], [12.0, 10.0, 22.0, 20.0], [60.0, 60.0, 70.0, 70.0], [40.0, 10.0, 50.0, 20.0]]
+    areas = [100.0, 100.0, 100.0, 400.0]
+    tr = _Track(gate=3.0, coast_frames=2, decay=0.7)
+    assert tr.pick([], boxes, areas) is None and tr.coast() is None  # nothing to follow yet
+    assert tr.pick([2, 3], boxes, areas) == 3  # (re)acquire: the largest blob
+    tr = _Track(gate=3.0, coast_frames=2, decay=0.7)
+    np.testing.assert_array_equal(tr.hit(boxes[0], 100.0), boxes[0])
+    assert (tr.center, tr.vel, tr.size) == ((15.0, 15.0), (0.0, 0.0), 10.0)
+    # 2 px away, same size: taken; 70 px away: beyond the gate 3 · 10 + 8; 4× the area 30 px away: rejected
+    assert tr.pick([2, 1, 3], boxes, areas) == 1 and tr.pick([2, 3], boxes, areas) is None
+    tr.hit(boxes[1], 100.0)
+    assert tr.vel == (1.0, 0.0) and tr.center == (17.0, 15.0)  # velocity halfway to the 2 px step
+    box, vis = tr.coast()
+    np.testing.assert_array_equal(box, [13.0, 10.0, 23.0, 20.0])
+    assert vis == pytest.approx(0.7) and tr.vel == (0.8, 0.0)
+    box, vis = tr.coast()
+    np.testing.assert_allclose(box, [13.8, 10.0, 23.8, 20.0], rtol=0, atol=1e-5)
+    assert vis == pytest.approx(0.49)
+    assert tr.coast() is None and tr.center is None and tr.missed == 0  # coasted coast_frames: dropped
+    group, merged = _merge_fragments(0, [0, 1, 2], [[10, 10, 20, 20], [22, 10, 25, 20], [60, 60, 70, 70]], 4.0)
+    assert group == [0, 1] and merged == [10, 10, 25, 20]

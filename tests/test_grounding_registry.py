@@ -141,3 +141,76 @@ def test_auto_picks_configured_model_backends(tmp_path, monkeypatch):
     assert "models" not in g.options["state"] and "models" not in g.options["color"]
     assert type(g.backend_for(EXAMPLES / "handover_success.mp4")).__name__ == "StateGrounder"
     assert type(g.backend_for(tmp_path / "clip.mp4")).__name__ == "GdinoSam2Grounder"
+
+
+# ------------------------------------------------------------------------------------------ metadata
+def test_every_entry_has_metadata_and_classes_provide_what_is_registered():
+    from ltlreward.grounding.registry import GROUNDERS, GrounderInfo, grounder_info
+
+    assert GROUNDERS.aliases() == {"sim": "state", "colour": "color"}
+    for name in available_grounders():
+        info = grounder_info(name)
+        assert isinstance(info, GrounderInfo) and info.doc and set(info.provides) <= set(OBSERVATION_FIELDS)
+        cls = GROUNDERS.get(name)
+        parts = getattr(cls, "part_classes", ())
+        have = frozenset().union(*(p.provides for p in parts)) if parts else cls.provides
+        assert have == frozenset(info.provides), name
+        assert (info.extra == "models") == cls.__module__.startswith("ltlreward.grounding.backends.models"), name
+    assert grounder_info("sim") is grounder_info("state") and grounder_info("state").quoted
+    assert not grounder_info("color").quoted and grounder_info("vlm").quoted
+    with pytest.raises(ValueError, match="unknown Observations field"):
+        GrounderInfo("x", ("depth",))
+
+
+def test_model_pipelines_for_auto_come_from_the_roles_in_the_registry():
+    from ltlreward.grounding.registry import _model_pipelines
+
+    assert _model_pipelines() == [("gdino-sam2", ("grounding_dino", "sam2")), ("owlv2", ("owlv2", "sam2")),
+                                  ("sam3", ("sam3",))]
+    for name, _ in _model_pipelines():
+        assert f"{name}+vlm" in available_grounders()
+
+
+def test_register_rejects_taken_names_unless_replacing():
+    from ltlreward.grounding.registry import GROUNDERS, GrounderInfo, grounder_info
+
+    with pytest.raises(GroundingError, match="grounder 'color' is already registered"):
+        register_grounder("color", "pkg.mod:Other")
+    with pytest.raises(GroundingError, match="grounder 'sim' is already registered"):
+        register_grounder("mine", "pkg.mod:Mine", aliases=("sim",))
+    meta = GrounderInfo("my backend", ("centers",))
+    register_grounder("mine", "ltlreward.grounding.backends.color:ColorGrounder", aliases=("my",), meta=meta)
+    try:
+        assert grounder_info("my") is meta and isinstance(get_grounder("my"), ColorGrounder)
+        register_grounder("mine", "ltlreward.grounding.backends.state:StateGrounder", replace=True)
+        assert isinstance(get_grounder("mine"), StateGrounder) and "my" not in GROUNDERS
+    finally:
+        assert GROUNDERS.pop("mine") == "ltlreward.grounding.backends.state:StateGrounder"
+    assert "mine" not in available_grounders() and GROUNDERS.pop("mine", "absent") == "absent"
+
+
+def test_describe_and_the_grounders_command_import_no_backend():
+    code = ("import json, sys; from typer.testing import CliRunner; from ltlreward.cli import app;"
+            "from ltlreward.grounding.registry import describe_grounders;"
+            "out = CliRunner().invoke(app, ['grounders', '--json']);"
+            "assert out.exit_code == 0 and json.loads(out.stdout) == describe_grounders(), out.output;"
+            "text = CliRunner().invoke(app, ['grounders'], env={'COLUMNS': '250'}).stdout;"
+            "assert all(n in text for n in ('color (colour)', 'state (sim)', 'sam3+vlm', 'weights: owlv2, sam2'));"
+            "bad = [m for m in ('cv2', 'torch', 'transformers') if m in sys.modules]"
+            "+ [m for m in sys.modules if m.startswith('ltlreward.grounding.backends.')];"
+            "print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_describe_rows_carry_the_metadata():
+    from ltlreward.grounding.registry import describe_grounders
+
+    rows = {r["name"]: r for r in describe_grounders()}
+    assert list(rows) == list(available_grounders())
+    assert rows["state"] == {
+        "name": "state", "aliases": ["sim"], "doc": rows["state"]["doc"],
+        "provides": ["atoms", "boxes", "centers", "contacts", "gripper_opening", "masks", "positions", "visibility"],
+        "extra": "", "models": [], "quoted": True, "target": "ltlreward.grounding.backends.state:StateGrounder"}
+    assert rows["gdino-sam2+vlm"]["models"] == ["grounding_dino", "sam2", "vlm"]
+    assert rows["gdino-sam2+vlm"]["extra"] == "models" and rows["gdino-sam2+vlm"]["quoted"]

@@ -1,4 +1,11 @@
-"""Grounding: from pixels (or simulator state) to per-entity, per-frame `Observations`."""
+"""Grounding: from pixels (or simulator state) to per-entity, per-frame `Observations`.
+
+Where things live: observations.py — the `Observations` contract and its on-disk format; base.py — the
+`Grounder` protocol and the sidecar convention; registry.py — every backend by name with its metadata
+(`GROUNDERS`, `GrounderInfo`, `get_grounder`, `auto`); backends/ — one module per backend (state.py from a
+simulator sidecar, whose format is sidecar.py; color.py; models/ for the model grounders). Shared box / mask
+raster helpers are `ltlreward.raster`.
+"""
 
 from ltlreward.grounding.base import OBSERVATION_FIELDS, Grounder, find_sidecar, sidecar_path_for
 from ltlreward.grounding.observations import (
@@ -7,16 +14,29 @@ from ltlreward.grounding.observations import (
     load_observations,
     save_observations,
 )
-from ltlreward.grounding.registry import available_grounders, get_grounder, register_grounder, resolve_auto
+from ltlreward.grounding.registry import (
+    GROUNDERS,
+    GrounderInfo,
+    available_grounders,
+    describe_grounders,
+    get_grounder,
+    grounder_info,
+    register_grounder,
+    resolve_auto,
+)
 
 __all__ = [
+    "GROUNDERS",
     "OBSERVATION_FIELDS",
     "OBS_FORMAT_VERSION",
     "Grounder",
+    "GrounderInfo",
     "Observations",
     "available_grounders",
+    "describe_grounders",
     "find_sidecar",
     "get_grounder",
+    "grounder_info",
     "load_observations",
     "register_grounder",
     "resolve_auto",

@@ -125,23 +125,7 @@ def load_observations(path: str | Path) -> Observations:
     for p in (json_path, npz_path):
         if not p.is_file():
             raise GroundingError(f"{p}: observations file not found")
-    try:
-        header = json.loads(json_path.read_text())
-    except (OSError, ValueError) as e:
-        raise GroundingError(f"{json_path}: not valid JSON ({e})") from None
-
-    def bad(field_name: str, msg: str, file: Path = json_path) -> GroundingError:
-        return GroundingError(f"{file}: {field_name}: {msg}")
-
-    if not isinstance(header, dict):
-        raise bad("(top level)", "expected a JSON object")
-    if header.get("version") != OBS_FORMAT_VERSION:
-        raise bad("version", f"unsupported observations format version {header.get('version')!r} "
-                  f"(this ltlreward reads version {OBS_FORMAT_VERSION})")
-    for key, typ in (("entities", list), ("n_frames", int), ("height", int), ("width", int),
-                     ("fps", (int, float)), ("gripper_opening", list), ("contacts", list), ("atoms", list)):
-        if not isinstance(header.get(key), typ) or isinstance(header.get(key), bool):
-            raise bad(key, f"missing or not a {typ.__name__ if isinstance(typ, type) else 'number'}")
+    header = _read_header(json_path)
     entities = tuple(str(e) for e in header["entities"])
     E, T, H, W = len(entities), header["n_frames"], header["height"], header["width"]
     try:
@@ -150,26 +134,23 @@ def load_observations(path: str | Path) -> Observations:
     except Exception as e:  # zipfile / format errors of a corrupt file
         raise GroundingError(f"{npz_path}: cannot read arrays ({e})") from None
 
-    def arr(key: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    def arr(key: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
         if key not in data:
-            raise bad(key, "array missing", npz_path)
+            raise GroundingError(f"{npz_path}: {key}: array missing")
         a = data[key]
         if a.shape != shape:
-            raise bad(key, f"expected shape {shape}, got {a.shape}", npz_path)
+            raise GroundingError(f"{npz_path}: {key}: expected shape {shape}, got {a.shape}")
         return a.astype(dtype, copy=False)
 
-    boxes = arr("boxes", (E, T, 4), np.float32)
-    centers = arr("centers", (E, T, 2), np.float32)
+    boxes, centers = arr("boxes", (E, T, 4), np.float32), arr("centers", (E, T, 2), np.float32)
     visibility = arr("visibility", (E, T), np.float32)
     masks = arr("masks", (E, T, H, W), bool) if header.get("has_masks") else None
     positions = arr("positions", (E, T, 3), np.float32) if header.get("has_positions") else None
-    gripper = {
-        str(k): arr(f"gripper_opening.{i}", (T,), np.float32) for i, k in enumerate(header["gripper_opening"])
-    }
+    gripper = {str(k): arr(f"gripper_opening.{i}", (T,), np.float32) for i, k in enumerate(header["gripper_opening"])}
     contacts = {}
     for i, k in enumerate(header["contacts"]):
         if not (isinstance(k, list) and len(k) == 2):
-            raise bad(f"contacts[{i}]", f"expected a pair of entity names, got {k!r}")
+            raise GroundingError(f"{json_path}: contacts[{i}]: expected a pair of entity names, got {k!r}")
         contacts[(str(k[0]), str(k[1]))] = arr(f"contacts.{i}", (T,), bool)
     atoms = {str(k): arr(f"atoms.{i}", (T,), np.float32) for i, k in enumerate(header["atoms"])}
     return Observations(
@@ -178,3 +159,22 @@ def load_observations(path: str | Path) -> Observations:
         gripper_opening=gripper, contacts=contacts, atoms=atoms,
         source=str(header.get("source", "")), meta=dict(header.get("meta") or {}),
     )
+
+
+def _read_header(json_path: Path) -> dict:
+    """The JSON header of saved observations, checked for its version and the fields' types."""
+    try:
+        header = json.loads(json_path.read_text())
+    except (OSError, ValueError) as e:
+        raise GroundingError(f"{json_path}: not valid JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise GroundingError(f"{json_path}: (top level): expected a JSON object")
+    if header.get("version") != OBS_FORMAT_VERSION:
+        raise GroundingError(f"{json_path}: version: unsupported observations format version "
+                             f"{header.get('version')!r} (this ltlreward reads version {OBS_FORMAT_VERSION})")
+    for key, typ in (("entities", list), ("n_frames", int), ("height", int), ("width", int),
+                     ("fps", (int, float)), ("gripper_opening", list), ("contacts", list), ("atoms", list)):
+        if not isinstance(header.get(key), typ) or isinstance(header.get(key), bool):
+            what = typ.__name__ if isinstance(typ, type) else "number"
+            raise GroundingError(f"{json_path}: {key}: missing or not a {what}")
+    return header

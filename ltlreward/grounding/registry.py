@@ -1,71 +1,155 @@
-"""Grounder registry: lazy "module:Class" entries so heavy backends import only when chosen."""
+"""The grounder registry: every backend by name, as a lazy "module:Class" entry (a heavy backend is imported
+only when chosen) with a `GrounderInfo` beside it saying what it does, which `Observations` fields it fills,
+which install extra and model roles it needs and whether it answers quoted atoms — known without importing
+the backend, so `ltlreward grounders` lists them all on a light install.
+
+    GROUNDERS.get("sim")                         # → StateGrounder (alias of "state"), imported on first use
+    get_grounder("color", downsample=1)          # an instance; unknown names list the available ones
+    register_grounder("mine", "pkg.mod:Mine", meta=GrounderInfo("…", ("centers", "boxes")))
+
+`auto` picks a backend per video (`resolve_auto`): `state` when the video has a sidecar, else the model
+backend whose weights are configured (from the model roles of the entries below), else `color`.
+"""
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ltlreward.errors import GroundingError
 from ltlreward.grounding.base import OBSERVATION_FIELDS, Grounder, find_sidecar
 from ltlreward.grounding.observations import Observations
+from ltlreward.registry import Registry
 
 if TYPE_CHECKING:
     from ltlreward.spec.ast import Entity
     from ltlreward.video import Video
 
-_REGISTRY: dict[str, str] = {
-    "state": "ltlreward.grounding.backends.state:StateGrounder",
-    "color": "ltlreward.grounding.backends.color:ColorGrounder",
-    "gdino-sam2": "ltlreward.grounding.backends.models.gdino_sam2:GdinoSam2Grounder",
-    "owlv2": "ltlreward.grounding.backends.models.gdino_sam2:Owlv2Sam2Grounder",
-    "vlm": "ltlreward.grounding.backends.models.vlm:VLMGrounder",
-    "gdino-sam2+vlm": "ltlreward.grounding.backends.models.composite:GdinoSam2VlmGrounder",
-    "owlv2+vlm": "ltlreward.grounding.backends.models.composite:Owlv2VlmGrounder",
-    "sam3": "ltlreward.grounding.backends.models.sam3:Sam3Grounder",
-    "sam3+vlm": "ltlreward.grounding.backends.models.composite:Sam3VlmGrounder",
-}
-_ALIASES = {"colour": "color", "sim": "state"}
+
+@dataclass(frozen=True)
+class GrounderInfo:
+    """What a registered grounder is, known without importing it."""
+
+    doc: str  # one line
+    provides: tuple[str, ...]  # the Observations fields it can fill (a subset of OBSERVATION_FIELDS)
+    extra: str = ""  # the pip extra it needs beyond the core install ("models"), "" for none
+    roles: tuple[str, ...] = ()  # model roles it loads (ltlreward.toml [models] / --model ROLE=…)
+    quoted: bool = False  # whether it answers quoted atoms ("the drawer is open")
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.provides) - set(OBSERVATION_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown Observations field(s) {', '.join(unknown)}; fields: "
+                             f"{', '.join(OBSERVATION_FIELDS)}")
 
 
-def register_grounder(name: str, target: str) -> None:
-    """Register backend `name` as a lazy "package.module:ClassName" target (later backends, plugins)."""
+class _GrounderRegistry(Registry[type]):
+    """The Registry shape plus dict-style `pop` (undoing a `register_grounder`, as plugins and tests do)."""
+
+    def pop(self, name: str, default: Any = None) -> Any:
+        """Remove `name` and return its target (lazy string or class), or `default` when absent."""
+        if name not in self.names():
+            return default
+        target = self.entry(name).target
+        self.unregister(name)
+        return target
+
+
+_GEOMETRY = ("boxes", "centers", "masks", "visibility")
+_VLM = ("atoms", "gripper_opening")
+_B = "ltlreward.grounding.backends."
+
+GROUNDERS: _GrounderRegistry = _GrounderRegistry("grounder", error=GroundingError)
+GROUNDERS.register("auto", "ltlreward.grounding.registry:AutoGrounder", meta=GrounderInfo(
+    "per video: state when it has a sidecar, else the configured model backend, else color",
+    tuple(sorted(OBSERVATION_FIELDS)), quoted=True))
+GROUNDERS.register("state", _B + "state:StateGrounder", aliases=("sim",), meta=GrounderInfo(
+    "simulator state from a sidecar: 3-D positions projected through its camera, openings, contacts, atoms",
+    ("atoms", "boxes", "centers", "contacts", "gripper_opening", "masks", "positions", "visibility"), quoted=True))
+GROUNDERS.register("color", _B + "color:ColorGrounder", aliases=("colour",), meta=GrounderInfo(
+    "OpenCV HSV thresholds per colour hint, connected components and a coasting tracker; gripper openings "
+    "from the two-finger shape", ("boxes", "centers", "gripper_opening", "masks", "visibility")))
+GROUNDERS.register("gdino-sam2", _B + "models.gdino_sam2:GdinoSam2Grounder", meta=GrounderInfo(
+    "Grounding DINO detects each entity prompt on keyframes, SAM2 tracks the masks, lost tracks re-detected",
+    _GEOMETRY, extra="models", roles=("grounding_dino", "sam2")))
+GROUNDERS.register("owlv2", _B + "models.gdino_sam2:Owlv2Sam2Grounder", meta=GrounderInfo(
+    "OWLv2 detects each entity prompt on keyframes, SAM2 tracks the masks, lost tracks re-detected",
+    _GEOMETRY, extra="models", roles=("owlv2", "sam2")))
+GROUNDERS.register("vlm", _B + "models.vlm:VLMGrounder", meta=GrounderInfo(
+    "per-frame yes/no questions to a VLM (p(yes) from the yes/no logits) for quoted atoms and asked gripper "
+    "predicates", _VLM, extra="models", roles=("vlm",), quoted=True))
+GROUNDERS.register("gdino-sam2+vlm", _B + "models.composite:GdinoSam2VlmGrounder", meta=GrounderInfo(
+    "gdino-sam2 geometry with vlm atoms and gripper openings", tuple(sorted(_GEOMETRY + _VLM)), extra="models",
+    roles=("grounding_dino", "sam2", "vlm"), quoted=True))
+GROUNDERS.register("owlv2+vlm", _B + "models.composite:Owlv2VlmGrounder", meta=GrounderInfo(
+    "owlv2 geometry with vlm atoms and gripper openings", tuple(sorted(_GEOMETRY + _VLM)), extra="models",
+    roles=("owlv2", "sam2", "vlm"), quoted=True))
+GROUNDERS.register("sam3", _B + "models.sam3:Sam3Grounder", meta=GrounderInfo(
+    "SAM3 text-prompted video segmentation and tracking of every entity prompt", _GEOMETRY, extra="models",
+    roles=("sam3",)))
+GROUNDERS.register("sam3+vlm", _B + "models.composite:Sam3VlmGrounder", meta=GrounderInfo(
+    "sam3 geometry with vlm atoms and gripper openings", tuple(sorted(_GEOMETRY + _VLM)), extra="models",
+    roles=("sam3", "vlm"), quoted=True))
+_REGISTRY = GROUNDERS  # the name before the one Registry shape (plugins and tests pop from it)
+
+
+def grounder_info(name: str) -> GrounderInfo | None:
+    """The metadata of grounder `name` (aliases resolve; None for a plugin registered without any)."""
+    return GROUNDERS.meta(name)
+
+
+def registered_provides(name: str) -> frozenset[str]:
+    """The Observations fields grounder `name` is registered as filling (its class's `provides`)."""
+    return frozenset(GROUNDERS.meta(name).provides)
+
+
+def register_grounder(name: str, target: str, *, aliases: tuple[str, ...] = (), meta: GrounderInfo | None = None,
+                      replace: bool = False) -> None:
+    """Register backend `name` as a lazy "package.module:ClassName" target (later backends, plugins); a taken
+    name is an error unless `replace`."""
     if ":" not in target:
         raise ValueError(f"grounder target must look like 'package.module:ClassName', got {target!r}")
-    _REGISTRY[name] = target
+    GROUNDERS.register(name, target, aliases=aliases, meta=meta, replace=replace)
 
 
 def available_grounders() -> tuple[str, ...]:
-    """Registered backend names (plus 'auto'), sorted."""
-    return ("auto", *sorted(_REGISTRY))
-
-
-def _load(name: str) -> type:
-    module_name, _, attr = _REGISTRY[name].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise GroundingError(f"grounder {name!r} needs a package that is not installed: {e}") from None
-    return getattr(module, attr)
+    """Registered backend names, 'auto' first and the others sorted."""
+    return ("auto", *sorted(n for n in GROUNDERS.names() if n != "auto"))
 
 
 def get_grounder(name: str = "auto", **options: Any) -> Grounder:
     """An instance of backend `name` built with `options`; unknown names list the available ones."""
-    key = _ALIASES.get(name, name)
-    if key == "auto":
-        return AutoGrounder(**options)
-    if key not in _REGISTRY:
+    if name not in GROUNDERS:
         raise GroundingError(f"unknown grounder {name!r}; available: {', '.join(available_grounders())}")
-    cls = _load(key)
+    key = GROUNDERS.canonical(name)
+    cls = GROUNDERS.get(key)
     try:
         return cls(**options)
     except TypeError as e:
         raise GroundingError(f"bad options for grounder {key!r}: {e}") from None
 
 
-_MODEL_PIPELINES = (("gdino-sam2", ("grounding_dino", "sam2")), ("owlv2", ("owlv2", "sam2")), ("sam3", ("sam3",)))
+def describe_grounders() -> list[dict[str, Any]]:
+    """One row per registered grounder (what `ltlreward grounders [--json]` prints): name, aliases, target and
+    its metadata; nothing is imported."""
+    rows = []
+    for name in available_grounders():
+        e = GROUNDERS.entry(name)
+        info = e.meta if isinstance(e.meta, GrounderInfo) else GrounderInfo("", ())
+        target = e.target if e.lazy else f"{e.target.__module__}:{e.target.__qualname__}"
+        rows.append({"name": name, "aliases": list(e.aliases), "doc": info.doc, "provides": list(info.provides),
+                     "extra": info.extra, "models": list(info.roles), "quoted": info.quoted, "target": target})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ auto
+def _model_pipelines() -> list[tuple[str, tuple[str, ...]]]:
+    """(name, model roles) of the tracker backends in registration order (those that load models but no vlm)."""
+    return [(name, e.meta.roles) for name, e in GROUNDERS.items()
+            if isinstance(e.meta, GrounderInfo) and e.meta.roles and "vlm" not in e.meta.roles]
 
 
 def configured_model_backend(config: str | Path | None = None, models: dict[str, str] | None = None) -> str | None:
@@ -83,7 +167,7 @@ def configured_model_backend(config: str | Path | None = None, models: dict[str,
             roles |= set(tomllib.loads(path.read_text()).get("models") or {})
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise GroundingError(f"{path}: not a valid TOML config ({e})") from None
-    tracker = next((name for name, need in _MODEL_PIPELINES if set(need) <= roles), None)
+    tracker = next((name for name, need in _model_pipelines() if set(need) <= roles), None)
     if tracker is None:
         return "vlm" if "vlm" in roles else None
     return f"{tracker}+vlm" if "vlm" in roles else tracker
@@ -105,7 +189,7 @@ def resolve_auto(
 
 def _accepts(name: str) -> tuple[set[str], bool]:
     """Keyword parameters of backend `name`'s constructor, and whether it takes **options."""
-    params = inspect.signature(_load(name)).parameters
+    params = inspect.signature(GROUNDERS.get(name)).parameters
     return set(params), any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
@@ -119,7 +203,8 @@ class AutoGrounder:
         # options either per backend ({"color": {"downsample": 1}}) or flat ({"downsample": 1}); a flat option
         # goes to each backend whose constructor takes it, and one that no backend takes is an error
         self._cache: dict[str, Grounder] = {}
-        per = {k: dict(v) for k, v in options.items() if k in _REGISTRY and isinstance(v, dict)}
+        backends = set(GROUNDERS.names()) - {"auto"}
+        per = {k: dict(v) for k, v in options.items() if k in backends and isinstance(v, dict)}
         flat = {k: v for k, v in options.items() if k not in per}
         # the model backend (if any) is fixed for the whole run: it depends on configuration, not on the video
         self.model_backend = configured_model_backend(flat.get("config"), flat.get("models"))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +25,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ltlreward.errors import GroundingError
 from ltlreward.grounding.observations import Observations
+from ltlreward.grounding.registry import registered_provides
+from ltlreward.raster import box_centers, mask_boxes
 
 if TYPE_CHECKING:
     from ltlreward.spec.ast import Entity
@@ -265,11 +267,90 @@ class _Crops:
             out[:] = target[:, :H, :W]
 
 
+@dataclass
+class _Track:
+    """One entity's track between frames: predicted centre and velocity (pixels per frame), smoothed area and
+    size (√area), its last box and how many frames it has coasted since it was last seen. Plain floats: the
+    few candidates of a frame are scored faster without numpy calls."""
+
+    gate: float  # max jump from the prediction, in object sizes (+8 px), for a blob of about the same size
+    coast_frames: int  # frames a lost track keeps its predicted position
+    decay: float  # visibility multiplier per coasted frame
+    center: tuple[float, float] | None = None  # None = not tracking (never acquired, or lost for good)
+    vel: tuple[float, float] = (0.0, 0.0)
+    area: float = 0.0
+    size: float = 0.0
+    box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
+    missed: int = 0
+
+    def pick(self, cands: list[int], boxes: list[list[float]], areas: list[float]) -> int | None:
+        """The candidate component that best continues the track; the largest one when (re)acquiring."""
+        if not cands:
+            return None
+        if self.center is None:
+            return max(cands, key=areas.__getitem__)
+        px, py = self.center[0] + self.vel[0], self.center[1] + self.vel[1]
+        # near the prediction the blob may change shape (partly occluded, merged with a finger);
+        # a far jump (fast motion, a fall) is taken only by a blob of about the same size
+        near = self.size + 8.0
+        gate = self.gate * self.size * (1 + 0.5 * self.missed) + 8.0
+        pick, best = None, math.inf
+        for k in cands:
+            x0, y0, x1, y1 = boxes[k]
+            dist = math.hypot((x0 + x1) / 2 - px, (y0 + y1) / 2 - py)
+            ratio = max(areas[k] / self.area, self.area / areas[k])
+            cost = dist / gate + 2.0 * math.log(ratio)
+            if ((dist <= near and ratio <= 6.0) or (dist <= gate and ratio <= 1.4)) and cost < best:
+                pick, best = k, cost
+        return pick
+
+    def hit(self, box: list[float], area: float) -> np.ndarray:
+        """Move onto the chosen components' box and total area (velocity and area smoothed); the float32 box."""
+        new_center = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        if self.center is None:
+            self.vel, self.area = (0.0, 0.0), area
+        else:
+            dx, dy = new_center[0] - self.center[0], new_center[1] - self.center[1]
+            v = self.vel
+            self.vel = (0.5 * v[0] + 0.5 * dx, 0.5 * v[1] + 0.5 * dy) if self.missed == 0 else (dx, dy)
+            self.area = 0.7 * self.area + 0.3 * area
+        self.center, self.size, self.missed = new_center, math.sqrt(self.area), 0
+        self.box = np.array(box, np.float32)
+        return self.box
+
+    def coast(self) -> tuple[np.ndarray, float] | None:
+        """An unseen frame: the predicted box and decayed visibility while the track may coast (its velocity
+        damped); None, and the track dropped, once it has coasted `coast_frames` frames or never started."""
+        if self.center is None or self.missed >= self.coast_frames:
+            self.center, self.vel, self.missed = None, (0.0, 0.0), 0
+            return None
+        self.missed += 1
+        self.center = (self.center[0] + self.vel[0], self.center[1] + self.vel[1])
+        self.vel = (self.vel[0] * 0.8, self.vel[1] * 0.8)
+        half = (self.box[2:] - self.box[:2]) / 2
+        self.box = np.concatenate([np.array(self.center) - half, np.array(self.center) + half]).astype(np.float32)
+        return self.box, self.decay**self.missed
+
+
+def _merge_fragments(pick: int, cands: list[int], boxes: list[list[float]], m: float
+                     ) -> tuple[list[int], list[float]]:
+    """The chosen component plus the fragments (an object split by an occluder) whose boxes come within `m`
+    pixels of its box, and the box around them all."""
+    box = list(boxes[pick])
+    group = [pick]
+    for k in cands:
+        kb = boxes[k]
+        if k != pick and kb[0] <= box[2] + m and kb[2] >= box[0] - m and kb[1] <= box[3] + m and kb[3] >= box[1] - m:
+            group.append(k)
+            box = [min(box[0], kb[0]), min(box[1], kb[1]), max(box[2], kb[2]), max(box[3], kb[3])]
+    return group, box
+
+
 class ColorGrounder:
     """Ground entities by colour: HSV threshold → opening → connected components → tracker → smoothing."""
 
     name = "color"
-    provides = frozenset({"centers", "boxes", "visibility", "masks", "gripper_opening"})
+    provides = registered_provides("color")
 
     def __init__(
         self,
@@ -347,10 +428,10 @@ class ColorGrounder:
                 if op is not None:
                     openings[names[i]] = op
         boxes = self._smooth(boxes, vis)
-        centers = np.stack([(boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2], axis=-1)
+        centers = box_centers(boxes)
         return Observations(
             entities=names, n_frames=T, height=H, width=W,
-            fps=float(video.fps), boxes=boxes, centers=centers.astype(np.float32), visibility=vis, masks=masks,
+            fps=float(video.fps), boxes=boxes, centers=centers, visibility=vis, masks=masks,
             gripper_opening=openings, source=self.name,
             meta={"provides": sorted({"centers", "boxes", "visibility"} | ({"masks"} if self.masks else set())
                                      | ({"gripper_opening"} if openings else set())),
@@ -438,15 +519,11 @@ class ColorGrounder:
         grown = _grow(m).view(np.uint8).reshape(n * ch, cw)  # 0/1
         up = cv2.resize(grown, (w, n * h), interpolation=cv2.INTER_NEAREST)  # exact replication of each cell
         crops.mask = np.bitwise_and(up, _threshold(hsv, r)).view(bool).reshape(n, h, w)  # 1 & 255 = 1
-        ys, xs = crops.y0[:, None] + np.arange(h), crops.x0[:, None] + np.arange(w)
         if Hs * d > H or Ws * d > W:  # no pixels in the cells' part past the edge
+            ys, xs = crops.y0[:, None] + np.arange(h), crops.x0[:, None] + np.arange(w)
             crops.mask &= (ys < H)[:, :, None] & (xs < W)[:, None, :]
-        rows, cols = crops.mask.any(axis=2), crops.mask.any(axis=1)
-        ok = rows.any(axis=1)
-        j = np.arange(n)
-        ref = np.stack([xs[j, cols.argmax(axis=1)], ys[j, rows.argmax(axis=1)],
-                        xs[j, w - 1 - cols[:, ::-1].argmax(axis=1)] + 1,
-                        ys[j, h - 1 - rows[:, ::-1].argmax(axis=1)] + 1], axis=1)
+        ref = mask_boxes(crops.mask) + np.stack([crops.x0, crops.y0, crops.x0, crops.y0], axis=1)  # (n, 4)
+        ok = ~np.isnan(ref[:, 0])
         out = boxes.copy()
         out[seen[ok]] = ref[ok]
         return crops, out
@@ -455,71 +532,25 @@ class ColorGrounder:
         self, c: _Components, claimed: list[set[int]], T: int
     ) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray, np.ndarray]:
         """Follow one entity through the clip → main component label per frame (T,) (-1 = none), merged
-        fragments [(frame, label)], boxes (T, 4) and visibility (T,). The few candidates of a frame are scored
-        with plain floats (numpy call overhead would dominate)."""
+        fragments [(frame, label)], boxes (T, 4) and visibility (T,). Components other entities of the same
+        colour claimed are skipped; this entity's are claimed in turn."""
         main = np.full(T, -1, np.int32)
         extra: list[tuple[int, int]] = []
         out = np.full((T, 4), np.nan, np.float32)
         vis = np.zeros(T, np.float32)
-        comp_boxes, comp_area = c.boxes.tolist(), c.area.tolist()
-        center: tuple[float, float] | None = None  # track state
-        vel = (0.0, 0.0)
-        area = size = 0.0
-        last_box = np.zeros(4, np.float32)
-        missed = 0
-        m = self.merge_px
+        comp_boxes, comp_area = c.boxes.tolist(), c.area.tolist()  # plain floats: a frame has few candidates
+        track = _Track(self.gate, self.coast_frames, self.visibility_decay)
         for t in range(T):
             cands = [k for k in c.by_frame[t] if k not in claimed[t]]
-            pick = None
-            if cands and center is None:
-                pick = max(cands, key=comp_area.__getitem__)  # (re)acquire: the largest blob of the colour
-            elif cands:
-                px, py = center[0] + vel[0], center[1] + vel[1]
-                # near the prediction the blob may change shape (partly occluded, merged with a finger);
-                # a far jump (fast motion, a fall) is taken only by a blob of about the same size
-                near = size + 8.0
-                gate = self.gate * size * (1 + 0.5 * missed) + 8.0
-                best = math.inf
-                for k in cands:
-                    x0, y0, x1, y1 = comp_boxes[k]
-                    dist = math.hypot((x0 + x1) / 2 - px, (y0 + y1) / 2 - py)
-                    ratio = max(comp_area[k] / area, area / comp_area[k])
-                    cost = dist / gate + 2.0 * math.log(ratio)
-                    if ((dist <= near and ratio <= 6.0) or (dist <= gate and ratio <= 1.4)) and cost < best:
-                        pick, best = k, cost
+            pick = track.pick(cands, comp_boxes, comp_area)
             if pick is not None:
-                box = list(comp_boxes[pick])
-                group = [pick]
-                for k in cands:  # merge fragments (an object split by an occluder) touching the chosen box
-                    kb = comp_boxes[k]
-                    if k != pick and kb[0] <= box[2] + m and kb[2] >= box[0] - m and kb[1] <= box[3] + m \
-                            and kb[3] >= box[1] - m:
-                        group.append(k)
-                        box = [min(box[0], kb[0]), min(box[1], kb[1]), max(box[2], kb[2]), max(box[3], kb[3])]
+                group, box = _merge_fragments(pick, cands, comp_boxes, self.merge_px)
                 claimed[t].update(group)
                 main[t] = pick
                 extra.extend((t, k) for k in group[1:])
-                new_center = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-                new_area = sum(comp_area[k] for k in group)
-                if center is None:
-                    vel, area = (0.0, 0.0), new_area
-                else:
-                    dx, dy = new_center[0] - center[0], new_center[1] - center[1]
-                    vel = (0.5 * vel[0] + 0.5 * dx, 0.5 * vel[1] + 0.5 * dy) if missed == 0 else (dx, dy)
-                    area = 0.7 * area + 0.3 * new_area
-                center, size, missed = new_center, math.sqrt(area), 0
-                out[t] = last_box = np.array(box, np.float32)
-                vis[t] = 1.0
-            elif center is not None and missed < self.coast_frames:
-                missed += 1
-                center = (center[0] + vel[0], center[1] + vel[1])
-                vel = (vel[0] * 0.8, vel[1] * 0.8)
-                half = (last_box[2:] - last_box[:2]) / 2
-                last_box = np.concatenate([np.array(center) - half, np.array(center) + half]).astype(np.float32)
-                out[t], vis[t] = last_box, self.visibility_decay**missed
-            else:
-                center, vel = None, (0.0, 0.0)
-                missed = 0
+                out[t], vis[t] = track.hit(box, sum(comp_area[k] for k in group)), 1.0
+            elif (coasted := track.coast()) is not None:
+                out[t], vis[t] = coasted
         return main, extra, out, vis
 
     def _smooth(self, boxes: np.ndarray, vis: np.ndarray) -> np.ndarray:

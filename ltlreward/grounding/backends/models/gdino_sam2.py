@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,8 @@ from ltlreward.grounding.backends.models.loading import (
     resolve_model_dir,
 )
 from ltlreward.grounding.observations import Observations
+from ltlreward.grounding.registry import registered_provides
+from ltlreward.raster import box_centers, mask_boxes
 
 if TYPE_CHECKING:
     from ltlreward.spec.ast import Entity
@@ -52,18 +55,6 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.nan_to_num(out, nan=0.0)
 
 
-def mask_boxes(m: np.ndarray, scale: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
-    """Boxes (..., 4) x0, y0, x1, y1 (exclusive ends, times `scale` = (sx, sy)) of bool masks (..., h, w);
-    NaN for empty masks."""
-    h, w = m.shape[-2:]
-    rows, cols = m.any(axis=-1), m.any(axis=-2)
-    y0, y1 = rows.argmax(axis=-1), h - rows[..., ::-1].argmax(axis=-1)
-    x0, x1 = cols.argmax(axis=-1), w - cols[..., ::-1].argmax(axis=-1)
-    b = np.stack([x0 * scale[0], y0 * scale[1], x1 * scale[0], y1 * scale[1]], axis=-1).astype(np.float32)
-    b[~rows.any(axis=-1)] = np.nan
-    return b
-
-
 def tracks_from_low_res(low: np.ndarray | None, score: np.ndarray, H: int, W: int
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-entity tracks from low-resolution mask logits (T, E, h, w) (None = nothing tracked) and object score
@@ -82,8 +73,7 @@ def tracks_from_low_res(low: np.ndarray | None, score: np.ndarray, H: int, W: in
             masks[:, i:i + 8] = (up > 0).reshape(-1, E, H, W).numpy().transpose(1, 0, 2, 3)
     boxes = mask_boxes(masks)
     vis = np.where(masks.any(axis=(2, 3)), 1.0 / (1.0 + np.exp(-np.clip(score.T, -50, 50))), 0.0)
-    centers = np.stack([(boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2], axis=-1)
-    return masks, boxes, centers.astype(np.float32), vis.astype(np.float32)
+    return masks, boxes, box_centers(boxes), vis.astype(np.float32)
 
 
 class _LazyFrames:
@@ -173,7 +163,7 @@ class DetectTrackGrounder:
 
     name = "gdino-sam2"
     detector_role = "grounding_dino"
-    provides = frozenset({"centers", "boxes", "visibility", "masks"})
+    provides = registered_provides("gdino-sam2")
 
     def __init__(self, config: str | Path | ModelsConfig | None = None, *, models: dict[str, str] | None = None,
                  device: str | None = None, dtype: str | None = None, cpu_threads: int | None = None,
@@ -257,55 +247,34 @@ class DetectTrackGrounder:
     def _ground(self, video: Video, names: tuple[str, ...], prompts: list[str]) -> Observations:
         frames = video.frames
         T, H, W = (int(x) for x in frames.shape[:3])
-        E = len(names)
         every = self.cfg.detect_every
         keyframes = np.arange(0, T, every)
         uniq = list(dict.fromkeys(prompts))
-        col = np.array([uniq.index(p) for p in prompts])
+        col = np.array([uniq.index(p) for p in prompts])  # (E,) each entity's prompt
         dets = self.detector.detect(frames[keyframes], uniq)  # (K, P, k, 4), (K, P, k)
         tracker = self.tracker
         session, lazy = tracker.session(frames)
-        h = w = None
+        st = _Tracks.empty(T, len(names))
         low: np.ndarray | None = None  # (T, E, h, w) mask logits
-        score = np.full((T, E), -np.inf, np.float32)
-        started = np.zeros(E, bool)
-        last_box = np.full((E, 4), np.nan, np.float32)
-        alive = np.zeros(E, bool)
-        prompted = np.zeros((T, E), bool)
-        det_score = np.zeros((T, E), np.float32)
-        det_box = np.full((T, E, 4), np.nan, np.float32)
+        score = np.full((T, len(names)), -np.inf, np.float32)  # (T, E) object score logits
         for t in range(T):
             if t % every == 0:
-                kf = t // every
-                taken = [last_box[j] for j in range(E) if alive[j]]
-                for e in np.flatnonzero(~alive):
-                    box, s = self._pick(dets.boxes[kf, col[e]], dets.scores[kf, col[e]], taken)
-                    if box is None:
-                        continue
-                    tracker.prompt_box(session, int(e) + 1, t, box)
-                    started[e], prompted[t, e], det_score[t, e], det_box[t, e] = True, True, s, box
-                    taken.append(box)
-            if not started.any():
+                self._prompt_lost(st, session, t, dets.boxes[t // every][col], dets.scores[t // every][col])
+            if not st.started.any():
                 continue
             ids, logits, s = tracker.step(session, t)
             if low is None:
-                h, w = logits.shape[-2:]
-                low = np.full((T, E, h, w), -1e4, np.float32)
+                low = np.full((T, len(names), *logits.shape[-2:]), -1e4, np.float32)
             rows = np.asarray(ids) - 1
-            low[t, rows] = logits
-            score[t, rows] = s
+            low[t, rows], score[t, rows] = logits, s
             m = logits > 0
-            b = mask_boxes(m, (W / w, H / h))
-            last_box[rows] = b
-            alive[rows] = (s >= self.cfg.lost_score) & m.any(axis=(1, 2))
-        stats_pre = lazy.seconds
-        self.stats.seconds -= stats_pre  # pre-processing inside the model call is ours
+            st.last_box[rows] = mask_boxes(m, (W / m.shape[-1], H / m.shape[-2]))
+            st.alive[rows] = (s >= self.cfg.lost_score) & m.any(axis=(1, 2))
+        self.stats.seconds -= lazy.seconds  # pre-processing inside the model call is ours
         masks, boxes, centers, vis = tracks_from_low_res(low, score, H, W)
         meta = {"provides": sorted(self.provides if self.masks else self.provides - {"masks"}),
                 "prompts": dict(zip(names, prompts, strict=True)), "keyframes": keyframes.tolist(),
-                "prompted_frames": {n: np.flatnonzero(prompted[:, i]).tolist() for i, n in enumerate(names)},
-                "detector_scores": {n: det_score[prompted[:, i], i].tolist() for i, n in enumerate(names)},
-                "prompt_boxes": {n: det_box[prompted[:, i], i].tolist() for i, n in enumerate(names)},
+                **st.meta(names),
                 "models": {self.detector_role: str(self.detector.model_dir), "sam2": str(tracker.model_dir)}}
         note = self.detector.device_note or tracker.device_note
         if note:
@@ -313,6 +282,42 @@ class DetectTrackGrounder:
         return Observations(entities=names, n_frames=T, height=H, width=W, fps=float(video.fps), boxes=boxes,
                             centers=centers, visibility=vis,
                             masks=masks if self.masks else None, source=self.name, meta=meta)
+
+    def _prompt_lost(self, st: _Tracks, session: Any, t: int, boxes: np.ndarray, scores: np.ndarray) -> None:
+        """On keyframe t, prompt SAM2 with a fresh detection for every entity not tracked now (boxes (E, k, 4),
+        scores (E, k) of each entity's prompt); entities take detections in order, never one already taken."""
+        taken = [st.last_box[j] for j in range(len(st.alive)) if st.alive[j]]
+        for e in np.flatnonzero(~st.alive):
+            box, s = self._pick(boxes[e], scores[e], taken)
+            if box is None:
+                continue
+            self.tracker.prompt_box(session, int(e) + 1, t, box)
+            st.started[e], st.prompted[t, e], st.det_score[t, e], st.det_box[t, e] = True, True, s, box
+            taken.append(box)
+
+
+@dataclass
+class _Tracks:
+    """Per-entity tracking state of one clip (E entities, T frames) and the prompts given so far."""
+
+    started: np.ndarray  # (E,) bool: prompted at least once
+    alive: np.ndarray  # (E,) bool: tracked at the last frame (score above lost_score, non-empty mask)
+    last_box: np.ndarray  # (E, 4) float32 box at the last tracked frame
+    prompted: np.ndarray  # (T, E) bool: a detection prompted this entity at this frame
+    det_score: np.ndarray  # (T, E) float32 detector score of that prompt
+    det_box: np.ndarray  # (T, E, 4) float32 its box
+
+    @classmethod
+    def empty(cls, T: int, E: int) -> _Tracks:
+        return cls(np.zeros(E, bool), np.zeros(E, bool), np.full((E, 4), np.nan, np.float32), np.zeros((T, E), bool),
+                   np.zeros((T, E), np.float32), np.full((T, E, 4), np.nan, np.float32))
+
+    def meta(self, names: tuple[str, ...]) -> dict[str, dict[str, list]]:
+        """Where each entity was prompted, with the detector's scores and boxes (Observations.meta)."""
+        p = self.prompted
+        return {"prompted_frames": {n: np.flatnonzero(p[:, i]).tolist() for i, n in enumerate(names)},
+                "detector_scores": {n: self.det_score[p[:, i], i].tolist() for i, n in enumerate(names)},
+                "prompt_boxes": {n: self.det_box[p[:, i], i].tolist() for i, n in enumerate(names)}}
 
 
 class GdinoSam2Grounder(DetectTrackGrounder):
@@ -327,3 +332,4 @@ class Owlv2Sam2Grounder(DetectTrackGrounder):
 
     name = "owlv2"
     detector_role = "owlv2"
+    provides = registered_provides("owlv2")

@@ -19,6 +19,7 @@ from ltlreward.grounding.backends.models.loading import (
     resolve_model_dir,
 )
 from ltlreward.grounding.observations import Observations
+from ltlreward.grounding.registry import registered_provides
 
 if TYPE_CHECKING:
     from ltlreward.video import Video
@@ -72,6 +73,7 @@ class Sam3Grounder(DetectTrackGrounder):
     """SAM3 text-prompted tracking of every entity prompt; masks, boxes, centres, visibility (= SAM3's score)."""
 
     name = "sam3"
+    provides = registered_provides("sam3")
 
     @property
     def sam3(self) -> Sam3Model:
@@ -95,8 +97,8 @@ class Sam3Grounder(DetectTrackGrounder):
         m = self.sam3
         session, lazy = m.session(frames, list(dict.fromkeys(prompts)))
         prompt_id = {session.prompts[k]: k for k in session.prompts}
-        want = np.array([prompt_id[p] for p in prompts])
-        low: np.ndarray | None = None
+        want = np.array([prompt_id[p] for p in prompts])  # (E,) each entity's prompt id
+        low: np.ndarray | None = None  # (T, E, h, w) mask logits
         score = np.full((T, E), -np.inf, np.float32)
         cur = np.full(E, -1, np.int64)  # SAM3 object id each entity follows
         switches: dict[str, list[int]] = {n: [] for n in names}
@@ -110,27 +112,16 @@ class Sam3Grounder(DetectTrackGrounder):
             if not ids:
                 continue
             lows = torch.cat([out.obj_id_to_mask[o] for o in ids]).float().cpu().numpy()  # (n, h, w)
-            present = lows.reshape(len(ids), -1).max(axis=1) > 0
-            sc = np.array([float(out.obj_id_to_score.get(o, 0.0)) for o in ids], np.float32)
-            pid = np.array([session.obj_id_to_prompt_id.get(o, -1) for o in ids])
+            sc = np.array([float(out.obj_id_to_score.get(o, 0.0)) for o in ids], np.float32)  # (n,)
+            pid = np.array([session.obj_id_to_prompt_id.get(o, -1) for o in ids])  # (n,)
             if low is None:
                 low = np.full((T, E, *lows.shape[-2:]), -1e4, np.float32)
-            row = {o: i for i, o in enumerate(ids)}
-            keep = [e for e in range(E) if cur[e] in row and present[row[cur[e]]]]
-            taken = {int(cur[e]) for e in keep}
-            for e in range(E):
-                if e in keep:
-                    continue
-                cand = [i for i in np.argsort(-sc) if present[i] and pid[i] == want[e] and ids[i] not in taken]
-                if cand:
-                    cur[e] = ids[cand[0]]
-                    taken.add(int(cur[e]))
-                    switches[names[e]].append(t)
-                    keep.append(e)
-            for e in keep:
-                i = row[int(cur[e])]
-                low[t, e] = lows[i]
-                followed[t, e] = cur[e]
+            present = lows.reshape(len(ids), -1).max(axis=1) > 0  # (n,) non-empty mask
+            keep, switched = _follow(cur, ids, present, sc, pid, want)
+            for e in switched:
+                switches[names[e]].append(t)
+            for e, i in keep:
+                low[t, e], followed[t, e] = lows[i], cur[e]
                 p = float(np.clip(sc[i], 1e-6, 1 - 1e-6))
                 score[t, e] = np.log(p / (1 - p))  # tracks_from_low_res applies the sigmoid back
         self.stats.seconds -= lazy.seconds
@@ -145,3 +136,24 @@ class Sam3Grounder(DetectTrackGrounder):
                             centers=centers, visibility=vis, masks=masks if self.masks else None,
                             source=self.name, meta=meta)
 
+
+def _follow(cur: np.ndarray, ids: list[int], present: np.ndarray, scores: np.ndarray, prompt: np.ndarray,
+            want: np.ndarray) -> tuple[list[tuple[int, int]], list[int]]:
+    """Which object each entity shows in this frame. An entity keeps the object it follows (`cur`, updated in
+    place) while that object's mask is non-empty; otherwise it takes the best-scoring present object of its
+    prompt that no other entity holds. Returns [(entity, row in ids)] in assignment order and the entities that
+    switched objects."""
+    row = {o: i for i, o in enumerate(ids)}
+    keep = [e for e in range(len(cur)) if cur[e] in row and present[row[cur[e]]]]
+    taken = {int(cur[e]) for e in keep}
+    switched = []
+    for e in range(len(cur)):
+        if e in keep:
+            continue
+        cand = [i for i in np.argsort(-scores) if present[i] and prompt[i] == want[e] and ids[i] not in taken]
+        if cand:
+            cur[e] = ids[cand[0]]
+            taken.add(int(cur[e]))
+            switched.append(e)
+            keep.append(e)
+    return [(e, row[int(cur[e])]) for e in keep], switched

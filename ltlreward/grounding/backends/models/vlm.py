@@ -25,6 +25,7 @@ from ltlreward.grounding.backends.models.loading import (
     resolve_model_dir,
 )
 from ltlreward.grounding.observations import Observations
+from ltlreward.grounding.registry import registered_provides
 
 if TYPE_CHECKING:
     from ltlreward.spec.ast import Entity
@@ -159,7 +160,7 @@ class VLMGrounder:
     """Yes/no VLM answers per frame → atoms (quoted text) and gripper_opening (asked gripper predicates)."""
 
     name = "vlm"
-    provides = frozenset({"atoms", "gripper_opening"})
+    provides = registered_provides("vlm")
 
     def __init__(self, config: str | Path | ModelsConfig | None = None, *, models: dict[str, str] | None = None,
                  device: str | None = None, dtype: str | None = None, cpu_threads: int | None = None,
@@ -256,57 +257,22 @@ class VLMGrounder:
     def ground(self, video: Video, entities: Sequence[Entity], *, quoted: Sequence[str] = (),
                sidecar: str | Path | None = None) -> Observations:
         """Answer every question on every `stride`-th frame (and the last), interpolate between them."""
-        frames = video.frames
-        T, H, W = (int(x) for x in frames.shape[:3])
+        T, H, W = (int(x) for x in video.frames.shape[:3])
         E = len(entities)
         names = tuple(getattr(e, "name", str(e)) for e in entities)
         qs = self._questions(entities, quoted)
         asked = np.unique(np.concatenate([np.arange(0, T, self.cfg.vlm_stride), [T - 1]]))
-        raw: dict[str, np.ndarray] = {}
-        todo: list[str] = []
-        vkey = video_key(video) if self.cache.enabled else ""
-        ident = {"vlm": self.model_identity(), "dtype": self.cfg.dtype, "stride": self.cfg.vlm_stride} \
-            if self.cache.enabled else {}
-        keys = {}
-        hits = 0
-        for *_, q in qs:
-            if q in raw or q in keys:
-                continue
-            if self.cache.enabled:
-                keys[q] = cache_key(vkey, self.name, ident, q)
-                hit = self.cache.get(self.name, keys[q])
-                if hit is not None and hit.n_frames == T and "p" in hit.atoms:
-                    raw[q] = hit.atoms["p"]
-                    hits += 1
-                    continue
-            todo.append(q)
-        todo = list(dict.fromkeys(todo))
-        if todo:
-            fi = np.repeat(asked, len(todo))
-            qq = [todo[j] for j in np.tile(np.arange(len(todo)), len(asked))]
-            p = self.ask(frames, fi, qq).reshape(len(asked), len(todo))
-            t = np.arange(T)
-            for j, q in enumerate(todo):
-                raw[q] = np.interp(t, asked, p[:, j]).astype(np.float32)
-                if self.cache.enabled:
-                    empty = np.zeros((0, T), np.float32)
-                    self.cache.put(self.name, keys[q], Observations(
-                        entities=(), n_frames=T, height=H, width=W, fps=float(video.fps),
-                        boxes=empty.reshape(0, T, 1).repeat(4, 2), centers=empty.reshape(0, T, 1).repeat(2, 2),
-                        visibility=empty, atoms={"p": raw[q]}, source=self.name, meta={"question": q}))
-        boxes = np.full((E, T, 4), np.nan, np.float32)
+        raw, hits = self._answers(video, asked, [q for *_, q in qs])
         atoms: dict[str, np.ndarray] = {}
         opening: dict[str, np.ndarray] = {}
-        provides = set()
         for fld, target, ckey, q in qs:
             p = apply_maps(self.calibration, ckey, raw[q])
             if fld == "atoms":
                 atoms[target] = p
-                provides.add("atoms")
             elif fld.startswith("gripper_opening"):
                 closed = ASKABLE[fld.split(":")[1]][1]
                 opening[target] = (1.0 - p if closed else p).astype(np.float32)
-                provides.add("gripper_opening")
+        provides = ({"atoms"} if atoms else set()) | ({"gripper_opening"} if opening else set())
         meta = {"provides": sorted(provides), "asked_frames": asked.tolist(),
                 "questions": {f"{q[0]}:{q[1]}": q[3] for q in qs}, "cache_hits": hits,
                 "calibrated": self.calibration is not None}
@@ -314,6 +280,46 @@ class VLMGrounder:
             meta["model"] = str(self.model_dir)
             if self.device_note:
                 meta["device_note"] = self.device_note
-        return Observations(entities=names, n_frames=T, height=H, width=W, fps=float(video.fps), boxes=boxes,
+        return Observations(entities=names, n_frames=T, height=H, width=W, fps=float(video.fps),
+                            boxes=np.full((E, T, 4), np.nan, np.float32),
                             centers=np.full((E, T, 2), np.nan, np.float32), visibility=np.zeros((E, T), np.float32),
                             gripper_opening=opening, atoms=atoms, source=self.name, meta=meta)
+
+    def _answers(self, video: Video, asked: np.ndarray, questions: Sequence[str]) -> tuple[dict[str, np.ndarray], int]:
+        """Raw p(yes) (T,) float32 of each distinct question, asked at frames `asked` and interpolated between
+        them, and how many came from the cache (new answers are stored there)."""
+        T = int(video.frames.shape[0])
+        keys = self._cache_keys(video, questions)  # {} when caching is off
+        raw: dict[str, np.ndarray] = {}
+        for q, key in keys.items():
+            hit = self.cache.get(self.name, key)
+            if hit is not None and hit.n_frames == T and "p" in hit.atoms:
+                raw[q] = hit.atoms["p"]
+        hits = len(raw)
+        todo = [q for q in dict.fromkeys(questions) if q not in raw]
+        if todo:
+            fi = np.repeat(asked, len(todo))  # (A·Q,) frame of each (frame, question) pair, frame-major
+            qq = [todo[j] for j in np.tile(np.arange(len(todo)), len(asked))]
+            p = self.ask(video.frames, fi, qq).reshape(len(asked), len(todo))  # (A, Q)
+            t = np.arange(T)
+            for j, q in enumerate(todo):
+                raw[q] = np.interp(t, asked, p[:, j]).astype(np.float32)
+                if q in keys:
+                    self.cache.put(self.name, keys[q], self._answer_record(video, q, raw[q]))
+        return raw, hits
+
+    def _cache_keys(self, video: Video, questions: Sequence[str]) -> dict[str, str]:
+        """Cache key of each distinct question on this video with this model and stride ({} without a cache)."""
+        if not self.cache.enabled:
+            return {}
+        vkey = video_key(video)
+        ident = {"vlm": self.model_identity(), "dtype": self.cfg.dtype, "stride": self.cfg.vlm_stride}
+        return {q: cache_key(vkey, self.name, ident, q) for q in dict.fromkeys(questions)}
+
+    def _answer_record(self, video: Video, question: str, p: np.ndarray) -> Observations:
+        """One question's answers as a cacheable Observations (no entities, atoms["p"] = p (T,))."""
+        T, H, W = (int(x) for x in video.frames.shape[:3])
+        empty = np.zeros((0, T), np.float32)
+        return Observations(entities=(), n_frames=T, height=H, width=W, fps=float(video.fps),
+                            boxes=empty.reshape(0, T, 1).repeat(4, 2), centers=empty.reshape(0, T, 1).repeat(2, 2),
+                            visibility=empty, atoms={"p": p}, source=self.name, meta={"question": question})
