@@ -62,6 +62,17 @@ def interleaved(fns, repeat: int) -> list[float]:
 
 
 RESPONSE = parse_spec("constraint response: G (a -> X (!a U b))\n")
+# the 5-constraint spec with `prompt` as the response pattern (issue #14's quadratic case on main)
+SPEC_RESPONSE = parse_spec('''
+entity bottle = "red bottle"
+entity left = "left gripper" : gripper
+entity right = "right gripper" : gripper
+constraint grasp_first: !touching(right, bottle) U holding(left, bottle)
+constraint exchange: F (holding(left, bottle) & holding(right, bottle))
+constraint finish: F G (holding(right, bottle) & !holding(left, bottle))
+constraint no_drop: G (lifted(bottle) -> holding(left, bottle) | holding(right, bottle))
+constraint respond: G (touching(right, bottle) -> X (!touching(right, bottle) U holding(right, bottle)))
+''')
 WITNESS_T = (300, 600, 1000, 2000, 3000)
 
 
@@ -82,17 +93,21 @@ def witness_scaling(spec, B: int, repeat: int) -> dict:
 
 
 def witness_overhead(repeat: int) -> dict:
-    """The 5-constraint spec at 256 × 300: witnesses vs robustness only, per constraint and for the spec."""
+    """The 5-constraint spec at 256 × 300: witnesses vs robustness only, per constraint, for the spec, and for
+    the spec with the response pattern in place of `prompt` ("spec_response")."""
     from ltlreward.spec.ast import TaskSpec
 
     sig = signals(256, 300)
     out = {}
-    for c in [*SPEC.constraints, None]:
-        spec = SPEC if c is None else TaskSpec(entities=SPEC.entities, constraints=(c,))
+    for c in [*SPEC.constraints, None, "response"]:
+        if c == "response":
+            spec = SPEC_RESPONSE
+        else:
+            spec = SPEC if c is None else TaskSpec(entities=SPEC.entities, constraints=(c,))
         rob, wit = interleaved([lambda spec=spec: monitor(spec, sig, witnesses=False),
                                 lambda spec=spec: monitor(spec, sig)], repeat)
         violated = int((~monitor(spec, sig).satisfied).sum())
-        out["spec" if c is None else c.name] = {"robustness_only_ms": rob * 1e3, "with_witnesses_ms": wit * 1e3,
+        out["spec" if c is None else "spec_response" if c == "response" else c.name] = {"robustness_only_ms": rob * 1e3, "with_witnesses_ms": wit * 1e3,
                                                 "ratio": wit / rob, "violated_traces": violated}
     return out
 

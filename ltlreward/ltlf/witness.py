@@ -278,6 +278,9 @@ def _junction_choice(n: CAnd | COr, mode: int, memo: WitnessMemo) -> np.ndarray:
                 tied |= y == best
             np.maximum(idx, (y > best).view(np.int8) * np.int8(k), out=idx)  # k exceeds every earlier index
             best = np.maximum(best, y)
+        unit = np.array([_static_cost(c, mode) == 1.0 for c in n.cs])
+        if unit.any() and tied.any():  # a nearest child costing one atom wins every tie (no cost is below 1)
+            tied &= ~unit[idx]  # … when it is the first nearest one (idx: the first maximum)
         costs = [memo.cost(c, mode) for c in n.cs] if tied.any() else []
         if costs and not _same_scalar(costs):
             t, b = _nonzero(tied)
