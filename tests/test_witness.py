@@ -180,7 +180,13 @@ def test_g_f_is_not_minimal_outside_the_guaranteed_class():
 
 
 # ------------------------------------------------------------------------------ the reference
-@pytest.mark.parametrize("seed", range(3))
+def test_exact_zeros_have_no_empty_explanation():
+    """A value of exactly 0 and its negation are both "false": an explanation that marks nothing is no
+    explanation (cost INF), so the weak until releases at b, a real fix (regression found by the reference)."""
+    assert _one("((a -> a) <-> (a -> b)) W b", a=[0.0], b=[0.0]) == [("b", 0)]
+
+
+@pytest.mark.parametrize("seed", range(5))
 def test_witness_matches_the_pointwise_reference(seed):
     """Every operator (bounded, past, weak, constants), ragged traces, graded and Boolean values: the batched
     rules give exactly the points of the recursive reference (tests/witness_reference.py)."""

@@ -129,7 +129,8 @@ class Reference:
         parts = self.children_at(n, mode, t)
         if parts is None:  # a pick with nothing to pick
             return INF
-        return min(INF, sum(self.cost(c, mode, u) for c, u in parts))
+        total = min(INF, sum(self.cost(c, mode, u) for c, u in parts))
+        return INF if total == 0 else total  # marking nothing explains nothing
 
     def children_at(self, n: Node, mode: int, t: int) -> list[tuple[Node, int]] | None:
         """The child points n's rule explains at t (chains: every frame of the chain); None: a pick with no

@@ -8,7 +8,8 @@ marked ("pick" rules): the nearest miss (the largest value; the smallest, explai
 
   1. the smallest sub-witness: `cost(n, mode)` is the number of atom instances the explanation of n below
      that point marks (a sum under "all" rules, the chosen child's under "pick" rules; INF where no flip of
-     atoms can change the value, e.g. `X φ` at the last frame), so `F G φ` picks the last failing suffix and
+     atoms can change the value, e.g. `X φ` at the last frame, or where nothing would be marked), so every
+     cost is ≥ 1 or INF, and `F G φ` picks the last failing suffix and
      `F (a & G b)` the frame needing fewest flips;
   2. then the frame farthest from the evaluation point (future windows: the latest, the deadline; past windows:
      the earliest) — so "it never happened" with equal values blames the deadline, not frame 0 — and among ∨/∧
@@ -104,7 +105,7 @@ class WitnessMemo:
             if (x, md) in self.costs:
                 continue
             if ready:
-                self.costs[(x, md)] = _COST[type(x)](x, md, self)
+                self.costs[(x, md)] = _no_zero(_COST[type(x)](x, md, self))
                 continue
             stack.append((x, md, True))
             cm = _flip(md) if isinstance(x, CNot) else md
@@ -114,6 +115,14 @@ class WitnessMemo:
     def full(self, x) -> np.ndarray:
         """A cost (scalar or array) as a (T, B) float32 array (a broadcast view of a scalar)."""
         return np.broadcast_to(np.asarray(x, dtype=COST), self.batch.shape)
+
+
+def _no_zero(c):
+    """A cost of 0 marks nothing: the node is not in that mode there (e.g. a value of exactly 0 and its negation
+    are both "false"), so no explanation exists: INF. Every cost is then ≥ 1 or INF, which the shortcuts use."""
+    if np.ndim(c) == 0:
+        return INF if c == 0 else c
+    return np.maximum(c, (c == 0).view(np.uint8) * INF)
 
 
 def _flip(mode: int) -> int:
@@ -590,7 +599,7 @@ def _chain_cost(n: CUntil, mode: int, memo: WitnessMemo) -> np.ndarray:
         rc, cc = _option_costs(n, mode, s, memo)
         alpha = _or_inf(_pick(s.goes, rc, np.minimum(rc, cc)), s.valid)
         beta = _or_inf(cc, s.valid & s.goes)
-        memo.plans[key] = K.minplus_scan(alpha, beta, INF)
+        memo.plans[key] = _no_zero(K.minplus_scan(alpha, beta, INF))
     return memo.plans[key]  # type: ignore[return-value]
 
 
