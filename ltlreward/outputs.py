@@ -58,25 +58,33 @@ class Outputs:
         return record
 
 
+def overlay_traces(analysis: Analysis) -> list:
+    """The overlay's `ConstraintTrace`s of a scored video: values, witness frames, and per entity the frames its
+    witness names it at — the very evidence the masks were built from (`Analysis.evidence`)."""
+    import numpy as np
+
+    from .viz import ConstraintTrace
+
+    evidence = {ev.name: ev.entity_frames for ev in analysis.evidence or ()}
+    return [
+        ConstraintTrace(
+            c.name, c.trace, c.satisfied, c.weight,
+            witness_frames=np.asarray(c.witness.frames if c.witness else (), np.int64),
+            entity_frames=evidence.get(c.name, {}),
+        )
+        for c in analysis.result.constraints
+    ]
+
+
 def write_overlay(
     analysis: Analysis, directory: str | os.PathLike[str], stem: str, *, title: str = ""
 ) -> tuple[Path, Path]:
     """`<dir>/<stem>.mp4` overlay (entity masks, atom states, constraint timeline) and `<dir>/<stem>.png`."""
-    import numpy as np
-
-    from .viz import ConstraintTrace, render_overlay
+    from .viz import render_overlay
 
     res, obs, video = analysis.result, analysis.observations, analysis.video
     if obs is None or video is None or analysis.signals is None or not hasattr(video, "frames"):
         raise ValueError(f"{res.video}: an overlay needs the frames, observations and signals of the video")
-    traces = [
-        ConstraintTrace(
-            c.name, c.trace, c.satisfied, c.weight,
-            witness_frames=np.asarray(c.witness.frames if c.witness else (), np.int64),
-            entities=tuple(c.witness.entities) if c.witness else (),
-        )
-        for c in res.constraints
-    ]
     masks = boxes = None
     if obs.masks is not None:
         masks = {e: obs.masks[i] for i, e in enumerate(obs.entities)}
@@ -86,10 +94,10 @@ def write_overlay(
     d.mkdir(parents=True, exist_ok=True)
     mp4, png = d / f"{stem}.mp4", d / f"{stem}.png"
     head = f"{stem}: {title}" if title else stem
-    render_overlay(video.frames, traces=traces, reward=res.reward, out_video=mp4, out_png=png,
+    render_overlay(video.frames, traces=overlay_traces(analysis), reward=res.reward, out_video=mp4, out_png=png,
                    entity_masks=masks, entity_boxes=boxes, atom_signals=analysis.signals.values,
                    title=head, fps=video.fps)
     return mp4, png
 
 
-__all__ = ["Outputs", "write_overlay"]
+__all__ = ["Outputs", "overlay_traces", "write_overlay"]

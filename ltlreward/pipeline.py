@@ -32,12 +32,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import LtlRewardError
-from .result import ConstraintOutcome, RewardResult
+from .result import ConstraintOutcome, Localisation, RewardResult
 from .reward_modes import aggregate
 
 if TYPE_CHECKING:
     from .grounding.observations import Observations
     from .ltlf import ConstraintResult, MonitorResult
+    from .masks import Coverage, ViolationEvidence
     from .predicates import PredicateOptions, Signals
     from .spec.ast import TaskSpec
     from .video import Video
@@ -154,13 +155,14 @@ class Observed:
 
 @dataclass(frozen=True)
 class Analysis:
-    """Everything scoring one video produced: the result plus the decoded video, observations and signals
-    (None after a failure), for overlays and debugging."""
+    """Everything scoring one video produced: the result plus the decoded video, observations, signals and the
+    per-entity violation evidence the masks were built from (None after a failure), for overlays and debugging."""
 
     result: RewardResult
     video: Video | VideoInfo | None = None
     observations: Observations | None = None
     signals: Signals | None = None
+    evidence: tuple[ViolationEvidence, ...] | None = None
 
 
 # ------------------------------------------------------------------------------------------ the stages
@@ -259,42 +261,68 @@ class Pipeline:
 
     def _analysis(self, o: Observed, res: MonitorResult, b: int, reward: float, satisfied: bool,
                   monitor_s: float) -> Analysis:
-        """Trace `b` of a monitor call as one video's Analysis (outcomes, mask, timings)."""
+        """Trace `b` of a monitor call as one video's Analysis (outcomes, evidence, mask, localisation, timings)."""
         L, v = o.video.n_frames, o.video
         outcomes = [ConstraintOutcome(c.name, bool(c.satisfied[b]), float(c.robustness[b]), float(c.weight),
                                       c.witness(b), np.asarray(c.trace[b, :L], np.float32).copy())
                     for c in res.constraints]
         t1 = time.perf_counter()
-        mask = self.mask(o, res.constraints, b) if self.masks else None
+        evidence = self.evidence(o, res.constraints, b)
+        mask, covers = self.mask(o, evidence) if self.masks else (None, None)
         timings = stage_times({**o.timings, "monitor": monitor_s, "masks": time.perf_counter() - t1})
         result = RewardResult(
             video=o.vid, reward=reward, satisfied=satisfied, constraints=outcomes, n_frames=L, fps=float(v.fps),
             timings=timings, grounder=o.grounder, reward_mode=self.spec.reward, height=v.height, width=v.width,
-            frame_indices=np.asarray(v.frame_indices), masks=mask,
+            frame_indices=np.asarray(v.frame_indices), masks=mask, localisation=localise(outcomes, covers, L),
         )
-        return Analysis(result, o.video, o.observations, o.signals)
+        return Analysis(result, o.video, o.observations, o.signals, tuple(evidence))
 
-    def mask(self, o: Observed, constraints: Sequence[ConstraintResult], b: int) -> np.ndarray:
-        """The (T,H,W) violation mask of trace `b` of a monitor call (see ltlreward.masks)."""
-        from .masks import evidence_from_atoms, violation_mask
+    def evidence(self, o: Observed, constraints: Sequence[ConstraintResult], b: int) -> list[ViolationEvidence]:
+        """Per violated constraint of trace `b`, the frames at which its witness names each entity (the one
+        source of the masks and of the overlays' VIOLATION marks)."""
+        from .masks import evidence_from_atoms
 
-        if o.observations is None:
-            raise LtlRewardError(f"{o.vid}: masks need the observations, which were dropped")
         L = o.video.n_frames
-        evidence = []
+        out = []
         for c in constraints:
             if bool(c.satisfied[b]):
                 continue
             frames = {k: m[b, :L] for k, m in c.atom_masks.items() if m[b, :L].any()}
             ents = {k: o.signals.support.get(k) or c.atom_entities.get(k, ()) for k in frames}
-            evidence.append(evidence_from_atoms(c.name, c.weight, frames, ents))
-        return violation_mask(evidence, o.observations, dilation=self.mask_dilation, max_weight=self.max_weight,
-                              size=(o.video.height, o.video.width))
+            out.append(evidence_from_atoms(c.name, c.weight, frames, ents))
+        return out
+
+    def mask(self, o: Observed, evidence: Sequence[ViolationEvidence]) -> tuple[np.ndarray, list[Coverage]]:
+        """The (T,H,W) violation mask of a video and each violated constraint's coverage (ltlreward.masks)."""
+        from .masks import violation_masks
+
+        if o.observations is None:
+            raise LtlRewardError(f"{o.vid}: masks need the observations, which were dropped")
+        return violation_masks(evidence, o.observations, dilation=self.mask_dilation, max_weight=self.max_weight,
+                               size=(o.video.height, o.video.width))
 
     def failed(self, f: Failure) -> Analysis:
         """The failed result of a video that did not get through the stages (reward NaN, error set)."""
         return Analysis(RewardResult.failed(f.vid, f.error, grounder=f.grounder or self.grounder_name,
                                             reward_mode=self.spec.reward, timings=stage_times(f.timings)))
+
+
+def localise(outcomes: Sequence[ConstraintOutcome], covers: Sequence[Coverage] | None, n_frames: int
+             ) -> list[Localisation]:
+    """The record's `localisation`: per violated constraint, its witness's share of the frames and, with masks,
+    its mask's coverage (`covers` from ltlreward.masks, one per violated constraint in order)."""
+    by_name = {c.name: c for c in covers or ()}
+    out = []
+    for c in outcomes:
+        if c.satisfied:
+            continue
+        k = len(c.witness.frames) if c.witness is not None else 0
+        cov = by_name.get(c.name)
+        out.append(Localisation(c.name, k, k / max(n_frames, 1),
+                                None if cov is None else cov.frame_fraction,
+                                None if cov is None else cov.pixel_fraction,
+                                () if cov is None else cov.stand_ins))
+    return out
 
 
 def stack_signals(group: Sequence[Observed]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -402,6 +430,7 @@ __all__ = [
     "fps_groups",
     "ground_step",
     "grounder_label",
+    "localise",
     "monitor_all",
     "observe",
     "predicates_step",

@@ -17,6 +17,11 @@ one JSONL line); `JSON_SCHEMA` below is the same thing as a JSON-Schema document
       ],
       "n_frames": 45, "fps": 10.0, "height": 224, "width": 224,
       "frame_indices": [0, 1, ...],               # source frame of each scored frame
+      "localisation": [                            # one entry per violated constraint (added in #14)
+        {"constraint": "no_drop", "witness_frames": 2, "frame_fraction": 0.044,   # witness frames / n_frames
+         "mask_frame_fraction": 0.13, "pixel_fraction": 0.006,  # its own mask (dilated); null without masks
+         "stand_ins": [{"entity": "bottle", "region": "last seen", "frames": [[20, 21]]}]}  # unseen there
+      ],
       "grounder": "state",                         # backend that actually grounded the video
       "timings": {"decode": 0.01, "ground": 0.002, "predicates": 0.003, "monitor": 0.001, "masks": 0.0},
       "error": null                               # "VideoError: clip.mp4: ..." when scoring failed
@@ -40,6 +45,23 @@ SCHEMA_VERSION = 1
 
 _NUM = {"type": "number"}
 _NULLABLE_NUM = {"type": ["number", "null"]}
+_NULLABLE_FRACTION = {"type": ["number", "null"]}
+_LOCALISATION = {
+    "type": "object",
+    "required": ["constraint", "witness_frames", "frame_fraction", "mask_frame_fraction", "pixel_fraction",
+                 "stand_ins"],
+    "properties": {
+        "constraint": {"type": "string"},
+        "witness_frames": {"type": "integer"},
+        "frame_fraction": _NUM,
+        "mask_frame_fraction": _NULLABLE_FRACTION,
+        "pixel_fraction": _NULLABLE_FRACTION,
+        "stand_ins": {"type": "array", "items": {
+            "type": "object", "required": ["entity", "region", "frames"],
+            "properties": {"entity": {"type": "string"}, "region": {"type": "string"},
+                           "frames": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}}}},
+    },
+}
 _WITNESS = {
     "type": "object",
     "required": ["frames", "atoms", "entities"],
@@ -86,6 +108,7 @@ JSON_SCHEMA: dict[str, Any] = {
         "height": {"type": "integer"},
         "width": {"type": "integer"},
         "frame_indices": {"type": "array", "items": {"type": "integer"}},
+        "localisation": {"type": "array", "items": _LOCALISATION},
         "grounder": {"type": "string"},
         "timings": {"type": "object", "additionalProperties": _NUM},
         "error": {"type": ["string", "null"]},
@@ -115,6 +138,29 @@ class ConstraintOutcome:
         }
 
 
+def _r6(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)
+
+
+@dataclass(frozen=True)
+class Localisation:
+    """How one violated constraint localises its failure: the witness's share of the frames and, when masks
+    were built, the share of frames and pixels its own mask covers and the stand-ins for unseen entities."""
+
+    constraint: str
+    witness_frames: int
+    frame_fraction: float  # witness frames / n_frames
+    mask_frame_fraction: float | None = None  # frames its mask covers (dilated) / n_frames
+    pixel_fraction: float | None = None  # its mask's pixels / (n_frames · H · W)
+    stand_ins: tuple[Any, ...] = ()  # ltlreward.masks.StandIn
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry's JSON object (schema above)."""
+        return {"constraint": self.constraint, "witness_frames": int(self.witness_frames),
+                "frame_fraction": _r6(self.frame_fraction), "mask_frame_fraction": _r6(self.mask_frame_fraction),
+                "pixel_fraction": _r6(self.pixel_fraction), "stand_ins": [s.to_json() for s in self.stand_ins]}
+
+
 @dataclass
 class RewardResult:
     """Scoring of one video: reward, per-constraint outcomes, timings per stage, or the error that stopped it.
@@ -136,6 +182,7 @@ class RewardResult:
     width: int = 0
     frame_indices: np.ndarray | None = None
     masks: np.ndarray | None = field(default=None, repr=False)
+    localisation: list[Localisation] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -177,6 +224,7 @@ class RewardResult:
             "height": int(self.height),
             "width": int(self.width),
             "frame_indices": [] if self.frame_indices is None else [int(i) for i in self.frame_indices],
+            "localisation": [loc.to_json() for loc in self.localisation],
             "grounder": self.grounder,
             "timings": {k: round(float(v), 6) for k, v in self.timings.items()},
             "error": self.error,
@@ -235,4 +283,4 @@ def validate_json(obj: Any, schema: dict[str, Any] | None = None, path: str = "$
     return errors
 
 
-__all__ = ["JSON_SCHEMA", "SCHEMA_VERSION", "ConstraintOutcome", "RewardResult", "validate_json"]
+__all__ = ["JSON_SCHEMA", "SCHEMA_VERSION", "ConstraintOutcome", "Localisation", "RewardResult", "validate_json"]

@@ -1,11 +1,16 @@
 """Overlay videos and robustness timelines: what a person looks at to see why a video got its reward.
 
-An overlay frame has a header (title, frame/time, reward), the video upscaled with translucent entity masks
-or boxes and name labels, a side panel with each constraint's value, the atom states (green true / red
-false) and entity visibility at that frame, and a timeline strip: one row per constraint with its robustness
-over time (green positive, red negative, intensity = |robustness|), witnessed violation frames underlined
-in red, a check/cross and the name on the left, and a playhead at the current frame. The static parts are
-drawn once; per frame only the video, the panel values and the playhead are drawn.
+An overlay frame has a header (title, wrapped to two lines, frame/time, reward), the video upscaled with
+translucent entity masks or boxes and name labels, each entity in its own colour at every frame; a side panel
+with each constraint's value, the atom states (green true / red false) and each entity's state at that frame
+(seen / hidden / VIOLATION); a timeline strip, one row per constraint: the value of its formula evaluated from
+each frame on (green ≥ 0, red < 0, intensity = |value|; the verdict is the value at frame 0, the check or
+cross on the left), its witness frames underlined in red, a playhead at the current frame; and a legend of
+those colours and marks. An entity that a violated constraint's witness names at this frame (the same
+per-entity evidence the masks are built from, `ViolationEvidence`) keeps its colour and gets a red outer ring
+(box: a red frame around it) and a red "!" badge on its label. Text is drawn with Pillow (ltlreward.drawing),
+so any Unicode name renders. The static parts are drawn once; per frame only the video, the panel values and
+the playhead are drawn. The PNG timeline is ltlreward.timeline.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .raster import frame_runs, mask_boxes, nearest_resize
+from .drawing import fit_text, put_text, text_width, wrap_text
+from .raster import mask_boxes, nearest_resize
+from .timeline import render_timeline_png
 
 __all__ = ["ConstraintTrace", "OverlayRenderer", "render_overlay", "render_timeline_png"]
 
@@ -47,7 +54,9 @@ MIN_DISPLAY_H = 448  # upscale small videos to at least this height so text and 
 MAX_DISPLAY_H = 720  # downscale large ones
 MIN_CANVAS_W = 760
 PANEL_W = 270
-HEADER_H = 44
+HEADER_H = 44  # one title line; a wrapped title makes the header taller (`header_h`)
+TITLE_LINE_H = 20
+LEGEND_H = 24
 AXIS_H = 20
 ROW_H = 20
 ROW_GAP = 6
@@ -64,15 +73,18 @@ class ConstraintTrace:
     """One constraint's value over the video, as the overlay and plots draw it."""
 
     name: str
-    robustness: np.ndarray  # (T,) float in [-1, 1]: the constraint formula's value at each frame
+    robustness: np.ndarray  # (T,) float in [-1, 1]: the constraint formula's value evaluated from each frame
     satisfied: bool
     weight: float = 1.0
     witness_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # sorted int frames
-    entities: tuple[str, ...] = ()  # witnessed entities (their outlines turn red at witness frames)
+    # entity -> (T,) bool: frames at which the witness names it (ltlreward.masks.ViolationEvidence.entity_frames,
+    # the masks' evidence): those entities are marked VIOLATION there
+    entity_frames: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.robustness = np.asarray(self.robustness, dtype=np.float64).reshape(-1)
         self.witness_frames = np.unique(np.asarray(self.witness_frames, dtype=np.int64).reshape(-1))
+        self.entity_frames = {e: np.asarray(f, dtype=bool).reshape(-1) for e, f in self.entity_frames.items()}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -84,37 +96,20 @@ def _cv2():  # lazy import keeps `import ltlreward` fast
     return cv2
 
 
-def _ascii(text: str) -> str:
-    """cv2's Hershey fonts draw ASCII only: replace anything else with '?'."""
-    return text.encode("ascii", "replace").decode("ascii")
-
-
 def _text_w(text: str, scale: float = FONT_SCALE, thickness: int = 1) -> int:
     """Pixel width of `text` in the overlay font."""
-    cv2 = _cv2()
-    return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0]
+    return text_width(text, scale)
 
 
 def _fit(text: str, max_w: int, scale: float = FONT_SCALE, thickness: int = 1) -> str:
-    """`text` (ASCII) shortened with '..' so it fits in `max_w` pixels."""
-    text = _ascii(text)
-    if _text_w(text, scale, thickness) <= max_w:
-        return text
-    lo, hi = 0, len(text)
-    while lo < hi:  # longest prefix that fits with the ellipsis
-        mid = (lo + hi + 1) // 2
-        if _text_w(text[:mid] + "..", scale, thickness) <= max_w:
-            lo = mid
-        else:
-            hi = mid - 1
-    return text[:lo] + ".."
+    """`text` shortened with '…' so it fits in `max_w` pixels."""
+    return fit_text(text, max_w, scale)
 
 
 def _put(img: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int, int], scale: float = FONT_SCALE,
          thickness: int = 1) -> None:
-    """Anti-aliased text with its baseline at (x, y)."""
-    cv2 = _cv2()
-    cv2.putText(img, text, (int(x), int(y)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
+    """Anti-aliased Unicode text with its baseline at (x, y)."""
+    put_text(img, text, x, y, colour, scale)
 
 
 def _draw_check(img: np.ndarray, x: int, y: int, size: int, ok: bool) -> None:
@@ -152,6 +147,15 @@ def _edges(masks: np.ndarray, k: int) -> np.ndarray:
     inner[:, :, k:] &= masks[:, :, :-k]
     inner[:, :, :-k] &= masks[:, :, k:]
     return masks & ~inner
+
+
+def _grow(masks: np.ndarray, k: int) -> np.ndarray:
+    """(N,H,W) bool masks dilated by a (2k+1)² square."""
+    if k <= 0:
+        return masks.copy()
+    cv2 = _cv2()
+    kernel = np.ones((2 * k + 1, 2 * k + 1), np.uint8)
+    return np.stack([cv2.dilate(m.view(np.uint8), kernel).view(bool) for m in masks])
 
 
 def _tick_step(duration: float, max_ticks: int = 10) -> float:
@@ -235,15 +239,17 @@ class OverlayRenderer:
         return vis
 
     def _alerts(self, names: list[str]) -> dict[str, np.ndarray]:
-        """Per entity, frames where a violated constraint witnessed it."""
+        """Per entity, the frames where a violated constraint's witness names it (its `entity_frames`)."""
         alert = {n: np.zeros(self.T, bool) for n in names}
         for tr in self.traces:
             if tr.satisfied:
                 continue
-            wf = tr.witness_frames[(tr.witness_frames >= 0) & (tr.witness_frames < self.T)]
-            for n in tr.entities:
+            for n, f in tr.entity_frames.items():
                 if n in alert:
-                    alert[n][wf] = True
+                    if f.shape != (self.T,):
+                        raise ValueError(f"constraint {tr.name!r}: frames of {n!r} have shape {f.shape}, "
+                                         f"expected ({self.T},)")
+                    alert[n] |= f
         return alert
 
     def _entity_label_anchor(self, names: list[str]) -> dict[str, np.ndarray]:
@@ -272,16 +278,30 @@ class OverlayRenderer:
         self.panel_w = max(PANEL_W, MIN_CANVAS_W - self.Wd)
         self.canvas_w = self.Wd + self.panel_w
         self.canvas_w += self.canvas_w % 2
-        self.video_xy = (0, HEADER_H)
+        self._header_layout()
+        self.video_xy = (0, self.header_h)
         self.display_hw = (self.Hd, self.Wd)
-        self.timeline_y0 = HEADER_H + self.Hd
+        self.timeline_y0 = self.header_h + self.Hd
         n = max(1, len(self.traces))
         rows0 = self.timeline_y0 + AXIS_H + PAD // 2
         self.row_y = [rows0 + i * (ROW_H + ROW_GAP) for i in range(len(self.traces))]
-        self.timeline_h = AXIS_H + PAD // 2 + n * (ROW_H + ROW_GAP) + PAD
+        self.legend_y = rows0 + n * (ROW_H + ROW_GAP)
+        self.timeline_h = AXIS_H + PAD // 2 + n * (ROW_H + ROW_GAP) + LEGEND_H + PAD
         self.canvas_h = self.timeline_y0 + self.timeline_h
         self.canvas_h += self.canvas_h % 2
         self.bar_x0, self.bar_x1 = LABEL_W, self.canvas_w - PAD  # bar columns [bar_x0, bar_x1)
+
+    def _header_layout(self) -> None:
+        """The header's right block (clock, count, reward pill) and the title wrapped into what is left."""
+        n_ok = sum(tr.satisfied for tr in self.traces)
+        self._pill = f"reward {self.reward:+.3f}"
+        self._count = f"{n_ok}/{len(self.traces)} satisfied"
+        pw = _text_w(self._pill, 0.55) + 16
+        right = pw + 12 + _text_w(self._count) + 12 + _text_w("frame 0000/0000   000.00s")
+        title_w = max(40, self.canvas_w - right - 3 * PAD)
+        self._title_lines = wrap_text(self.title or "ltlreward", title_w, 0.6, 2)
+        self.header_h = max(HEADER_H, 2 * 12 + TITLE_LINE_H * len(self._title_lines))
+        self.header_h += self.header_h % 2
 
     def frame_x(self, t: int) -> tuple[int, int]:
         """Canvas column span [x0, x1) of frame t in the timeline bars."""
@@ -295,25 +315,26 @@ class OverlayRenderer:
         cv2 = _cv2()
         c = np.empty((self.canvas_h, self.canvas_w, 3), np.uint8)
         c[:] = BG
-        c[: HEADER_H] = PANEL
-        c[HEADER_H : self.timeline_y0, self.Wd :] = PANEL
-        # header: title (left), reward pill and satisfied count (right); frame/time drawn per frame
+        hh = self.header_h
+        c[:hh] = PANEL
+        c[hh : self.timeline_y0, self.Wd :] = PANEL
+        # header: title (left, up to two lines), reward pill and satisfied count (right); frame/time per frame
         n_ok = sum(tr.satisfied for tr in self.traces)
         n = len(self.traces)
         pill_col = GREEN if n_ok == n else (RED if n_ok == 0 else AMBER)
-        pill = f"reward {self.reward:+.3f}"
-        pw = _text_w(pill, 0.55, 1) + 16
+        pw = _text_w(self._pill, 0.55) + 16
         px1 = self.canvas_w - PAD
-        cv2.rectangle(c, (px1 - pw, 9), (px1, HEADER_H - 9), pill_col, -1, cv2.LINE_AA)
-        _put(c, pill, px1 - pw + 8, HEADER_H // 2 + 6, BG, 0.55, 1)
-        count = f"{n_ok}/{n} satisfied"
-        cw = _text_w(count)
-        _put(c, count, px1 - pw - 12 - cw, HEADER_H // 2 + 5, MUTED)
+        cv2.rectangle(c, (px1 - pw, hh // 2 - 13), (px1, hh // 2 + 13), pill_col, -1, cv2.LINE_AA)
+        _put(c, self._pill, px1 - pw + 8, hh // 2 + 6, BG, 0.55, 1)
+        cw = _text_w(self._count)
+        _put(c, self._count, px1 - pw - 12 - cw, hh // 2 + 5, MUTED)
         self._clock_x1 = px1 - pw - 24 - cw  # frame/time text ends here
-        self._clock_w = _text_w("frame 0000/0000   000.00s")
-        title_w = max(40, self._clock_x1 - self._clock_w - 2 * PAD - 10)
-        _put(c, _fit(self.title or "ltlreward", title_w, 0.6, 1), PAD, HEADER_H // 2 + 7, TEXT, 0.6, 1)
+        y = hh // 2 + 7 - (len(self._title_lines) - 1) * TITLE_LINE_H // 2
+        for line in self._title_lines:
+            _put(c, line, PAD, y, TEXT, 0.6, 1)
+            y += TITLE_LINE_H
         self._draw_timeline(c)
+        self._draw_legend(c)
         self._panel_rows = self._panel_static(c)
         return c
 
@@ -353,11 +374,32 @@ class OverlayRenderer:
         if not self.traces:
             _put(c, "no constraints", self.bar_x0, y0 + AXIS_H + ROW_H, MUTED)
 
+    def _draw_legend(self, c: np.ndarray) -> None:
+        """What the timeline's colours and marks and the video's violation marks mean."""
+        cv2 = _cv2()
+        y = self.legend_y + LEGEND_H // 2 + 4
+        x = PAD
+        items = (("fill", GREEN, "holds from here on"), ("fill", RED, "fails from here on"),
+                 ("under", WITNESS, "witness frames"), ("ring", ENTITY_COLOURS[0], "entity in a violation now"),
+                 ("cursor", CURSOR, "now"))
+        for kind, colour, label in items:
+            if kind == "fill":
+                cv2.rectangle(c, (x, y - 10), (x + 14, y + 1), colour, -1)
+            elif kind == "under":
+                cv2.rectangle(c, (x, y - 2), (x + 14, y - 2 + WITNESS_H), colour, -1)
+            elif kind == "ring":
+                cv2.rectangle(c, (x - 2, y - 12), (x + 16, y + 3), WITNESS, 2)
+                cv2.rectangle(c, (x + 2, y - 8), (x + 12, y - 1), colour, 2)
+            else:
+                cv2.rectangle(c, (x + 4, y - 11), (x + 10, y + 2), colour, 1)
+            _put(c, label, x + 20, y, MUTED, 0.36)
+            x += 20 + _text_w(label, 0.36) + 16
+
     def _panel_static(self, c: np.ndarray) -> list[tuple[str, str, int, object]]:
         """Section captions and row names of the side panel; returns the per-frame rows to fill in:
         (kind, key, baseline y, extra)."""
         x0 = self.Wd + PAD
-        y = HEADER_H + PAD + 10
+        y = self.header_h + PAD + 10
         y_max = self.timeline_y0 - PAD
         name_w = self.panel_w - 2 * PAD - 22 - 62
         rows: list[tuple[str, str, int, object]] = []
@@ -402,10 +444,13 @@ class OverlayRenderer:
             md = nearest_resize(m[t0:t1], self.Hd, self.Wd)  # (n,Hd,Wd) bool
             colour = np.array(self.entity_colour[name], np.float32)
             out[md] = np.rint(out[md] * (1.0 - MASK_ALPHA) + colour * MASK_ALPHA).astype(np.uint8)
-            edge = _edges(md, edge_k)
-            alert = self._alert[name][t0:t1][:, None, None]
-            out[edge & ~alert] = self.entity_colour[name]
-            out[edge & alert] = WITNESS
+            out[_edges(md, edge_k)] = self.entity_colour[name]  # the entity keeps its colour
+            alert = self._alert[name][t0:t1]
+            if alert.any():  # a red ring just outside the outline marks the violation
+                grown = _grow(md[alert], 2 * edge_k)
+                ring = out[alert]
+                ring[grown & ~_grow(md[alert], edge_k // 2)] = WITNESS
+                out[alert] = ring
         return out
 
     def _decorate_video(self, v: np.ndarray, t: int) -> None:
@@ -418,15 +463,19 @@ class OverlayRenderer:
             alert = bool(self._alert[name][t])
             x0, y0, x1, y1 = (round(z) for z in b)
             if name in self.boxes and name not in self.masks:
-                cv2.rectangle(v, (x0, y0), (x1 - 1, y1 - 1), WITNESS if alert else colour, 2, cv2.LINE_AA)
-            label = _ascii(name) + (" !" if alert else "")
-            tw = _text_w(label, 0.45)
-            lx = int(np.clip(x0, 0, max(0, self.Wd - tw - 8)))
-            ly = y0 - 18 if y0 - 18 >= 0 else min(y1 + 2, self.Hd - 18)
-            bg = WITNESS if alert else colour
-            cv2.rectangle(v, (lx, ly), (lx + tw + 8, ly + 17), bg, -1)
-            lum = 0.299 * bg[0] + 0.587 * bg[1] + 0.114 * bg[2]
-            _put(v, label, lx + 4, ly + 13, (10, 10, 10) if lum > 140 else (250, 250, 250), 0.45)
+                cv2.rectangle(v, (x0, y0), (x1 - 1, y1 - 1), colour, 2, cv2.LINE_AA)
+                if alert:  # the entity keeps its colour; a red frame around the box marks the violation
+                    cv2.rectangle(v, (x0 - 4, y0 - 4), (x1 + 3, y1 + 3), WITNESS, 2, cv2.LINE_AA)
+            tw = _text_w(name, 0.45)
+            badge = (_text_w("!", 0.45) + 8) if alert else 0
+            lx = int(np.clip(x0, 0, max(0, self.Wd - tw - 8 - badge)))
+            ly = y0 - 22 if y0 - 22 >= 0 else min(y1 + 6, self.Hd - 18)
+            cv2.rectangle(v, (lx, ly), (lx + tw + 8, ly + 17), colour, -1)
+            lum = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
+            _put(v, name, lx + 4, ly + 13, (10, 10, 10) if lum > 140 else (250, 250, 250), 0.45)
+            if alert:
+                cv2.rectangle(v, (lx + tw + 8, ly), (lx + tw + 8 + badge, ly + 17), WITNESS, -1)
+                _put(v, "!", lx + tw + 12, ly + 13, (255, 255, 255), 0.45)
         violated = [
             tr.name for tr in self.traces if not tr.satisfied and np.any(tr.witness_frames == t)
         ]
@@ -442,7 +491,7 @@ class OverlayRenderer:
         """Frame/time in the header, panel values and the playhead."""
         cv2 = _cv2()
         clock = f"frame {t + 1}/{self.T}   {t / self.fps:.2f}s"
-        _put(c, clock, self._clock_x1 - _text_w(clock), HEADER_H // 2 + 5, TEXT)
+        _put(c, clock, self._clock_x1 - _text_w(clock), self.header_h // 2 + 5, TEXT)
         x0 = self.Wd + PAD
         xv = self.canvas_w - PAD - 48
         for kind, key, y, _ in self._panel_rows:
@@ -484,7 +533,7 @@ class OverlayRenderer:
     def _compose(self, t: int, video: np.ndarray) -> np.ndarray:
         """Canvas for frame t given its display-size (already masked) video frame."""
         c = self._template.copy()
-        v = c[HEADER_H : HEADER_H + self.Hd, : self.Wd]
+        v = c[self.header_h : self.header_h + self.Hd, : self.Wd]
         v[:] = video
         self._decorate_video(v, t)
         self._draw_dynamic(c, t)
@@ -553,134 +602,7 @@ def render_overlay(
     )
     path = r.write(out_video)
     if out_png is not None:
-        render_timeline_png(traces, out_png, fps=fps, title=title)
+        render_timeline_png(traces, out_png, fps=fps, title=title, atom_signals=atom_signals)
     if out_still is not None:
         _save_png(Path(out_still), r.frame(r.still_frame()))
     return path
-
-
-# ---------------------------------------------------------------------------------------------- timeline PNG
-
-
-def render_timeline_png(
-    traces: Sequence[ConstraintTrace],
-    out_png: str | Path,
-    *,
-    fps: float,
-    title: str = "",
-    backend: str = "auto",
-) -> Path:
-    """PNG plot of each constraint's robustness over time (seconds): zero line, positive part green,
-    negative red, witnessed violation frames shaded red. matplotlib when importable ("auto"/"matplotlib"),
-    else drawn with cv2 ("cv2")."""
-    if backend not in ("auto", "matplotlib", "cv2"):
-        raise ValueError(f"unknown plot backend {backend!r}; available: auto, matplotlib, cv2")
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    traces = list(traces)
-    if backend in ("auto", "matplotlib"):
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            if backend == "matplotlib":
-                raise
-        else:
-            return _timeline_matplotlib(traces, out, fps, title)
-    return _timeline_cv2(traces, out, fps, title)
-
-
-def _timeline_matplotlib(traces: list[ConstraintTrace], out: Path, fps: float, title: str) -> Path:
-    """The timeline plot with matplotlib's object API (no pyplot global state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    n = max(1, len(traces))
-    fig = Figure(figsize=(10, 0.4 + 1.25 * n), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
-    green, red = np.array(GREEN) / 255, np.array(RED) / 255
-    for ax, tr in zip(axes, traces, strict=False):
-        r = tr.robustness
-        t = np.arange(len(r)) / fps
-        half = 0.5 / fps
-        for a, b in frame_runs(tr.witness_frames):
-            ax.axvspan(a / fps - half, b / fps + half, color=red, alpha=0.18, lw=0)
-        ax.axhline(0.0, color="0.35", lw=0.8)
-        ax.fill_between(t, 0, r, where=r >= 0, step="mid", color=green, alpha=0.35, lw=0)
-        ax.fill_between(t, 0, r, where=r < 0, step="mid", color=red, alpha=0.35, lw=0)
-        ax.step(t, r, where="mid", color="0.15", lw=1.2)
-        if len(tr.witness_frames):
-            wf = tr.witness_frames[(tr.witness_frames >= 0) & (tr.witness_frames < len(r))]
-            ax.plot(wf / fps, r[wf], "o", ms=3, color=red)
-        ax.set_ylim(-1.08, 1.08)
-        ax.set_yticks([-1, 0, 1])
-        ax.set_xlim(-half, max(len(r) - 0.5, 0.5) / fps)
-        status = "satisfied" if tr.satisfied else "VIOLATED"
-        weight = "" if tr.weight == 1 else f"  (weight {tr.weight:g})"
-        ax.set_title(f"{tr.name} - {status}{weight}", loc="left", fontsize=10,
-                     color="#1e8449" if tr.satisfied else "#c0392b", fontweight="bold")
-        ax.grid(axis="x", alpha=0.3)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-    if not traces:
-        axes[0].text(0.5, 0.5, "no constraints", ha="center", va="center", transform=axes[0].transAxes)
-    axes[-1].set_xlabel("time (s)")
-    fig.supylabel("robustness", fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=11, x=0.01, ha="left")
-    fig.savefig(out, facecolor="white")
-    return out
-
-
-def _timeline_cv2(traces: list[ConstraintTrace], out: Path, fps: float, title: str) -> Path:
-    """The timeline plot drawn with cv2 (no matplotlib): one panel per constraint."""
-    cv2 = _cv2()
-    W, left, right, panel_h, top = 1100, 70, 20, 120, 40 if title else 14
-    n = max(1, len(traces))
-    H = top + n * panel_h + 34
-    img = np.full((H, W, 3), 255, np.uint8)
-    if title:
-        _put(img, _fit(title, W - 2 * PAD, 0.6), PAD, 26, (20, 20, 20), 0.6, 1)
-    pw = W - left - right
-    T = max((len(tr.robustness) for tr in traces), default=1)
-    duration = T / fps
-    for i, tr in enumerate(traces):
-        y0 = top + i * panel_h + 22
-        ph = panel_h - 34
-        r = np.clip(np.nan_to_num(tr.robustness, nan=0.0), -1, 1)
-        cols = np.arange(pw) * len(r) // pw  # frame at each plot column
-        # witness shading
-        hit = np.zeros(len(r), bool)
-        wf = tr.witness_frames[(tr.witness_frames >= 0) & (tr.witness_frames < len(r))]
-        hit[wf] = True
-        panel = img[y0 : y0 + ph, left : left + pw]
-        panel[:, hit[cols]] = (250, 214, 210)
-        # filled area between 0 and r, per column, vectorised over the panel's pixel grid
-        yz = (ph - 1) / 2
-        yv = yz - r[cols] * yz  # (pw,) pixel row of the value
-        rows = np.arange(ph)[:, None]
-        fill = ((rows >= np.minimum(yv, yz)) & (rows <= np.maximum(yv, yz)))
-        pos = (r[cols] >= 0)[None, :]
-        panel[fill & pos] = (panel[fill & pos] * 0.55 + np.array(GREEN) * 0.45).astype(np.uint8)
-        panel[fill & ~pos] = (panel[fill & ~pos] * 0.55 + np.array(RED) * 0.45).astype(np.uint8)
-        pts = np.stack([left + np.arange(pw), y0 + np.rint(yv)], axis=1).astype(np.int32)
-        cv2.polylines(img, [pts], False, (30, 30, 30), 1, cv2.LINE_AA)
-        cv2.line(img, (left, y0 + round(yz)), (left + pw, y0 + round(yz)), (90, 90, 90), 1)
-        cv2.rectangle(img, (left, y0), (left + pw - 1, y0 + ph - 1), (170, 170, 170), 1)
-        for v, lab in ((1, "+1"), (0, "0"), (-1, "-1")):
-            _put(img, lab, left - 26, y0 + round(yz - v * yz) + 4, (80, 80, 80), 0.38)
-        status = "satisfied" if tr.satisfied else "VIOLATED"
-        weight = "" if tr.weight == 1 else f"  (weight {tr.weight:g})"
-        _draw_check(img, left, y0 - 19, 14, tr.satisfied)
-        _put(img, _fit(f"{tr.name} - {status}{weight}", pw - 30, 0.5, 1), left + 22, y0 - 6,
-             (30, 132, 73) if tr.satisfied else (192, 57, 43), 0.5, 1)
-    step = _tick_step(duration)
-    ya = top + n * panel_h + 2
-    for k in range(int(duration / step + 1e-9) + 1):
-        x = left + round(k * step * fps * pw / T)
-        if x > left + pw:
-            break
-        cv2.line(img, (x, ya - 10), (x, ya - 4), (80, 80, 80), 1)
-        _put(img, _fmt_seconds(k * step), x - 8, ya + 10, (60, 60, 60), 0.4)
-    _put(img, "time (s)", W // 2 - 30, ya + 28, (60, 60, 60), 0.42)
-    return _save_png(out, img)

@@ -23,6 +23,12 @@ from ltlreward.spec.ast import Atom, Call, Compare, Num, Quoted
 RAW = PredicateOptions(smooth=0)  # no median filter: exact per-frame values
 
 
+def soft(x):
+    """The squash of robustness.py on x = margin / scale: x / (1 + |x|)."""
+    x = np.asarray(x, dtype=np.float64)
+    return x / (1 + np.abs(x))
+
+
 def atom(name: str, *args: str, **kw: float) -> Atom:
     return Atom(Call(name, tuple(args), tuple(sorted(kw.items()))))
 
@@ -74,15 +80,17 @@ def test_near_3d_equals_formula_and_override():
     dist = 0.05
     s = compute_signals([atom("near", "a", "b"), atom("near", "a", "b", d=0.08)], obs, options=RAW)
     assert isinstance(s, Signals)
-    np.testing.assert_allclose(s.values["near(a,b)"], (0.10 - dist) / 0.10, atol=1e-6)
-    np.testing.assert_allclose(s.values["near(a,b,d=0.08)"], (0.08 - dist) / 0.08, atol=1e-6)
+    np.testing.assert_allclose(s.values["near(a,b)"], soft((0.10 - dist) / 0.10), atol=1e-6)
+    np.testing.assert_allclose(s.values["near(a,b,d=0.08)"], soft((0.08 - dist) / 0.08), atol=1e-6)
     assert s.values["near(a,b)"].dtype == np.float32 and s.values["near(a,b)"].shape == (4,)
     assert s.support == {"near(a,b)": ("a", "b"), "near(a,b,d=0.08)": ("a", "b")}
 
 
-def test_near_saturates_and_zero_means_auto():
+def test_near_far_miss_stays_graded_and_zero_means_auto():
     obs = make_obs(("a", "b"), 3, positions={"a": [0, 0, 0], "b": [1.0, 0, 0]})
-    np.testing.assert_array_equal(sig(atom("near", "a", "b"), obs), -1.0)
+    np.testing.assert_allclose(sig(atom("near", "a", "b"), obs), soft((0.10 - 1.0) / 0.10), atol=1e-6)  # -0.9
+    farther = make_obs(("a", "b"), 3, positions={"a": [0, 0, 0], "b": [2.0, 0, 0]})
+    assert sig(atom("near", "a", "b"), farther)[0] < sig(atom("near", "a", "b"), obs)[0] < 0  # no saturation
     np.testing.assert_array_equal(sig(atom("near", "a", "b", d=0), obs), sig(atom("near", "a", "b"), obs))
 
 
@@ -91,26 +99,26 @@ def test_lifted_when_z_rises_5cm():
     pos = np.stack([np.zeros(20), np.zeros(20), z], axis=1)
     obs = make_obs(("cube",), 20, positions={"cube": pos})
     r = sig(atom("lifted", "cube"), obs)
-    np.testing.assert_allclose(r[:10], -1.0)
-    np.testing.assert_allclose(r[10:], (0.05 - 0.03) / 0.03, atol=1e-6)
+    np.testing.assert_allclose(r[:10], -0.5, atol=1e-6)  # rise 0: one scale (h) below the threshold
+    np.testing.assert_allclose(r[10:], soft((0.05 - 0.03) / 0.03), atol=1e-6)
     r_h = sig(atom("lifted", "cube", h=0.1), obs)
-    np.testing.assert_allclose(r_h[10:], (0.05 - 0.1) / 0.1, atol=1e-6)
+    np.testing.assert_allclose(r_h[10:], soft((0.05 - 0.1) / 0.1), atol=1e-6)
 
 
 def test_lifted_baseline_is_first_frames_not_whole_video():
     z = np.r_[np.full(10, 0.2), np.zeros(10)]  # falls off a shelf to the floor: never lifted
     obs = make_obs(("cube",), 20, positions={"cube": np.stack([np.zeros(20)] * 2 + [z], axis=1)})
     r = sig(atom("lifted", "cube", n=5), obs)
-    np.testing.assert_allclose(r, -1.0)
+    np.testing.assert_allclose(r, np.r_[np.full(10, -0.5), np.full(10, soft((-0.2 - 0.03) / 0.03))], atol=1e-6)
 
 
 def test_moving_speed_from_finite_differences():
     t = np.arange(30) / 10.0  # fps 10
     pos = np.stack([0.075 * t, np.zeros(30), np.zeros(30)], axis=1)
     obs = make_obs(("a",), 30, positions={"a": pos}, fps=10.0)
-    np.testing.assert_allclose(sig(atom("moving", "a"), obs), (0.075 - 0.05) / 0.05, atol=1e-5)
+    np.testing.assert_allclose(sig(atom("moving", "a"), obs), soft((0.075 - 0.05) / 0.05), atol=1e-5)
     s = sig(cmp(Call("speed", ("a",)), ">", Num(0.05)), obs)
-    np.testing.assert_allclose(s, (0.075 - 0.05) / 0.1, atol=1e-5)
+    np.testing.assert_allclose(s, soft((0.075 - 0.05) / 0.1), atol=1e-5)
 
 
 def test_touching_and_holding_from_contacts():
@@ -131,7 +139,7 @@ def test_holding_3d_closed_and_near_without_contacts():
     pos = {"g": [0, 0, 0.01], "o": [0, 0, 0]}
     obs = make_obs(("g", "o"), 5, positions=pos, gripper_opening={"g": opening})
     closed = np.where(opening >= 0.8, -(opening - 0.8) / 0.2, (0.8 - opening) / 0.8)
-    near = (0.05 - 0.01) / 0.05
+    near = soft((0.05 - 0.01) / 0.05)
     np.testing.assert_allclose(sig(atom("holding", "g", "o"), obs), np.minimum(closed, near), atol=1e-6)
 
 
@@ -149,14 +157,14 @@ def test_holding_3d_falls_back_to_following_without_opening_or_contacts():
 
 def test_above_on_inside_at_3d():
     obs = make_obs(("a", "b"), 2, positions={"a": [0.03, 0.04, 0.10], "b": [0, 0, 0]})
-    np.testing.assert_allclose(sig(atom("above", "a", "b"), obs), 0.10 / 0.10)
-    np.testing.assert_allclose(sig(atom("above", "a", "b", d=0.08), obs), 0.02 / 0.10, atol=1e-6)
-    rv = min(0.10, 0.15 - 0.10) / 0.05
-    rh = (0.10 - 0.05) / 0.10
+    np.testing.assert_allclose(sig(atom("above", "a", "b"), obs), soft(0.10 / 0.10))
+    np.testing.assert_allclose(sig(atom("above", "a", "b", d=0.08), obs), soft(0.02 / 0.10), atol=1e-6)
+    rv = soft(min(0.10, 0.15 - 0.10) / 0.05)
+    rh = soft((0.10 - 0.05) / 0.10)
     np.testing.assert_allclose(sig(atom("on", "a", "b"), obs), min(rv, rh), atol=1e-6)
     dist = math.sqrt(0.03**2 + 0.04**2 + 0.1**2)
-    np.testing.assert_allclose(sig(atom("inside", "a", "b", d=0.2), obs), (0.2 - dist) / 0.2, atol=1e-6)
-    np.testing.assert_allclose(sig(atom("at", "a", "b"), obs), -1.0)
+    np.testing.assert_allclose(sig(atom("inside", "a", "b", d=0.2), obs), soft((0.2 - dist) / 0.2), atol=1e-6)
+    np.testing.assert_allclose(sig(atom("at", "a", "b"), obs), soft((0.05 - dist) / 0.05), atol=1e-6)
 
 
 def test_on_3d_with_contacts():
@@ -165,8 +173,8 @@ def test_on_3d_with_contacts():
         contacts={("cube", "table"): np.array([1, 1, 0], bool)},
     )
     r = sig(atom("on", "cube", "table"), obs)
-    np.testing.assert_allclose(r[:2], min(1.0, 0.02 / 0.05), atol=1e-6)
-    assert r[2] == -1.0  # no contact, 0.4 m away
+    np.testing.assert_allclose(r[:2], min(1.0, soft(0.02 / 0.05)), atol=1e-6)
+    assert r[2] == -1.0  # no contact, 0.4 m away (the contact rule of library.py is ±1 / clipped)
 
 
 # ------------------------------------------------------------------------------------------ comparisons
@@ -183,18 +191,18 @@ def test_compare_margins_3d():
         obs,
         options=RAW,
     ).values
-    np.testing.assert_allclose(s["dist(a,b)<0.05"], (0.05 - math.hypot(0.04, 0.02)) / 0.1, atol=1e-6)
-    np.testing.assert_allclose(s["height(a)>=0.1"], (0.15 - 0.1) / 0.1, atol=1e-6)
-    np.testing.assert_allclose(s["y(a)<y(b)"], 0.04 / 0.1, atol=1e-6)
-    np.testing.assert_allclose(s["0.3>x(a)"], 0.1 / 0.1, atol=1e-6)
-    np.testing.assert_array_equal(s["height(a)<-5"], -1.0)
+    np.testing.assert_allclose(s["dist(a,b)<0.05"], soft((0.05 - math.hypot(0.04, 0.02)) / 0.1), atol=1e-6)
+    np.testing.assert_allclose(s["height(a)>=0.1"], soft((0.15 - 0.1) / 0.1), atol=1e-6)
+    np.testing.assert_allclose(s["y(a)<y(b)"], soft(0.04 / 0.1), atol=1e-6)
+    np.testing.assert_allclose(s["0.3>x(a)"], soft(0.1 / 0.1), atol=1e-6)
+    np.testing.assert_allclose(s["height(a)<-5"], soft((-5 - 0.15) / 0.1), atol=1e-6)
 
 
 def test_compare_scale_override():
     obs = make_obs(("a", "b"), 2, positions={"a": [0, 0, 0], "b": [0.04, 0, 0]})
     node = cmp(Call("dist", ("a", "b")), "<", Num(0.05))
     opts = PredicateOptions(smooth=0, compare_scales={"dist": 0.02})
-    np.testing.assert_allclose(sig(node, obs, opts), 0.01 / 0.02, atol=1e-6)
+    np.testing.assert_allclose(sig(node, obs, opts), soft(0.01 / 0.02), atol=1e-6)
 
 
 def test_compare_2d_image_units():
@@ -203,9 +211,9 @@ def test_compare_2d_image_units():
         [cmp(Call("x", ("a",)), "<", Num(0.2)), cmp(Call("area", ("a",)), ">", Num(0.035)),
          cmp(Call("height", ("a",)), ">", Num(0.5))], obs, options=RAW,
     ).values
-    np.testing.assert_allclose(s["x(a)<0.2"], (0.2 - 20 / 200) / 0.1, atol=1e-6)
-    np.testing.assert_allclose(s["area(a)>0.035"], (20 * 40 / 20000 - 0.035) / 0.02, atol=1e-6)
-    np.testing.assert_allclose(s["height(a)>0.5"], ((1 - 40 / 100) - 0.5) / 0.1, atol=1e-6)
+    np.testing.assert_allclose(s["x(a)<0.2"], soft((0.2 - 20 / 200) / 0.1), atol=1e-6)
+    np.testing.assert_allclose(s["area(a)>0.035"], soft((20 * 40 / 20000 - 0.035) / 0.02), atol=1e-6)
+    np.testing.assert_allclose(s["height(a)>0.5"], soft(((1 - 40 / 100) - 0.5) / 0.1), atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------ 2-D image
@@ -213,35 +221,35 @@ def test_near_2d_from_boxes_relative_to_size():
     obs = make_obs(("a", "b"), 3, boxes={"a": [0, 0, 10, 10], "b": [20, 0, 30, 10]})
     s = math.hypot(10, 10)
     thr = max(1.5 * s, 0.02 * math.hypot(100, 100))
-    np.testing.assert_allclose(sig(atom("near", "a", "b"), obs), (thr - 20) / thr, atol=1e-6)
+    np.testing.assert_allclose(sig(atom("near", "a", "b"), obs), soft((thr - 20) / thr), atol=1e-6)
     thr2 = 0.1 * math.hypot(100, 100)  # explicit d: fraction of the image diagonal
-    np.testing.assert_allclose(sig(atom("near", "a", "b", d=0.1), obs), (thr2 - 20) / thr2, atol=1e-6)
+    np.testing.assert_allclose(sig(atom("near", "a", "b", d=0.1), obs), soft((thr2 - 20) / thr2), atol=1e-6)
 
 
 def test_touching_2d_box_gap():
     s = math.hypot(10, 10)
     for bx1, gap in ((12, 2.0), (8, -2.0)):
         obs = make_obs(("a", "b"), 2, boxes={"a": [0, 0, 10, 10], "b": [bx1, 0, bx1 + 10, 10]})
-        expected = np.clip((0.05 * s - gap) / (0.25 * s), -1, 1)
+        expected = soft((0.05 * s - gap) / (0.25 * s))
         np.testing.assert_allclose(sig(atom("touching", "a", "b"), obs), expected, atol=1e-6)
 
 
 def test_relations_2d():
     obs = make_obs(("a", "b"), 2, boxes={"a": [10, 10, 20, 20], "b": [30, 40, 40, 50]})
     half = 0.5 * math.hypot(10, 10)
-    np.testing.assert_allclose(sig(atom("above", "a", "b"), obs), np.clip(30 / half, -1, 1))
-    np.testing.assert_allclose(sig(atom("left_of", "a", "b"), obs), np.clip(20 / half, -1, 1))
-    np.testing.assert_allclose(sig(atom("right_of", "a", "b"), obs), -1.0)
+    np.testing.assert_allclose(sig(atom("above", "a", "b"), obs), soft(30 / half), atol=1e-6)
+    np.testing.assert_allclose(sig(atom("left_of", "a", "b"), obs), soft(20 / half), atol=1e-6)
+    np.testing.assert_allclose(sig(atom("right_of", "a", "b"), obs), soft(-20 / half), atol=1e-6)
     d = 0.1 * math.hypot(100, 100)
-    np.testing.assert_allclose(sig(atom("left_of", "a", "b", d=0.1), obs), (20 - d) / half, atol=1e-6)
+    np.testing.assert_allclose(sig(atom("left_of", "a", "b", d=0.1), obs), soft((20 - d) / half), atol=1e-6)
 
 
 def test_on_2d_stacked_and_beside():
     stacked = make_obs(("a", "b"), 1, boxes={"a": [12, 30, 22, 40], "b": [10, 40, 30, 60]})
     sa = math.hypot(10, 10)
-    rh = min(17 - 10, 30 - 17) / 10
-    rv = min(40 - (40 - 0.1 * sa), 60 - 40) / (0.25 * sa)
-    np.testing.assert_allclose(sig(atom("on", "a", "b"), stacked), min(rh, rv, 1.0), atol=1e-6)
+    rh = soft(min(17 - 10, 30 - 17) / 10)
+    rv = soft(min(40 - (40 - 0.1 * sa), 60 - 40) / (0.25 * sa))
+    np.testing.assert_allclose(sig(atom("on", "a", "b"), stacked), min(rh, rv), atol=1e-6)
     beside = make_obs(("a", "b"), 1, boxes={"a": [40, 50, 50, 60], "b": [10, 40, 30, 60]})
     assert sig(atom("on", "a", "b"), beside)[0] < 0
 
@@ -256,14 +264,14 @@ def test_inside_2d_boxes_and_masks():
     obs.masks = masks
     np.testing.assert_allclose(sig(atom("inside", "a", "b"), obs), (8 / 20 - 0.9) / 0.9, atol=1e-6)
     area = compute_signals([cmp(Call("area", ("a",)), ">", Num(0.001))], obs, options=RAW).values
-    np.testing.assert_allclose(area["area(a)>0.001"], (20 / 10000 - 0.001) / 0.02, atol=1e-6)
+    np.testing.assert_allclose(area["area(a)>0.001"], soft((20 / 10000 - 0.001) / 0.02), atol=1e-6)
 
 
 def test_at_2d():
     obs = make_obs(("a", "zone"), 1, boxes={"a": [18, 18, 22, 22], "zone": [10, 10, 50, 30]})
-    np.testing.assert_allclose(sig(atom("at", "a", "zone"), obs), min(10, 40, 10, 10) / (0.5 * 20))
+    np.testing.assert_allclose(sig(atom("at", "a", "zone"), obs), soft(min(10, 40, 10, 10) / (0.5 * 20)), atol=1e-6)
     obs2 = make_obs(("a", "zone"), 1, boxes={"a": [58, 18, 62, 22], "zone": [10, 10, 50, 30]})
-    np.testing.assert_allclose(sig(atom("at", "a", "zone"), obs2), -1.0)
+    np.testing.assert_allclose(sig(atom("at", "a", "zone"), obs2), soft(-10 / (0.5 * 20)), atol=1e-6)  # 10 px outside
 
 
 def test_lifted_and_moving_2d():
@@ -273,12 +281,12 @@ def test_lifted_and_moving_2d():
     obs = make_obs(("a",), T, boxes={"a": boxes}, fps=10.0)
     r = sig(atom("lifted", "a"), obs)
     thr = 0.5 * 20  # half the box height
-    np.testing.assert_allclose(r[:5], -1.0)
-    np.testing.assert_allclose(r[5:], (15 - thr) / thr, atol=1e-6)
+    np.testing.assert_allclose(r[:5], -0.5, atol=1e-6)  # rise 0: one scale below
+    np.testing.assert_allclose(r[5:], soft((15 - thr) / thr), atol=1e-6)
     m = sig(atom("moving", "a"), obs)  # 15 px jump over 2 frames (0.2 s) at frames 4 and 5
     vthr = max(0.5 * math.hypot(10, 20), 0.01 * math.hypot(100, 100))
-    np.testing.assert_allclose(m[[4, 5]], np.clip((75 - vthr) / vthr, -1, 1), atol=1e-5)
-    np.testing.assert_allclose(m[[0, 1, 2, 8, 9]], -1.0)
+    np.testing.assert_allclose(m[[4, 5]], soft((75 - vthr) / vthr), atol=1e-5)
+    np.testing.assert_allclose(m[[0, 1, 2, 8, 9]], -0.5, atol=1e-6)  # at rest: one scale below
 
 
 def test_holding_2d_with_opening_and_by_following():
@@ -293,8 +301,8 @@ def test_holding_2d_with_opening_and_by_following():
     np.testing.assert_allclose(r, np.r_[np.full(5, -1.0), np.full(15, (0.8 - 0.3) / 0.8)], atol=1e-6)
     follow = make_obs(("g", "o"), T, boxes={"g": grip, "o": obj})
     r2 = sig(atom("holding", "g", "o"), follow)  # no opening: the object rising with the gripper decides
-    np.testing.assert_array_equal(r2[:9], -1.0)
-    assert (r2[10:] > 0.7).all()
+    np.testing.assert_allclose(r2[:9], -0.5, atol=1e-6)  # at rest: lifted one scale below
+    assert (r2[10:] > soft(0.7)).all()
     apart = make_obs(("g", "o"), T, boxes={"g": grip + np.array([40, 0, 40, 0]), "o": obj})
     assert (sig(atom("holding", "g", "o"), apart) < 0).all()
 
@@ -315,7 +323,7 @@ def test_unseen_entity_is_negative_by_visibility_margin():
     obs = make_obs(("a", "b"), 4, boxes={"a": boxes, "b": [12, 0, 22, 10]}, visibility={"a": vis})
     r = sig(atom("near", "a", "b"), obs)
     thr = 1.5 * math.hypot(10, 10)
-    geo = (thr - 12) / thr
+    geo = soft((thr - 12) / thr)
     np.testing.assert_allclose(r, [geo, (0.3 - 0.5) / 0.5, min(geo, 0.8), -1.0], atol=1e-6)
     np.testing.assert_allclose(sig(atom("visible", "a"), obs), [1.0, -0.4, 0.8, -1.0], atol=1e-6)
     np.testing.assert_allclose(sig(atom("visible", "a", p=0.2), obs), [1.0, 0.125, 0.875, -1.0], atol=1e-6)
@@ -325,7 +333,7 @@ def test_3d_unknown_position_is_minus_one():
     pos = np.zeros((3, 3))
     pos[1] = np.nan
     obs = make_obs(("a", "b"), 3, positions={"a": pos, "b": [0.01, 0, 0]})
-    np.testing.assert_allclose(sig(atom("near", "a", "b"), obs), [0.9, -1.0, 0.9], atol=1e-6)
+    np.testing.assert_allclose(sig(atom("near", "a", "b"), obs), [soft(0.9), -1.0, soft(0.9)], atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------ smoothing
@@ -335,9 +343,9 @@ def test_one_frame_flicker_removed_by_default_smoothing():
     x[6, 0] = 0.5  # one-frame tracking glitch
     obs = make_obs(("a", "b"), 12, positions={"a": x, "b": [0, 0, 0]})
     raw = sig(atom("near", "a", "b"), obs, RAW)
-    assert raw[6] == -1.0
+    assert raw[6] == pytest.approx(soft(-4.0))  # 0.5 m: four scales out
     smooth = sig(atom("near", "a", "b"), obs, PredicateOptions())
-    np.testing.assert_allclose(smooth, 0.8, atol=1e-6)
+    np.testing.assert_allclose(smooth, soft(0.8), atol=1e-6)
 
 
 def test_median_smooth_edges_and_even_window():
@@ -416,7 +424,7 @@ def test_unknown_option_entity_and_numeric_misuse():
 def test_options_defaults_override_catalogue_default():
     obs = make_obs(("a", "b"), 2, positions={"a": [0, 0, 0], "b": [0.04, 0, 0]})
     opts = PredicateOptions(smooth=0, defaults={"near": {"d": 0.05}})
-    np.testing.assert_allclose(sig(atom("near", "a", "b"), obs, opts), 0.2, atol=1e-6)
+    np.testing.assert_allclose(sig(atom("near", "a", "b"), obs, opts), soft(0.2), atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------ properties
@@ -460,7 +468,7 @@ def test_markdown_table_lists_every_predicate_with_defaults():
         assert row.count(" | ") >= 5
         for k, v in p.options:
             assert f"{k}={v:g}" in row
-    assert "0.10 m" in md and "1.5 × mean" in md and "clip(margin / scale" in md
+    assert "0.10 m" in md and "1.5 × mean" in md and "x / (1 + |x|)" in md
 
 
 def test_holding_3d_contact_with_open_gripper_is_not_holding():
@@ -472,7 +480,7 @@ def test_holding_3d_contact_with_open_gripper_is_not_holding():
     )
     closed = (0.8 - 0.4) / 0.8
     # frame 0 bumps with an open gripper; frame 3 is closed but 8 cm away and not in contact
-    np.testing.assert_allclose(sig(atom("holding", "g", "o"), obs), [-1.0, closed, closed, -0.6], atol=1e-6)
+    np.testing.assert_allclose(sig(atom("holding", "g", "o"), obs), [-1.0, closed, closed, soft(-0.6)], atol=1e-6)
 
 
 def test_track_with_wrong_length_is_a_grounding_error():

@@ -70,7 +70,7 @@ def test_each_default_threshold_is_written_once_and_shown_in_the_texts():
     # and the functions use them: near at 0.04 m, auto d = NEAR_3D
     obs = _obs([0, 0, 0], [0.04, 0, 0])
     r = compute_signals([Atom(Call("near", ("a", "b")))], obs, options=PredicateOptions(smooth=0))
-    np.testing.assert_allclose(r.values["near(a,b)"], (lib.NEAR_3D - 0.04) / lib.NEAR_3D, atol=1e-6)
+    np.testing.assert_allclose(r.values["near(a,b)"], squash(lib.NEAR_3D - 0.04, lib.NEAR_3D), atol=1e-6)
 
 
 def test_a_new_predicate_is_one_decorated_function():
@@ -85,8 +85,8 @@ def test_a_new_predicate_is_one_decorated_function():
         obs = _obs([0, 0, 0], [1.0, 0, 0])
         s = compute_signals([Atom(Call("farther", ("a", "b"))), Atom(Call("farther", ("a", "b"), (("d", 2.0),)))],
                             obs, options=PredicateOptions(smooth=0))
-        np.testing.assert_allclose(s.values["farther(a,b)"], 1.0)  # (1 − 0.5) / 0.5, clipped
-        np.testing.assert_allclose(s.values["farther(a,b,d=2)"], -0.5)  # (1 − 2) / 2
+        np.testing.assert_allclose(s.values["farther(a,b)"], 0.5)  # x = (1 − 0.5) / 0.5 = 1 → x / (1 + x)
+        np.testing.assert_allclose(s.values["farther(a,b,d=2)"], -1 / 3, atol=1e-6)  # x = (1 − 2) / 2
         spec = parse_spec('entity a = "a"\nentity b = "b"\nconstraint c "x": G farther(a, b, d=1)\n')
         assert spec.constraints[0].name == "c"  # the spec validator knows it too
         with pytest.raises(CapabilityError, match="unknown option 'z' for farther"):
@@ -110,7 +110,7 @@ def test_numeric_functions_are_registered_functions():
     s = compute_signals([Compare(Call("dist", ("a", "b")), "<", Num(0.6)), Compare(Call("height", ("a",)), ">",
                                                                                    Call("x", ("b",)))],
                         obs, options=PredicateOptions(smooth=0))
-    np.testing.assert_allclose(s.values["dist(a,b)<0.6"], (0.6 - 0.5) / 0.1, atol=1e-5)  # 0.5 m apart → clip 1
+    np.testing.assert_allclose(s.values["dist(a,b)<0.6"], 0.5, atol=1e-5)  # 0.5 m apart: x = 1
     np.testing.assert_allclose(s.values["height(a)>x(b)"], 0.0, atol=1e-6)  # 0.3 − 0.3
 
 

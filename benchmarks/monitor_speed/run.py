@@ -1,7 +1,11 @@
-"""Monitor speed, side by side in one run: ltlreward vs rtamt (robustness) vs flloat (Boolean LTLf).
+"""Monitor speed, side by side in one run: ltlreward vs rtamt (robustness) vs flloat (Boolean LTLf), and how
+witness extraction scales with the trace length (issue #14).
 
-Same formulas, same traces. Usage:  .venv/bin/python benchmarks/monitor_speed/run.py [--quick]
-Prints a markdown table (paste into benchmarks/README.md) and writes results.json beside this file.
+Same formulas, same traces. Usage:
+    .venv/bin/python benchmarks/monitor_speed/run.py [--quick] [--out results.json] [--witness-only]
+Prints markdown tables (benchmarks/monitor_speed/README.md holds the published ones); writes JSON only with --out.
+Witness figures are relative (slopes, ratios) and timed as thread CPU time, interleaved, best of N, so they hold
+on a loaded machine; absolute milliseconds want an idle one.
 """
 
 from __future__ import annotations
@@ -44,6 +48,90 @@ def best_of(fn, repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return min(times)
+
+
+def interleaved(fns, repeat: int) -> list[float]:
+    """Best thread CPU time of each function, the functions run in turn `repeat` times (robust to load)."""
+    best = [float("inf")] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            t0 = time.thread_time()
+            fn()
+            best[i] = min(best[i], time.thread_time() - t0)
+    return best
+
+
+RESPONSE = parse_spec("constraint response: G (a -> X (!a U b))\n")
+# the 5-constraint spec with `prompt` as the response pattern (issue #14's quadratic case on main)
+SPEC_RESPONSE = parse_spec('''
+entity bottle = "red bottle"
+entity left = "left gripper" : gripper
+entity right = "right gripper" : gripper
+constraint grasp_first: !touching(right, bottle) U holding(left, bottle)
+constraint exchange: F (holding(left, bottle) & holding(right, bottle))
+constraint finish: F G (holding(right, bottle) & !holding(left, bottle))
+constraint no_drop: G (lifted(bottle) -> holding(left, bottle) | holding(right, bottle))
+constraint respond: G (touching(right, bottle) -> X (!touching(right, bottle) U holding(right, bottle)))
+''')
+WITNESS_T = (300, 600, 1000, 2000, 3000)
+
+
+def witness_scaling(spec, B: int, repeat: int) -> dict:
+    """Robustness-only and robustness + witness times over T, and the log-log slope of each (T = 300 … 3 000)."""
+    keys = sorted({a.canonical for c in spec.constraints for a in atoms_of(c.formula)})
+    rows = {}
+    for T in WITNESS_T:
+        rng = np.random.default_rng(T)
+        sig = {k: np.tanh(np.cumsum(rng.normal(0, 0.3, size=(B, T)), axis=1)).astype(np.float32) for k in keys}
+        rob, wit = interleaved([lambda sig=sig: monitor(spec, sig, witnesses=False),
+                                lambda sig=sig: monitor(spec, sig)], repeat)
+        rows[T] = {"robustness_only_ms": rob * 1e3, "with_witnesses_ms": wit * 1e3}
+    logT = np.log10(WITNESS_T)
+    slope = {k: float(np.polyfit(logT, np.log10([rows[T][k] for T in WITNESS_T]), 1)[0])
+             for k in ("robustness_only_ms", "with_witnesses_ms")}
+    return {"B": B, "rows": rows, "loglog_slope": slope}
+
+
+def witness_overhead(repeat: int) -> dict:
+    """The 5-constraint spec at 256 × 300: witnesses vs robustness only, per constraint, for the spec, and for
+    the spec with the response pattern in place of `prompt` ("spec_response")."""
+    from ltlreward.spec.ast import TaskSpec
+
+    sig = signals(256, 300)
+    out = {}
+    for c in [*SPEC.constraints, None, "response"]:
+        if c == "response":
+            spec = SPEC_RESPONSE
+        else:
+            spec = SPEC if c is None else TaskSpec(entities=SPEC.entities, constraints=(c,))
+        rob, wit = interleaved([lambda spec=spec: monitor(spec, sig, witnesses=False),
+                                lambda spec=spec: monitor(spec, sig)], repeat)
+        violated = int((~monitor(spec, sig).satisfied).sum())
+        out["spec" if c is None else "spec_response" if c == "response" else c.name] = {"robustness_only_ms": rob * 1e3, "with_witnesses_ms": wit * 1e3,
+                                                "ratio": wit / rob, "violated_traces": violated}
+    return out
+
+
+def print_witness(results: dict) -> None:
+    """Markdown tables of the witness figures."""
+    ov = results["witness_overhead_256x300"]
+    print("## witnesses vs robustness only, 5-constraint spec, 256 × 300 (thread CPU time, best of N)")
+    print("| constraint | violated traces | robustness only | + witnesses | ratio |")
+    print("|---|---|---|---|---|")
+    for name, e in ov.items():
+        print(f"| {name} | {e['violated_traces']} | {e['robustness_only_ms']:.2f} ms | "
+              f"{e['with_witnesses_ms']:.2f} ms | {e['ratio']:.2f}× |")
+    for key, title in (("witness_scaling_response", "`G (a -> X (!a U b))`"),
+                       ("witness_scaling_spec", "the 5-constraint spec")):
+        sc = results[key]
+        print(f"\n## {title}, B = {sc['B']}, growing T")
+        print("| T | robustness only | + witnesses |")
+        print("|---|---|---|")
+        for T, e in sc["rows"].items():
+            print(f"| {T:,} | {e['robustness_only_ms']:.2f} ms | {e['with_witnesses_ms']:.2f} ms |")
+        sl = sc["loglog_slope"]
+        print(f"\nlog-log slope over T = 300 … 3 000: robustness only {sl['robustness_only_ms']:.2f}, "
+              f"with witnesses {sl['with_witnesses_ms']:.2f}")
 
 
 # ------------------------------------------------------------------------------------- peers
@@ -121,9 +209,19 @@ def run_flloat(sig: dict[str, np.ndarray], b_limit: int | None = None) -> np.nda
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer repeats and smaller peer samples")
+    ap.add_argument("--out", help="write the figures as JSON to this file (nothing is written without it)")
+    ap.add_argument("--witness-only", action="store_true", help="only the witness figures (no peers)")
     args = ap.parse_args()
     rep = 3 if args.quick else 7
     results: dict = {"machine": platform.processor() or platform.machine(), "python": platform.python_version()}
+    wrep = 10 if args.quick else 30
+    results["witness_overhead_256x300"] = witness_overhead(wrep)
+    results["witness_scaling_response"] = witness_scaling(RESPONSE, 32, max(3, wrep // 3))
+    results["witness_scaling_spec"] = witness_scaling(SPEC, 32, max(3, wrep // 3))
+    print_witness(results)
+    if args.witness_only:
+        _write(args.out, results)
+        return
 
     # --- the headline: 256 × 300, robustness + witnesses for the whole 5-constraint spec
     sig = signals(256, 300)
@@ -192,7 +290,14 @@ def main() -> None:
         fl = f"{e['flloat_s'] * 1e3:.1f} ms" if "flloat_s" in e else "—"
         print(f"| {T:,} | {e['ours_s'] * 1e3:.2f} ms | {rt} | {fl} |")
     print(f"\nlog-log slope of our time from T = 10³ to 10⁵: {slope:.3f}")
-    (Path(__file__).with_name("results.json")).write_text(json.dumps(results, indent=2, default=str))
+    _write(args.out, results)
+
+
+def _write(out: str | None, results: dict) -> None:
+    """The figures as JSON to `out`, when asked."""
+    if out:
+        Path(out).write_text(json.dumps(results, indent=2, default=str))
+        print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":

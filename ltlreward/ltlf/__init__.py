@@ -198,6 +198,7 @@ def monitor(
     vals = evaluate_nodes(order_all, batch)
     known = set(spec.entity_names) or None
     results: list[ConstraintResult] = []
+    memos: dict = {}  # witness costs and choices, shared by the constraints violated on the same traces
     for c, root in zip(spec.constraints, roots, strict=False):
         trace = vals[root]
         v0 = _value_at_0(trace)
@@ -205,7 +206,7 @@ def monitor(
         cr = ConstraintResult(c.name, float(c.weight), sat, v0.astype(np.float32), trace.T)
         if witnesses and not sat.all():
             order = topo([root])
-            masks = witness_masks(order, vals, batch, ~sat)
+            masks = witness_masks(order, vals, batch, ~sat, memos)
             for node, m in masks.items():
                 cr.atom_masks[node.key] = m.T
                 cr.atom_values[node.key] = vals[node].T

@@ -207,3 +207,35 @@ def bounded_until(a: np.ndarray, b: np.ndarray, lo: int, hi: int) -> np.ndarray:
         return core
     prefix = future_window(b, 0, lo - 1, np.minimum, one)
     return np.minimum(prefix, core)
+
+
+# ------------------------------------------------------------------------------- min-plus compositions
+def minplus_scan(a: np.ndarray, b: np.ndarray, init) -> np.ndarray:
+    """c[t] = min(a_t, b_t + c[t+1]), c[T] = init (float, +inf allowed).            (T, B) x2 -> (T, B)
+
+    The maps f_t(x) = min(a_t, b_t + x) compose, (a1, b1) ∘ (a2, b2) = (min(a1, b1 + a2), b1 + b2), with the
+    identity (a = +inf, b = 0); the same √T blocking as `until_scan`. The witness costs of until/since
+    chains are such recurrences (ltlreward/ltlf/witness.py).
+    """
+    T = a.shape[0]
+    if T == 0:
+        return a.copy()
+    K = max(1, math.isqrt(T))
+    n = a.shape[0]
+    nb = -(-n // K)
+    dt = np.result_type(a, b)
+    A = np.full((nb * K, *a.shape[1:]), np.inf, dtype=dt)
+    Bm = np.zeros((nb * K, *a.shape[1:]), dtype=dt)
+    A[:n] = a
+    Bm[:n] = b
+    A = A.reshape(nb, K, *a.shape[1:])
+    Bm = Bm.reshape(nb, K, *a.shape[1:])
+    for i in range(K - 2, -1, -1):  # suffix compositions within each block
+        np.minimum(A[:, i], Bm[:, i] + A[:, i + 1], out=A[:, i])
+        Bm[:, i] += Bm[:, i + 1]
+    starts = np.empty((nb + 1, *a.shape[1:]), dtype=dt)  # c at each block start; row nb = init
+    starts[nb] = init
+    for k in range(nb - 1, -1, -1):
+        starts[k] = np.minimum(A[k, 0], Bm[k, 0] + starts[k + 1])
+    out = np.minimum(A, Bm + starts[1:, None])  # (nb, K, B)
+    return out.reshape(nb * K, *a.shape[1:])[:T]

@@ -1,10 +1,13 @@
 """The one squashing of predicate margins into robustness, and the median filter against flicker.
 
-An atom's robustness is a signed margin (positive = holds) divided by a scale and clipped,
-r = clip(margin / scale, -1, 1): r > 0 exactly when the thresholded predicate holds, |r| grows linearly with
-the margin and saturates at one scale away. For quantities bounded in [0, 1] (visibility, gripper opening,
-overlap fractions) `ramp` takes, on each side of the threshold, the distance to that end of the range as the
-scale, so 0 maps to -1, the threshold to 0 and 1 to +1.
+An atom's robustness is a signed margin (positive = holds) over a scale, squashed smoothly into (-1, 1):
+x = margin / scale, r = x / (1 + |x|). So r > 0 exactly when the thresholded predicate holds, r ≈ x near the
+threshold (the slope there is 1 / scale, as a linear ramp's), r = ±0.5 one scale away and ±0.9 nine scales
+away, and r never saturates: a margin of two scales ranks above one of one scale, so the nearest miss of a
+witness is a real nearest miss (a clip at ±1 made every far miss tie). The softsign keeps 10⁶ scales apart in
+float32. For quantities bounded in [0, 1] (visibility, gripper opening, overlap fractions) `ramp` is linear
+on each side of the threshold, with the distance to that end of the range as the scale, so 0 maps to -1, the
+threshold to 0 and 1 to +1: it is graded over the whole range already and reaches ±1 only at its ends.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ __all__ = ["median_smooth", "ramp", "squash"]
 
 
 def squash(margin: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
-    """The one squashing: clip(margin / scale, -1, 1) (NaN stays NaN)."""
+    """The one squashing: x / (1 + |x|) with x = margin / scale, in (-1, 1) (NaN stays NaN; ±inf → ±1)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.clip(margin / scale, -1.0, 1.0)
+        x = np.asarray(margin, dtype=np.float64) / scale
+        return np.where(np.isinf(x), np.sign(x), x / (1.0 + np.abs(x)))
 
 
 def ramp(x: np.ndarray, thr: float) -> np.ndarray:

@@ -24,10 +24,11 @@ def predicate_table_markdown() -> str:
         cells = [name, params, opts, p.image, p.state, p.needs]
         rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     foot = (
-        "\nRobustness r = clip(margin / scale, −1, 1) (for [0, 1] quantities the scale is the distance "
-        "from the threshold to the range end). Explicit lengths are metres in 3-D and fractions of the image "
-        "diagonal in 2-D. Every atom is capped by the visibility margin of the entities it names and "
-        "median-filtered over 3 frames. Comparisons: r = (rhs − lhs) / scale for `<`/`<=`, "
-        "(lhs − rhs) / scale for `>`/`>=`, with the largest scale of the functions involved."
+        "\nRobustness r = x / (1 + |x|) with x = margin / scale: the formulas above give x, the squash keeps "
+        "it graded in (−1, 1) without saturating (±0.5 one scale from the threshold); for [0, 1] quantities "
+        "r is linear, the scale being the distance from the threshold to the range end. Explicit lengths are "
+        "metres in 3-D and fractions of the image diagonal in 2-D. Every atom is capped by the visibility "
+        "margin of the entities it names and median-filtered over 3 frames. Comparisons: x = (rhs − lhs) / "
+        "scale for `<`/`<=`, (lhs − rhs) / scale for `>`/`>=`, with the largest scale of the functions involved."
     )
     return "\n".join(head + rows) + "\n" + foot + "\n"
