@@ -76,6 +76,35 @@ def _print_report(console: Any, report: Any, max_rows: int) -> None:
         console.print(f"[yellow]note:[/yellow] {n}")
 
 
+def _usage_problem(labels: Sequence[Any], spec: str | None, spec_map: str | None, from_descriptions: bool,
+                   baselines: Sequence[str], n_boot: int, workers: int) -> str | None:
+    """What is wrong with the arguments before any file is read (None when nothing is)."""
+    from .agree import BASELINES, BaselineError
+
+    if not labels:
+        return "give at least one labels file (--labels FILE)"
+    if sum(x is not None and x is not False for x in (spec, spec_map, from_descriptions or None)) > 1:
+        return "give at most one of --spec, --spec-map and --from-descriptions"
+    try:
+        for b in baselines:
+            BASELINES.canonical(b)
+    except BaselineError as e:
+        return str(e)
+    if n_boot < 0 or workers < 1:
+        return "--n-boot must be >= 0 and --workers >= 1"
+    return None
+
+
+def _write_outputs(report: Any, data: dict[str, Any], out: str | None, markdown: str | None) -> None:
+    """The report's JSON to `out` and its Markdown table to `markdown` (either may be None)."""
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(data, indent=1))
+    if markdown:
+        Path(markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(markdown).write_text(report.to_markdown() + "\n")
+
+
 def run_agree(
     labels: Sequence[str | os.PathLike[str]],
     *,
@@ -100,8 +129,8 @@ def run_agree(
 
     `labels`: JSONL/CSV label files. Specs: `spec` for every video, else `spec_map` (JSON task → .ltl), else
     `from_descriptions` (compile each description with ltlreward.nl), else each label row's `spec` field.
-    `baselines`: any of end_state, last_frame, vlm (None = all; [] = none). `graded`: name of a numeric label
-    column for Spearman's ρ. `out`: write the report JSON; `markdown`: write the Markdown table.
+    `baselines`: names from ltlreward.agree.BASELINES (None = all; [] = none). `graded`: name of a numeric
+    label column for Spearman's ρ. `out`: write the report JSON; `markdown`: write the Markdown table.
     """
     from rich.console import Console
 
@@ -114,16 +143,10 @@ def run_agree(
         err.print(f"[red]error:[/red] {msg}", markup=True, highlight=False)
         return 2
 
-    if not labels:
-        return usage("give at least one labels file (--labels FILE)")
-    if sum(x is not None and x is not False for x in (spec, spec_map, from_descriptions or None)) > 1:
-        return usage("give at most one of --spec, --spec-map and --from-descriptions")
-    chosen = list(BASELINES if baselines is None else baselines)
-    unknown = [b for b in chosen if b not in BASELINES]
-    if unknown:
-        return usage(f"unknown baseline {unknown[0]!r}; choose from {', '.join(BASELINES)}")
-    if n_boot < 0 or workers < 1:
-        return usage("--n-boot must be >= 0 and --workers >= 1")
+    chosen = list(BASELINES.names() if baselines is None else baselines)
+    problem = _usage_problem(labels, spec, spec_map, from_descriptions, chosen, n_boot, workers)
+    if problem is not None:
+        return usage(problem)
     try:
         items = load_labels([os.fspath(p) for p in labels], graded=graded)
         smap = load_spec_map(spec_map) if spec_map else None
@@ -136,12 +159,7 @@ def run_agree(
     except (LabelError, LtlRewardError, ValueError) as e:
         return usage(str(e))
     data = report.to_json()
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(data, indent=1))
-    if markdown:
-        Path(markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(markdown).write_text(report.to_markdown() + "\n")
+    _write_outputs(report, data, out, markdown)
     if json_output:
         print(json.dumps(data))
     else:

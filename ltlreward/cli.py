@@ -338,13 +338,15 @@ def compile_(
 ) -> None:
     """Compile an English task description into a spec; print it with its English explanation."""
     from .errors import LtlRewardError
-    from .nl import compile_command_output, compile_text
+    from .nl import BACKENDS, BackendError, compile_command_output, compile_text
 
-    if backend not in ("rules", "llm"):
-        raise _fail(f"unknown backend {backend!r}; available: rules, llm")
-    opts = {"model": model, "max_attempts": attempts} if backend == "llm" else {}
     try:
-        result = compile_text(text, backend=backend, **opts)
+        name = BACKENDS.canonical(backend)
+    except BackendError as exc:  # lists the registered backends
+        raise _fail(str(exc)) from None
+    opts = {"model": model, "max_attempts": attempts} if BACKENDS.meta(name).options else {}
+    try:
+        result = compile_text(text, backend=name, **opts)
     except LtlRewardError as exc:
         raise _fail(str(exc)) from None
     if out is not None:

@@ -93,7 +93,7 @@ class Registry(Generic[T]):
             return key
         options = self.names()
         close = difflib.get_close_matches(name, [*options, *self._aliases], n=1)
-        hint = f"; did you mean {self._aliases.get(close[0], close[0])!r}?" if close else ""
+        hint = f"; did you mean {self._aliases.get(close[0], close[0])!r}?" if close else ";"
         raise self.error(f"unknown {self.kind} {name!r}{hint} available: {', '.join(options) or '(none)'}")
 
     def entry(self, name: str) -> Entry[T]:

@@ -252,3 +252,36 @@ def test_specs_compiled_from_descriptions_are_cached_and_failures_noted():
     assert specs[2] is None and specs[3] is None
     assert any("could not compile 'Xyzzy" in n for n in notes)
     assert "no spec for (no description): 1 video(s) not scored" in notes
+
+
+# ------------------------------------------------------------------------------------------ baselines registry
+def test_unknown_baseline_is_the_registry_error_listing_the_options():
+    from ltlreward.agree import BASELINES, BaselineError, LabelItem, agreement
+    from ltlreward.registry import describe
+
+    assert BASELINES.names() == ("end_state", "last_frame", "vlm")
+    assert [row[0] for row in describe(BASELINES)] == ["end_state", "last_frame", "vlm"]
+    with pytest.raises(BaselineError) as e:  # before anything is scored
+        agreement([LabelItem("a.mp4", True, spec="never_read.ltl")], baselines=["end_stat"])
+    assert str(e.value) == "unknown baseline 'end_stat'; did you mean 'end_state'? available: end_state, last_frame, vlm"
+    assert isinstance(e.value, ValueError)
+
+
+def test_a_registered_baseline_runs_beside_the_builtin_ones(tmp_path):
+    from ltlreward.agree import BASELINES, BaselineResult, agreement, load_labels
+
+    @BASELINES.register("always_yes")
+    def always_yes(inp):
+        n = len(inp.items)
+        return BaselineResult(inp.evaluate("always_yes", "every video succeeds", [True] * n, [1.0] * n, [True] * n),
+                              ("always_yes: a constant",))
+
+    try:
+        labels = _make_set(tmp_path, [(0.0, True), (0.0, True), (0.3, False)])
+        rep = agreement(load_labels(labels), baselines=["always_yes"], n_boot=0)
+    finally:
+        BASELINES.unregister("always_yes")
+    assert [m.name for m in rep.methods] == ["spec", "always_yes"]
+    assert rep.methods[1].metrics["accuracy"].value == pytest.approx(2 / 3)
+    assert rep.methods[1].confusion == {"tp": 2, "fp": 1, "fn": 0, "tn": 0}
+    assert rep.notes == ["always_yes: a constant"] and rep.config["baselines"] == ["always_yes"]

@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from ltlreward.errors import LtlRewardError  # noqa: E402
 from ltlreward.ltlf import evaluate, monitor  # noqa: E402
-from ltlreward.nl import compile_text  # noqa: E402
+from ltlreward.nl import BACKENDS, compile_text  # noqa: E402
 from ltlreward.spec import load_spec, spec_atoms  # noqa: E402
 from ltlreward.spec.ast import Binary, Const, Formula, TaskSpec  # noqa: E402
 
@@ -127,7 +127,7 @@ def compare(case: dict, backend: str, rng: np.random.Generator, opts: dict) -> O
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backend", default="rules", choices=["rules", "llm"])
+    ap.add_argument("--backend", default="rules", choices=list(BACKENDS))
     ap.add_argument("--model", default=None, help="local model path for --backend llm")
     ap.add_argument("--cases", default=str(HERE / "cases.jsonl"))
     ap.add_argument("--json", default=None, help="write per-case results here")

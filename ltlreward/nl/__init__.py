@@ -1,31 +1,29 @@
-"""English task descriptions → task specs: a controlled-English rules backend and an optional LLM translator."""
+"""English task descriptions → task specs: a controlled-English rules backend and an optional LLM translator.
+
+    compile_text("put the red block on the plate")            # rules backend → CompileResult(spec, text, …)
+    compile_text(text, backend="llm", model="/models/qwen")   # a local transformers chat model
+
+One module per job:
+
+    backends   the BACKENDS registry (rules, llm) and compile_text
+    parser     English → the typed IR (grammar.lark, lexicon.py; located NLErrors with a suggested phrasing)
+    ir         the IR: frozen dataclasses (Step, NP, State, modifiers, Forbid / Rule), to/from JSON
+    entities   noun phrases → entity names, kinds, prompts; grippers (World)
+    planner    steps → template plans (templates.py: one Plan per verb and object)
+    states     state clauses → formulas and English
+    compiler   plans, modifiers and statements → named constraints; compile_ir, compile_rules
+    llm        the llm backend;  output  what `ltlreward compile` prints
+"""
 
 from __future__ import annotations
 
-from .compiler import CompileResult, compile_rules
-from .errors import NLError
+from .backends import BACKENDS, BackendInfo, compile_text
+from .compiler import CompileResult, compile_ir, compile_rules
+from .errors import BackendError, NLError
+from .ir import IRError, Parsed
 from .output import compile_command_dict, compile_command_output
 from .parser import SUPPORTED_PHRASES, parse_text
 
-BACKENDS = ("rules", "llm")
-
-
-def compile_text(text: str, *, backend: str = "rules", **opts) -> CompileResult:
-    """Compile an English task description into a TaskSpec with the chosen backend ("rules" or "llm").
-
-    The llm backend takes `model` (a local path or a loaded translator) and `max_attempts`; see
-    ltlreward.nl.llm.LLMTranslator.
-    """
-    if backend == "rules":
-        if opts:
-            raise TypeError(f"the rules backend takes no options (got {', '.join(sorted(opts))})")
-        return compile_rules(text)
-    if backend == "llm":
-        from .llm import compile_llm
-
-        return compile_llm(text, **opts)
-    raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
-
-
-__all__ = ["BACKENDS", "SUPPORTED_PHRASES", "CompileResult", "NLError", "compile_command_dict",
-           "compile_command_output", "compile_text", "parse_text"]
+__all__ = ["BACKENDS", "SUPPORTED_PHRASES", "BackendError", "BackendInfo", "CompileResult", "IRError", "NLError",
+           "Parsed", "compile_command_dict", "compile_command_output", "compile_ir", "compile_rules", "compile_text",
+           "parse_text"]

@@ -44,3 +44,7 @@ class NLError(LtlRewardError):
         if self.suggestion:
             lines.append(f"  did you mean: {self.suggestion!r}")
         return "\n".join(lines)
+
+
+class BackendError(LtlRewardError, ValueError):
+    """An unknown English backend name (the message lists the registered ones)."""

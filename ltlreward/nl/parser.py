@@ -1,15 +1,18 @@
-"""Parse controlled English (grammar.lark) into a small intermediate form: ordered steps and statements.
+"""Parse controlled English (grammar.lark) into the typed IR of ltlreward.nl.ir: ordered steps and statements.
 
-The intermediate form names what was said (verbs, noun phrases, arms, modifiers) without choosing entity
-names or formulas; ltlreward.nl.compiler does that. Anything the grammar cannot cover raises NLError with
-the unparsed span and the nearest supported phrasing.
+The IR names what was said (verbs, noun phrases, arms, modifiers) without choosing entity names or formulas;
+ltlreward.nl.compiler does that. The transformer below has one method per rule (or `-> alias`) of the grammar;
+the values it passes between rules that are not IR nodes (`_Where`, `_From`, `_ToArm`, `_Pred`, `_Words`) stay
+in this module. Anything the grammar cannot cover raises NLError with the unparsed span and the nearest
+supported phrasing.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,93 +20,34 @@ from lark import Lark, Token, Transformer, Tree
 from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from .errors import NLError
+from .ir import (
+    MODIFIERS,
+    NP,
+    Arm,
+    ArmMod,
+    AtEnd,
+    Forbid,
+    KeepState,
+    KeepThere,
+    Manner,
+    NoDrop,
+    NoGrasp,
+    NoLift,
+    NoMove,
+    NoTouch,
+    Parsed,
+    Plural,
+    RowOrder,
+    Rule,
+    StackOrder,
+    State,
+    Statement,
+    Step,
+    While,
+)
 from .lexicon import COUNTS, ORDINALS, SIZE_CANON, SIZE_RANK, classify, singular, tokenize
 
 GRAMMAR_PATH = Path(__file__).with_name("grammar.lark")
-
-
-# ------------------------------------------------------------------------------------- intermediate form
-@dataclass(frozen=True)
-class NP:
-    """A noun phrase naming one thing: "the second red bowl", "the drawer handle", or a pronoun."""
-
-    head: str = ""
-    words: tuple[str, ...] = ()  # compound modifiers before the head ("coffee" in "coffee mug")
-    colour: str | None = None
-    size: str | None = None  # canonical size word: large / medium / small
-    ordinal: int | None = None
-    place: str | None = None  # left / right / top / bottom / middle used as an adjective
-    pronoun: str | None = None  # "it" / "them"
-    text: str = ""
-
-
-@dataclass(frozen=True)
-class Plural:
-    """A plural phrase: "both bottles", "the three bowls", "the red, green and blue blocks"."""
-
-    head: str
-    words: tuple[str, ...] = ()
-    count: int | None = None
-    colours: tuple[str, ...] = ()
-    sizes: tuple[str, ...] = ()
-    text: str = ""
-
-
-@dataclass(frozen=True)
-class Arm:
-    """Which gripper: left, right, both, either, other (the one not named before) or default."""
-
-    which: str
-
-
-@dataclass(frozen=True)
-class Mod:
-    """A step modifier: kind (arm, no_drop, no_touch, while, manner, …) and its payload."""
-
-    kind: str
-    value: object = None
-
-
-@dataclass(frozen=True)
-class State:
-    """A state clause "SUBJ is [not] PRED [OBJ]" — pred is a relation or property name."""
-
-    subject: object  # NP | Arm
-    pred: str
-    obj: object = None  # NP | Arm | None
-    negated: bool = False
-
-
-@dataclass
-class Step:
-    """One action: verb (template name), objects, optional destination/relation/source, arm and modifiers."""
-
-    verb: str
-    objs: tuple = ()  # NP | Plural entries
-    dest: object = None  # NP | Arm (handover receiver)
-    rel: str | None = None  # on / in / at / near / left / right / above / touch / to
-    src: object = None  # NP | Arm
-    arm: Arm | None = None
-    mods: list[Mod] = field(default_factory=list)
-    extra: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Statement:
-    """A sentence that constrains without ordering: never / keep-until / at the end / always / eventually."""
-
-    kind: str
-    states: tuple = ()
-    action: str | None = None
-    nps: tuple = ()
-
-
-@dataclass
-class Parsed:
-    """A parsed description: the steps in execution order and the statements."""
-
-    steps: list[Step]
-    statements: list[Statement]
 
 
 # ------------------------------------------------------------------------------------------ the parser
@@ -123,8 +67,39 @@ _REL_ALIASES = {"rel_on": "on", "rel_in": "in", "rel_at": "at", "rel_near": "nea
                 "rel_left": "left", "rel_right": "right", "rel_touch": "touch"}
 
 
-def _tokens(children) -> list[Token]:
-    return [c for c in children if isinstance(c, Token)]
+@dataclass(frozen=True)
+class _Where:
+    """A destination phrase: relation and noun phrase ("on the plate", "to the goal")."""
+
+    rel: str
+    np: NP
+
+
+@dataclass(frozen=True)
+class _From:
+    """A source phrase: "from the table" (an NP) or a handover's "from the left arm" (an Arm)."""
+
+    what: NP | Arm
+
+
+@dataclass(frozen=True)
+class _ToArm:
+    """A handover's receiver: "to the right arm"."""
+
+    arm: Arm
+
+
+@dataclass(frozen=True)
+class _Pred:
+    """The predicate part of a state clause: its name and object ("on the plate" → on, plate)."""
+
+    name: str
+    obj: NP | Arm | None = None
+
+
+def _thing(c: list) -> NP | Plural | None:
+    """The single noun phrase a modifier names (None when it names none, or a list of several)."""
+    return c[0] if c and isinstance(c[0], (NP, Plural)) else None
 
 
 class _ToIR(Transformer):
@@ -224,96 +199,94 @@ class _ToIR(Transformer):
         return Arm("default")
 
     def subject(self, c):
-        return Mod("arm", c[0])
+        return ArmMod(c[0])
 
     # ------------------------------------------------------------------------------------- relations
     def where(self, c):
         rel, np_ = c
-        return ("where", rel, np_)
+        return _Where(rel, np_)
 
     def where_to(self, c):
-        return ("where", "to", c[0])
+        return _Where("to", c[0])
 
     def src(self, c):
-        return ("src", c[0])
+        return _From(c[0])
 
     def dest_at(self, c):
-        return ("where", "at", c[0])
+        return _Where("at", c[0])
 
     def dest_in(self, c):
-        return ("where", "in", c[0])
+        return _Where("in", c[0])
 
     def dest_on(self, c):
-        return ("where", "on", c[0])
+        return _Where("on", c[0])
 
     def hand_src(self, c):
-        return ("hsrc", c[0])
+        return _From(c[0])
 
     def hand_dst(self, c):
-        return ("hdst", c[0])
+        return _ToArm(c[0])
 
     # -------------------------------------------------------------------------------------- modifiers
     def arm_mod(self, c):
-        return Mod("arm", c[-1])
+        return ArmMod(c[-1])
 
     def together(self, c):
-        return Mod("arm", Arm("both"))
+        return ArmMod(Arm("both"))
 
     def no_drop(self, c):
-        return Mod("no_drop", c[0] if c else None)
+        return NoDrop(_thing(c))
 
     def no_touch(self, c):
-        return Mod("no_touch", c[0])
+        return NoTouch(c[0])
 
     def no_lift(self, c):
-        return Mod("no_lift", c[0] if c else None)
+        return NoLift(_thing(c))
 
     def no_grasp(self, c):
-        return Mod("no_grasp", c[0] if c else None)
+        return NoGrasp(_thing(c))
 
     def no_move(self, c):
-        return Mod("no_move", c[0])
+        return NoMove(c[0])
 
     def while_keep(self, c):
-        return Mod("while", c[0])
+        return While(c[0])
 
     def while_state(self, c):
-        return Mod("while", c[0])
+        return While(c[0])
 
     def keep_there(self, c):
-        return Mod("keep_there")
+        return KeepThere()
 
-    def keep_it(self, c):
-        return Mod("keep_it", c[0])
+    def keep_it(self, c):  # "and keep it closed": the state of the step's object, named by the pronoun
+        return KeepState(_attach(NP(pronoun="it", text="it"), c[0]))
 
     def manner(self, c):
-        return Mod("manner", str(c[0]))
+        return Manner(str(c[0]))
 
     def at_end_mod(self, c):
-        return Mod("at_end")
+        return AtEnd()
 
     # ------------------------------------------------------------------------------------- verb frames
-    def _step(self, verb, c, meta=None, **extra):
+    def _step(self, verb, c, **fields):
+        """A Step of `verb` from a verb frame's children: objects (an np_list adds each), the last destination
+        and source said, the first arm named as an argument, and verb-specific `fields`."""
         objs: list = []
-        step = Step(verb=verb, extra=dict(extra))
+        dest = rel = src = arm_arg = None
         for x in c:
             if isinstance(x, (NP, Plural)):
                 objs.append(x)
             elif isinstance(x, tuple) and x and isinstance(x[0], (NP, Plural)):
                 objs.extend(x)
-            elif isinstance(x, tuple) and x and x[0] == "where":
-                step.rel, step.dest = x[1], x[2]
-            elif (isinstance(x, tuple) and x and x[0] == "src") or (isinstance(x, tuple) and x and x[0] == "hsrc"):
-                step.src = x[1]
-            elif isinstance(x, tuple) and x and x[0] == "hdst":
-                step.dest = x[1]
-                step.rel = "hand"
-            elif isinstance(x, Arm):
-                step.extra.setdefault("arm_arg", x)
-            elif isinstance(x, str):
-                step.extra.setdefault("words", []).append(x)
-        step.objs = tuple(objs)
-        return step
+            elif isinstance(x, _Where):
+                rel, dest = x.rel, x.np
+            elif isinstance(x, _From):
+                src = x.what
+            elif isinstance(x, _ToArm):
+                dest, rel = x.arm, None
+            elif isinstance(x, Arm) and arm_arg is None:
+                arm_arg = x
+        return Step(verb, tuple(objs), dest, rel, src, arm_arg=arm_arg, **fields)
 
     def pick(self, c):
         return self._step("pick", c)
@@ -325,20 +298,20 @@ class _ToIR(Transformer):
         return self._step("place", c)
 
     def stack_list(self, c):
-        order = next((x for x in c if isinstance(x, tuple) and x and x[0] == "order"), ("order", "bottom_up"))
-        return self._step("stack", [x for x in c if x is not order], order=order[1:])
+        order = next((x for x in c if isinstance(x, StackOrder)), StackOrder())
+        return self._step("stack", [x for x in c if x is not order], stack=order)
 
     def bottom_up(self, c):
-        return ("order", "bottom_up")
+        return StackOrder("bottom_up")
 
     def top_down(self, c):
-        return ("order", "top_down")
+        return StackOrder("top_down")
 
     def bottom_is(self, c):
-        return ("order", "bottom_is", c[0])
+        return StackOrder("bottom_is", c[0])
 
     def top_is(self, c):
-        return ("order", "top_is", c[0])
+        return StackOrder("top_is", c[0])
 
     def push(self, c):
         return self._step("push", c)
@@ -380,68 +353,68 @@ class _ToIR(Transformer):
         return self._step("insert", c)
 
     def assemble_on(self, c):
-        return self._step("place", [c[0], ("where", "on", c[-1])])
+        return self._step("place", [c[0], _Where("on", c[-1])])
 
     def assemble_in(self, c):
-        return self._step("place", [c[0], ("where", "in", c[-1])])
+        return self._step("place", [c[0], _Where("in", c[-1])])
 
     def gap_place(self, c):
-        return self._step("place", c, gapped=True)
+        return self._step("place", c)
 
     def pour_from(self, c):
         nps = [x for x in c if isinstance(x, NP)]
         contents = nps[0] if len(nps) == 3 else None
         container, target = nps[-2], nps[-1]
-        return Step(verb="pour", objs=(container,), dest=target, rel="in", extra={"contents": contents})
+        return Step("pour", (container,), dest=target, rel="in", contents=contents)
 
     def pour_into(self, c):
         container, target = [x for x in c if isinstance(x, NP)]
-        return Step(verb="pour", objs=(container,), dest=target, rel="in", extra={"contents": None})
+        return Step("pour", (container,), dest=target, rel="in")
 
     def rank(self, c):
-        specs = [x for x in c if isinstance(x, tuple) and x and x[0] == "rank"]
-        rest = [x for x in c if not (isinstance(x, tuple) and x and x[0] == "rank")]
-        return self._step("rank", rest, specs=tuple(s[1:] for s in specs))
+        parts = [x for x in c if isinstance(x, RowOrder)]  # a later phrase wins
+        rest = [x for x in c if not isinstance(x, RowOrder)]
+        return self._step("rank", rest, row=functools.reduce(RowOrder.merge, parts, RowOrder()))
 
     def by_colour(self, c):
-        return ("rank", "by", "colour")
+        return RowOrder(by="colour")
 
     def by_size(self, c):
-        return ("rank", "by", "size")
+        return RowOrder(by="size")
 
     def left_to_right(self, c):
-        return ("rank", "dir", "ltr")
+        return RowOrder(direction="ltr")
 
     def right_to_left(self, c):
-        return ("rank", "dir", "rtl")
+        return RowOrder(direction="rtl")
 
     def in_row(self, c):
-        return ("rank", "row")
+        return RowOrder()
 
     def size_range(self, c):
         a, b = (SIZE_RANK[str(t)] for t in c)
-        return ("rank", "size_order", "desc" if a < b else "asc")
+        return RowOrder(size_order="desc" if a < b else "asc")
 
     def size_first(self, c):
         size, ordinal = (str(t) for t in c)
         if ordinal != "first":
             raise _SemanticError(f"'{size} {ordinal}' is not an ordering; say '{size} first'")
-        return ("rank", "size_order", "desc" if SIZE_RANK[size] == 0 else "asc")
+        return RowOrder(size_order="desc" if SIZE_RANK[size] == 0 else "asc")
 
     def size_side(self, c):
         size = next(str(t) for t in c if isinstance(t, Token) and t.type == "SIZE")
         side = next(x for x in c if x in ("left", "right"))
         big_left = (SIZE_RANK[size] == 0) == (side == "left")
-        return ("rank", "size_order", "desc" if big_left else "asc")
+        return RowOrder(size_order="desc" if big_left else "asc")
 
     def ascending(self, c):
-        return ("rank", "size_order", "asc")
+        return RowOrder(size_order="asc")
 
     def descending(self, c):
-        return ("rank", "size_order", "desc")
+        return RowOrder(size_order="desc")
 
     def colour_order(self, c):
-        return ("rank", "colours", tuple(c[0]))
+        return RowOrder(colours=tuple(c[0]))
 
     def hold(self, c):
         return self._step("hold", c)
@@ -451,18 +424,18 @@ class _ToIR(Transformer):
 
     # ----------------------------------------------------------------------------------------- steps
     def step(self, c):
-        mods = [x for x in c if isinstance(x, Mod)]
+        mods = tuple(x for x in c if isinstance(x, MODIFIERS))
         actions = [x for x in c if isinstance(x, Step)]
         if len(actions) != 1:
             raise _SemanticError("expected exactly one action in a step")
         s = actions[0]
-        s.mods = mods + s.mods
-        for m in mods:
-            if m.kind == "arm":
-                s.arm = m.value
-        if s.arm is None and isinstance(s.extra.get("arm_arg"), Arm) and s.verb in ("reach",):
-            s.arm = s.extra["arm_arg"]
-        return s
+        arm = s.arm
+        for m in mods:  # the last arm said is the one doing the step
+            if isinstance(m, ArmMod):
+                arm = m.arm
+        if arm is None and s.arm_arg is not None and s.verb == "reach":
+            arm = s.arm_arg
+        return replace(s, mods=mods + s.mods, arm=arm)
 
     def chain(self, c):
         return [s for s in c if isinstance(s, Step)]
@@ -485,7 +458,7 @@ class _ToIR(Transformer):
 
     def instruction(self, c):
         steps = next(x for x in c if isinstance(x, list))
-        return [*steps, *(x for x in c if isinstance(x, Statement))]
+        return [*steps, *(x for x in c if isinstance(x, (Forbid, Rule)))]
 
     # -------------------------------------------------------------------------------------- statements
     def statement(self, c):
@@ -497,55 +470,54 @@ class _ToIR(Transformer):
     def never_act(self, c):
         return c[-1]
 
-    def neg_drop(self, c):
-        return Statement("never", action="drop", nps=tuple(x for x in c if isinstance(x, (NP, Plural))))
+    def neg_drop(self, c):  # a list of objects is not kept: "never drop" then means the ones mentioned last
+        return Forbid("drop", tuple(x for x in c if isinstance(x, (NP, Plural))))
 
     def neg_touch(self, c):
-        return Statement("never", action="touch", nps=tuple(c))
+        return Forbid("touch", tuple(c))
 
     def neg_contact(self, c):
-        return Statement("never", action="contact", nps=tuple(c))
+        return Forbid("contact", tuple(c))
 
     def neg_drop_np(self, c):
-        return Statement("never", action="drop", nps=tuple(c))
+        return Forbid("drop", tuple(c))
 
     def neg_lift(self, c):
-        return Statement("never", action="lift", nps=tuple(c))
+        return Forbid("lift", tuple(c))
 
     def neg_move(self, c):
-        return Statement("never", action="move", nps=tuple(c))
+        return Forbid("move", tuple(c))
 
     def never_state(self, c):
         subj, pred = c[0], c[-1]
-        return Statement("never", states=(_attach(subj, pred),))
+        return Rule("never", (_attach(subj, pred),))
 
     def state_vp(self, c):
         return c[-1]
 
     def keep_until(self, c):
-        return Statement("until", states=(c[0], c[1]))
+        return Rule("until", (c[0], c[1]))
 
     def at_end(self, c):
-        return Statement("at_end", states=(c[-1],))
+        return Rule("at_end", (c[-1],))
 
     def end_up(self, c):
-        return Statement("at_end", states=(_attach(c[0], c[-1]),))
+        return Rule("at_end", (_attach(c[0], c[-1]),))
 
     def always(self, c):
-        return Statement("always", states=(c[-1],))
+        return Rule("always", (c[-1],))
 
     def always_pred(self, c):
-        return Statement("always", states=(_attach(c[0], c[-1]),))
+        return Rule("always", (_attach(c[0], c[-1]),))
 
     def eventually(self, c):
-        return Statement("eventually", states=(c[-1],))
+        return Rule("eventually", (c[-1],))
 
     # ------------------------------------------------------------------------------------------ states
     def state(self, c):
         subj, pred = c[0], c[-1]
         negated = any(isinstance(t, Token) and str(t) in ("not", "never") for t in c)
-        st = _attach(subj, pred)
-        return State(st.subject, st.pred, st.obj, negated)
+        return _attach(subj, pred, negated)
 
     def state_obj(self, c):
         return _attach(c[0], c[1])
@@ -554,54 +526,53 @@ class _ToIR(Transformer):
         return _attach(c[0], c[-1])
 
     def state_verb_not(self, c):
-        st = _attach(c[0], c[-1])
-        return State(st.subject, st.pred, st.obj, True)
+        return _attach(c[0], c[-1], True)
 
     def rel_pred(self, c):
         rel, obj = c
-        return ("pred", rel, obj)
+        return _Pred(rel, obj)
 
     def vp_hold(self, c):
-        return ("pred", "holds", c[-1])
+        return _Pred("holds", c[-1])
 
     def vp_touch(self, c):
-        return ("pred", "touch", c[-1])
+        return _Pred("touch", c[-1])
 
     def vp_near(self, c):
-        return ("pred", "near", c[-1])
+        return _Pred("near", c[-1])
 
     def vp_be(self, c):
         return c[-1]
 
     def lifted_pred(self, c):
-        return ("pred", "lifted", None)
+        return _Pred("lifted")
 
     def held_pred(self, c):
-        return ("pred", "held", c[0] if c else None)
+        return _Pred("held", c[0] if c else None)
 
     def open_pred(self, c):
-        return ("pred", "open", None)
+        return _Pred("open")
 
     def closed_pred(self, c):
-        return ("pred", "closed", None)
+        return _Pred("closed")
 
     def moving_pred(self, c):
-        return ("pred", "moving", None)
+        return _Pred("moving")
 
     def still_pred(self, c):
-        return ("pred", "still", None)
+        return _Pred("still")
 
     def visible_pred(self, c):
-        return ("pred", "visible", None)
+        return _Pred("visible")
 
     def on_pred(self, c):
-        return ("pred", "switched_on", None)
+        return _Pred("switched_on")
 
     def off_pred(self, c):
-        return ("pred", "switched_off", None)
+        return _Pred("switched_off")
 
     def pressed_pred(self, c):
-        return ("pred", "pressed", None)
+        return _Pred("pressed")
 
     def start(self, c):
         steps: list[Step] = []
@@ -612,7 +583,7 @@ class _ToIR(Transformer):
                     steps.append(y)
                 elif isinstance(y, Statement):
                     statements.append(y)
-        return Parsed(steps, statements)
+        return Parsed(tuple(steps), tuple(statements))
 
 
 for _alias, _rel in _REL_ALIASES.items():
@@ -635,10 +606,6 @@ _COLOURS = frozenset(__import__("ltlreward.nl.lexicon", fromlist=["COLOURS"]).CO
 _PLACES = ("left", "right", "top", "bottom", "middle")
 
 
-def _is_adj(words: tuple[str, ...]) -> bool:
-    return all(w in _COLOURS or w in SIZE_RANK or w in ORDINALS or w in _PLACES for w in words)
-
-
 def _make_np(adjs: tuple[str, ...], words: tuple[str, ...], number: int | None) -> NP:
     colour = next((a for a in adjs if a in _COLOURS), None)
     size = next((SIZE_CANON[SIZE_RANK[a]] for a in adjs if a in SIZE_RANK), None)
@@ -650,9 +617,8 @@ def _make_np(adjs: tuple[str, ...], words: tuple[str, ...], number: int | None) 
               text=text)
 
 
-def _attach(subject, pred) -> State:
-    _, name, obj = pred
-    return State(subject, name, obj)
+def _attach(subject: NP | Arm, pred: _Pred, negated: bool = False) -> State:
+    return State(subject, pred.name, pred.obj, negated)
 
 
 # ------------------------------------------------------------------------------------------ suggestions

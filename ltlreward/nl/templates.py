@@ -1,7 +1,10 @@
-"""Task templates: each verb → an ordered chain of named phases, an end state and safety constraints.
+"""Task templates: each verb → a `Plan`: an ordered chain of named phases, an end state, safety constraints and
+the objects it carries.
 
-Formulas use only the predicate library (ltlreward.predicates.catalog) plus quoted atoms for states no
-geometric predicate expresses (a drawer being open, a button pressed). A phase is (name, formula, English).
+ltlreward.nl.compiler calls one template per object of a step of the IR (ltlreward.nl.ir) with the entity
+names and English labels it resolved, and composes the plans into constraints. Formulas use only the
+predicate library (ltlreward.predicates.catalog) plus quoted atoms for states no geometric predicate
+expresses (a drawer being open, a button pressed).
 """
 
 from __future__ import annotations
@@ -96,9 +99,19 @@ class Grip:
 # --------------------------------------------------------------------------------------------- plans
 @dataclass(frozen=True)
 class Phase:
+    """One named phase of a plan: its formula and what it says in English."""
+
     name: str
     formula: Formula
     english: str
+
+
+@dataclass(frozen=True)
+class Carried:
+    """An object a plan carries: the grippers that may hold it in the air, and where it may rest (placements)."""
+
+    holders: tuple[str, ...]
+    rests: tuple[Formula, ...] = ()
 
 
 @dataclass
@@ -109,7 +122,7 @@ class Plan:
     subject: tuple[str, ...] = ()  # entities whose state this step sets (later steps on them override its end)
     final: bool = True  # the last phase is an end state (held to the end unless overridden)
     safety: list[Phase] = field(default_factory=list)
-    carried: dict[str, tuple[list[str], list[Formula]]] = field(default_factory=dict)  # obj → holders, rests
+    carried: dict[str, Carried] = field(default_factory=dict)  # objects it carries (they get a no-drop rule)
     held_after: dict[str, Grip | None] = field(default_factory=dict)
     obj: str = ""
 
@@ -140,7 +153,7 @@ def approach(g: Grip, o: str, on: str) -> list[Phase]:
 
 def pick(g: Grip, o: str, on: str) -> Plan:
     """Pick up / hold: reach, grasp, lift; at the end o is still held up."""
-    return Plan(approach(g, o, on), subject=(o,), carried={o: (list(g.names), [])}, held_after={o: g}, obj=o)
+    return Plan(approach(g, o, on), subject=(o,), carried={o: Carried(g.names)}, held_after={o: g}, obj=o)
 
 
 def place(g: Grip, o: str, on: str, rel: str, d: str, dn: str, *, skip_approach: bool = False) -> Plan:
@@ -151,7 +164,7 @@ def place(g: Grip, o: str, on: str, rel: str, d: str, dn: str, *, skip_approach:
         Phase("place", r, f"{on} is {rel_english(rel)} {dn}"),
         Phase("release", conj(r, g.not_holding(o)), f"{on} rests {rel_english(rel)} {dn}, released"),
     ]
-    return Plan(phases, subject=(o,), carried={o: (list(g.names), [r])}, held_after={o: None}, obj=o)
+    return Plan(phases, subject=(o,), carried={o: Carried(g.names, (r,))}, held_after={o: None}, obj=o)
 
 
 def insert(g: Grip, o: str, on: str, d: str, dn: str, *, skip_approach: bool = False) -> Plan:
@@ -159,7 +172,7 @@ def insert(g: Grip, o: str, on: str, d: str, dn: str, *, skip_approach: bool = F
     r = atom("inside", o, d)
     phases = [] if skip_approach else approach(g, o, on)[:2]
     phases.append(Phase("insert", r, f"{on} is inserted into {dn}"))
-    return Plan(phases, subject=(o,), carried={o: (list(g.names), [r])}, held_after={o: g}, obj=o)
+    return Plan(phases, subject=(o,), carried={o: Carried(g.names, (r,))}, held_after={o: g}, obj=o)
 
 
 def push(g: Grip, o: str, on: str, rel: str | None, d: str | None, dn: str | None) -> Plan:
@@ -233,7 +246,7 @@ def handover(giver: str, taker: str, gl: str, tl: str, o: str, on: str, *, skip_
                Phase("handover", conj(h2, neg(h1)), f"{tl} alone holds {on}")]
     safety = [Phase("grasp_first", until(neg(atom("touching", taker, o)), h1),
                     f"{gl} has {on} before {tl} touches it")]
-    return Plan(phases, subject=(o,), safety=safety, carried={o: ([giver, taker], [])},
+    return Plan(phases, subject=(o,), safety=safety, carried={o: Carried((giver, taker))},
                 held_after={o: Grip((taker,), label=tl)}, obj=o)
 
 
@@ -243,7 +256,7 @@ def pour(g: Grip, c: str, cn: str, t: str, tn: str, *, skip_approach: bool = Fal
     phases = [] if skip_approach else approach(g, c, cn)
     phases += [Phase("align", over, f"{cn} is held above {tn}"),
                Phase("pour", conj(over, quoted(f"the {cn[4:]} is tilted")), f"{cn} is tilted over {tn}")]
-    return Plan(phases, subject=(c,), final=False, carried={c: (list(g.names), [])}, held_after={c: g}, obj=c)
+    return Plan(phases, subject=(c,), final=False, carried={c: Carried(g.names)}, held_after={c: g}, obj=c)
 
 
 def rank(g: Grip, objs: list[str], names: list[str]) -> Plan:
@@ -251,4 +264,4 @@ def rank(g: Grip, objs: list[str], names: list[str]) -> Plan:
     order = conj(*[atom("left_of", a, b) for a, b in itertools.pairwise(objs)])
     row = ", ".join(names)
     return Plan([Phase("arrange", order, f"from left to right: {row}")], subject=tuple(objs),
-                carried={o: (list(g.names), []) for o in objs}, held_after=dict.fromkeys(objs), obj="row")
+                carried={o: Carried(g.names) for o in objs}, held_after=dict.fromkeys(objs), obj="row")
