@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..errors import LtlRewardError
 from ..registry import Registry
+from ..spec.cuts import end_state_spec
 from .labels import LabelItem
 from .report import MethodReport, evaluate_method
 from .scoring import score_with_specs
@@ -80,28 +81,6 @@ BASELINES: Registry[Baseline] = Registry("baseline", error=BaselineError)
 
 
 # ------------------------------------------------------------------------------------------ specs
-def end_state_spec(spec: Any) -> Any | None:
-    """The spec cut down to its end-state constraints (`F G φ`, φ without temporal operators), or None."""
-    from ..spec.ast import Binary, Unary
-
-    temporal = {"X", "WX", "F", "G", "Y", "O", "H", "U", "R", "W", "M", "S"}
-
-    def plain(f: Any) -> bool:
-        if isinstance(f, Unary):
-            return f.op not in temporal and plain(f.child)
-        if isinstance(f, Binary):
-            return f.op not in temporal and plain(f.left) and plain(f.right)
-        return True
-
-    keep = [c for c in spec.constraints
-            if isinstance(c.formula, Unary) and c.formula.op == "F" and c.formula.interval is None
-            and isinstance(c.formula.child, Unary) and c.formula.child.op == "G"
-            and c.formula.child.interval is None and plain(c.formula.child.child)]
-    if not keep:
-        return None
-    return replace(spec, constraints=tuple(keep), task=f"{spec.task} (end state only)")
-
-
 def vlm_spec(task_text: str) -> Any:
     """A one-question spec for the VLM judge: the task, asked of the frames, must hold at the end."""
     from ..spec import parse_spec
