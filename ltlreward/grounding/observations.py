@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ltlreward.errors import GroundingError
+from ltlreward.grounding.camera import Camera, check_camera
 
 OBS_FORMAT_VERSION = 1
 
@@ -37,6 +38,11 @@ class Observations:
     atoms: dict[str, np.ndarray] = field(default_factory=dict)  # quoted atom / named signal -> (T,) prob
     source: str = ""  # backend that produced it
     meta: dict = field(default_factory=dict)
+    camera: Camera | None = None  # calibrated camera of this video's pixels (enables the 2.5-D semantics)
+    support_z: float | None = None  # world height (metres, z up) of the support plane objects rest on
+    sizes: dict[str, np.ndarray] = field(default_factory=dict)  # entity -> (3,) known extent in metres
+    static: tuple[str, ...] = ()  # entities that do not move (static regions)
+    clock: str = "video"  # what `fps` is: the video's frame rate, or the simulation rate of a sidecar ("sidecar")
 
     def index(self, entity: str) -> int:
         """Row of `entity` in the per-entity arrays."""
@@ -113,6 +119,11 @@ def save_observations(obs: Observations, path_stem: str | Path) -> tuple[Path, P
         "atoms": atom_keys,
         "has_masks": obs.masks is not None,
         "has_positions": obs.positions is not None,
+        "camera": obs.camera.to_json() if obs.camera is not None else None,
+        "support_z": obs.support_z,
+        "sizes": {k: [float(x) for x in v] for k, v in obs.sizes.items()},
+        "static": list(obs.static),
+        "clock": obs.clock,
     }
     json_path.write_text(json.dumps(header, indent=1) + "\n")
     np.savez_compressed(npz_path, **arrays)
@@ -158,7 +169,35 @@ def load_observations(path: str | Path) -> Observations:
         boxes=boxes, centers=centers, visibility=visibility, masks=masks, positions=positions,
         gripper_opening=gripper, contacts=contacts, atoms=atoms,
         source=str(header.get("source", "")), meta=dict(header.get("meta") or {}),
+        **_geometry(header, json_path),
     )
+
+
+def _geometry(header: dict, json_path: Path) -> dict:
+    """The optional camera, support plane, sizes and static entities of a saved header (checked)."""
+    out: dict = {"sizes": {}, "static": ()}
+    cam = header.get("camera")
+    if cam is not None:
+        try:
+            K, E = np.asarray(cam["intrinsics"], np.float64), np.asarray(cam["extrinsics"], np.float64)
+            if K.shape != (3, 3) or E.shape != (4, 4):
+                raise ValueError("intrinsics must be 3×3 and extrinsics 4×4")
+            problem = check_camera(K, E)
+            if problem is not None:
+                raise ValueError(f"{problem[0]}: {problem[1]}")
+            out["camera"] = Camera(K, E, int(cam["width"]), int(cam["height"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise GroundingError(f"{json_path}: camera: {e}") from None
+    if header.get("support_z") is not None:
+        out["support_z"] = float(header["support_z"])
+    for k, v in (header.get("sizes") or {}).items():
+        size = np.asarray(v, np.float64)
+        if size.shape != (3,) or not np.isfinite(size).all() or (size < 0).any():
+            raise GroundingError(f"{json_path}: sizes.{k}: expected 3 non-negative numbers, got {v!r}")
+        out["sizes"][str(k)] = size
+    out["static"] = tuple(str(s) for s in header.get("static") or ())
+    out["clock"] = str(header.get("clock", "video"))
+    return out
 
 
 def _read_header(json_path: Path) -> dict:

@@ -381,7 +381,8 @@ def at(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np
 
 # ------------------------------------------------------------------------------------ numeric functions
 # Each takes (ctx, space, entity args, {}) and returns the (T,) value: metres / m/s in 3-D, image fractions in 2-D.
-@predicate("dist", params=("a", "b"), numeric=True, scale=LENGTH_SCALE, english="the distance between {0} and {1}",
+@predicate("dist", params=("a", "b"), numeric=True, scale=LENGTH_SCALE, dim="length",
+           english="the distance between {0} and {1}",
            doc=f"centre distance (metres in state, fraction of the image diagonal in image); scale {LENGTH_SCALE:g}",
            image=f"‖c_a − c_b‖ / image diagonal; comparison scale {LENGTH_SCALE:g}",
            state=f"‖p_a − p_b‖ in metres; comparison scale {LENGTH_SCALE:g} m", needs="centers / positions")
@@ -391,7 +392,8 @@ def dist(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> 
     return d if sp == "3d" else d / ctx.diag
 
 
-@predicate("height", params=("a",), numeric=True, scale=LENGTH_SCALE, english="the height of {0}",
+@predicate("height", params=("a",), numeric=True, scale=LENGTH_SCALE, dim="length",
+           english="the height of {0}",
            doc=f"z in metres (state) or 1 - y/H (image); scale {LENGTH_SCALE:g}",
            image=f"1 − centre y / H; comparison scale {LENGTH_SCALE:g}",
            state=f"z in metres; comparison scale {LENGTH_SCALE:g} m", needs="centers / positions")
@@ -400,7 +402,8 @@ def height(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -
     return ctx.pos(args[0])[:, 2] if sp == "3d" else 1.0 - ctx.ctr(args[0])[:, 1] / ctx.H
 
 
-@predicate("speed", params=("a",), numeric=True, scale=SPEED_SCALE, english="the speed of {0}",
+@predicate("speed", params=("a",), numeric=True, scale=SPEED_SCALE, dim="speed",
+           english="the speed of {0}",
            doc=f"metres/s (state) or image diagonals per second (image); scale {SPEED_SCALE:g}",
            image=f"centre speed in image diagonals/s; comparison scale {SPEED_SCALE:g}",
            state=f"speed in m/s; comparison scale {SPEED_SCALE:g} m/s", needs="centers, fps / positions, fps")
@@ -410,7 +413,8 @@ def speed(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) ->
     return s if sp == "3d" else s / ctx.diag
 
 
-@predicate("x", params=("a",), numeric=True, scale=LENGTH_SCALE, english="the x position of {0}",
+@predicate("x", params=("a",), numeric=True, scale=LENGTH_SCALE, dim="length",
+           english="the x position of {0}",
            doc=f"x (metres or fraction of width); scale {LENGTH_SCALE:g}",
            image=f"centre x / W; comparison scale {LENGTH_SCALE:g}",
            state=f"x in metres; comparison scale {LENGTH_SCALE:g} m", needs="centers / positions")
@@ -419,7 +423,8 @@ def x(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.
     return ctx.pos(args[0])[:, 0] if sp == "3d" else ctx.ctr(args[0])[:, 0] / ctx.W
 
 
-@predicate("y", params=("a",), numeric=True, scale=LENGTH_SCALE, english="the y position of {0}",
+@predicate("y", params=("a",), numeric=True, scale=LENGTH_SCALE, dim="length",
+           english="the y position of {0}",
            doc=f"y (metres or fraction of height); scale {LENGTH_SCALE:g}",
            image=f"centre y / H (down is +); comparison scale {LENGTH_SCALE:g}",
            state=f"y in metres; comparison scale {LENGTH_SCALE:g} m", needs="centers / positions")
@@ -428,7 +433,8 @@ def y(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.
     return ctx.pos(args[0])[:, 1] if sp == "3d" else ctx.ctr(args[0])[:, 1] / ctx.H
 
 
-@predicate("area", params=("a",), numeric=True, scale=AREA_SCALE, english="the area of {0}",
+@predicate("area", params=("a",), numeric=True, scale=AREA_SCALE, dim="fraction",
+           english="the area of {0}",
            doc=f"fraction of the image covered; scale {AREA_SCALE:g}",
            image=f"mask pixels / (H·W) (box area when no mask); comparison scale {AREA_SCALE:g}",
            state="same as 2-D (an image quantity)", needs="masks or boxes", image_only=True)
