@@ -225,10 +225,22 @@ class Pipeline:
                       source_fps=v.source_fps, n_source_frames=v.n_source_frames, meta=dict(v.meta))
         return v
 
+    @cached_property
+    def regions(self) -> dict[str, Any]:
+        """The spec's static regions (entity NAME = region box=… | center=…), by name: not grounded, written in."""
+        from .grounding.regions import spec_regions
+
+        return spec_regions(self.spec.entities)
+
     def ground(self, video: Video, *, sidecar: str | os.PathLike[str] | None = None) -> Observations:
-        """Stage 2: observations of the spec's entities in `video` (`sidecar`, else the pipeline's default)."""
+        """Stage 2: observations of the spec's entities in `video` (`sidecar`, else the pipeline's default); the
+        spec's static regions are written in after the grounder ran (grounding/regions.py)."""
+        from .grounding.regions import apply_regions
+
         sc = sidecar if sidecar is not None else self.sidecar
-        return self.grounder.ground(video, self.spec.entities, quoted=self.quoted, sidecar=sc)
+        observed = tuple(e for e in self.spec.entities if e.name not in self.regions)
+        obs = self.grounder.ground(video, observed, quoted=self.quoted, sidecar=sc)
+        return apply_regions(obs, self.regions, f"{self.spec.path}: " if self.spec.path else "")
 
     def backend(self, obs: Observations) -> str:
         """The backend that produced `obs` (an "auto" grounder reports the one it chose)."""
@@ -238,7 +250,7 @@ class Pipeline:
         """Stage 3: the spec's atom signals from `obs`; `grounder` is named in capability errors."""
         from .predicates import compute_signals
 
-        return compute_signals(self.atoms, obs, grounder=grounder, options=self.predicate_options)
+        return compute_signals(self.atoms, obs, grounder=grounder, options=self.predicate_options, spec=self.spec)
 
     def monitor(self, group: Sequence[Observed], fps: float) -> list[Analysis]:
         """Stage 4: one monitor call for videos of equal fps (ragged via lengths), then each video's rewards,
@@ -270,7 +282,8 @@ class Pipeline:
         result = RewardResult(
             video=o.vid, reward=reward, satisfied=satisfied, constraints=outcomes, n_frames=L, fps=float(v.fps),
             timings=timings, grounder=o.grounder, reward_mode=self.spec.reward, height=v.height, width=v.width,
-            frame_indices=np.asarray(v.frame_indices), masks=mask,
+            frame_indices=np.asarray(v.frame_indices), masks=mask, spaces=dict(o.signals.spaces),
+            warnings=list(o.signals.warnings), clock={"fps": clock_fps(o), "source": o.signals.clock},
         )
         return Analysis(result, o.video, o.observations, o.signals)
 
@@ -356,12 +369,19 @@ def observe(pipe: Pipeline, vid: str, item: Any, sidecar: str | os.PathLike[str]
     return predicates_step(pipe, ground_step(pipe, decode_step(pipe, vid, item), sidecar))
 
 
+def clock_fps(o: Observed) -> float:
+    """The frame rate seconds are counted in for `o`: its signals' time base (a sidecar's simulation rate when
+    it differs from the playback rate), else the video's."""
+    return round(float(o.signals.fps or o.video.fps), 6)
+
+
 def fps_groups(items: Sequence[Observed | Failure]) -> dict[float, list[int]]:
-    """Positions of the observed videos per frame rate (rounded to 1e-6), groups in first-seen order."""
+    """Positions of the observed videos per time base (`clock_fps`, rounded to 1e-6), groups in first-seen
+    order."""
     groups: dict[float, list[int]] = {}
     for i, it in enumerate(items):
         if isinstance(it, Observed):
-            groups.setdefault(round(float(it.video.fps), 6), []).append(i)
+            groups.setdefault(clock_fps(it), []).append(i)
     return groups
 
 

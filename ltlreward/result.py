@@ -18,11 +18,18 @@ one JSONL line); `JSON_SCHEMA` below is the same thing as a JSON-Schema document
       "n_frames": 45, "fps": 10.0, "height": 224, "width": 224,
       "frame_indices": [0, 1, ...],               # source frame of each scored frame
       "grounder": "state",                         # backend that actually grounded the video
+      "spaces": {"dist(obj,goal)<0.05m": "2.5d"},  # per atom, the space it was judged in: "3d" (positions),
+                                                  # "2.5d" (lifted from masks + camera), "image", or "signal"
+                                                  # (quoted atoms and named propositions)
+      "clock": {"fps": 20.0, "source": "video"},   # the rate seconds (speeds, `…s` windows) were counted in:
+                                                  # "video" (its frame rate), or "sidecar" (the simulation rate)
+      "warnings": [],                              # e.g. a metre constant judged in the image (--allow-2d)
       "timings": {"decode": 0.01, "ground": 0.002, "predicates": 0.003, "monitor": 0.001, "masks": 0.0},
       "error": null                               # "VideoError: clip.mp4: ..." when scoring failed
     }
 
 A failed video has `reward` null (NaN in Python), `satisfied` false, `constraints` [] and `error` set.
+`spaces`, `clock` and `warnings` were added within version 1 (additive; readers must not require them).
 Versioning: fields are only ever added within a version; renaming or removing one bumps `schema_version`.
 """
 
@@ -87,6 +94,9 @@ JSON_SCHEMA: dict[str, Any] = {
         "width": {"type": "integer"},
         "frame_indices": {"type": "array", "items": {"type": "integer"}},
         "grounder": {"type": "string"},
+        "spaces": {"type": "object", "additionalProperties": {"type": "string"}},
+        "clock": {"type": "object", "properties": {"fps": _NULLABLE_NUM, "source": {"type": "string"}}},
+        "warnings": {"type": "array", "items": {"type": "string"}},
         "timings": {"type": "object", "additionalProperties": _NUM},
         "error": {"type": ["string", "null"]},
     },
@@ -136,6 +146,9 @@ class RewardResult:
     width: int = 0
     frame_indices: np.ndarray | None = None
     masks: np.ndarray | None = field(default=None, repr=False)
+    spaces: dict[str, str] = field(default_factory=dict)  # atom -> "3d" | "2.5d" | "image" | "signal"
+    clock: dict[str, Any] = field(default_factory=dict)  # {"fps": rate seconds are counted in, "source": …}
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -178,6 +191,9 @@ class RewardResult:
             "width": int(self.width),
             "frame_indices": [] if self.frame_indices is None else [int(i) for i in self.frame_indices],
             "grounder": self.grounder,
+            "spaces": dict(self.spaces),
+            "clock": {k: (round(float(v), 6) if isinstance(v, float) else v) for k, v in self.clock.items()},
+            "warnings": list(self.warnings),
             "timings": {k: round(float(v), 6) for k, v in self.timings.items()},
             "error": self.error,
         }

@@ -2,16 +2,20 @@
 
     python -m benchmarks.simlabel.gt_masks --data /work/simdata/natural --out /work/simdata/natural_gt
 
-For every item of a `--natural` set (benchmarks/simlabel/generate.py) it writes a sidecar that a user could
-write for their own video from a perfect instance segmenter and a calibrated camera, and nothing else:
+For every item of a `--natural` set (benchmarks/simlabel/generate.py) it writes a sidecar holding what a
+perfect instance segmenter and a calibrated camera give, plus what a user knows of the scene's objects, and
+nothing else:
 
 - `camera` — the sidecar's intrinsics and world→camera extrinsics (calibration, not state);
+- `support` — the height of the table top the objects stand on (robosuite: `meta.table_height`; Meta-World's
+  table top is the world plane z = 0);
 - per entity of the segmentation (MW gripper / arm / obj / goal site, RS object / left / right / arm): its
-  per-frame instance mask (`mask`, in `<id>.seg.npz`, the generator's file), the mask's box (`box`, null
-  where the entity is not seen) and `visible` (1 where its mask is non-empty);
-- a goal that the render never shows (button-press and faucet-open have no goal site: `visible_fraction`
-  has no `goal`) is given as the static pixel box of the task's goal point (± its 4 cm size) projected
-  through the camera — the region a user would draw for it; such items are marked `goal_region: true`.
+  per-frame instance mask (`mask`, in the generator's `<id>.seg.npz`) — boxes, centres and visibility follow
+  from it — and, for the task's entities, the object's known dimensions (`size`, `shape`, `anchor`: where the
+  task's reference point lies on it) from extents.json, read off the simulators' models at reset;
+- a goal the render never shows (button-press and faucet-open draw no goal site: `visible_fraction` has no
+  `goal`) cannot be judged from pixels; it is given as a static metric `region` (the task's goal point, ± 2 cm)
+  — what a user would state for it — and such items are marked `goal_region: true` in the sidecar's meta.
 
 Left out on purpose: positions, contacts, gripper openings, success flags — simulator state a segmenter
 does not see. Videos are hard links (copies across file systems) of the natural set's mp4 files, and
@@ -30,7 +34,9 @@ from typing import Any
 
 import numpy as np
 
-GOAL_SIZE = 0.04  # metres: the goal marker's extent in the generator's sidecars (MW goal size)
+GOAL_SIZE = 0.04  # metres: the extent given to a goal region (the MW goal marker's size)
+MW_TABLE_Z = 0.0  # Meta-World's table top is the world plane z = 0 (objects rest at half their height)
+EXTENTS = Path(__file__).with_name("extents.json")
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -43,43 +49,20 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def _boxes(masks: np.ndarray) -> list[list[float | None]]:
-    """Per-frame boxes (x0, y0, x1, y1, exclusive ends) of (T, H, W) masks; a row of nulls where the mask is
-    empty (the sidecar's "unseen" row)."""
-    from ltlreward.raster import mask_boxes
-
-    b = mask_boxes(masks)
-    return [[None] * 4 if np.isnan(r[0]) else [float(v) for v in r] for r in b]
-
-
-def _projected_box(camera: dict[str, Any], center: np.ndarray, size: float) -> list[float]:
-    """The pixel box of the cube of side `size` around world point `center` seen through `camera`."""
-    from ltlreward.grounding.backends.sidecar import parse_sidecar
-
-    cam = parse_sidecar({"version": 1, "fps": 1, "n_frames": 1, "camera": camera,
-                         "entities": {"p": {"box": [[0, 0, 1, 1]]}}}).camera
-    half = (-size / 2, size / 2)
-    corners = np.array([[x, y, z] for x in half for y in half for z in half]) + center  # (8, 3)
-    uv = cam.project(corners)  # (8, 2)
-    return [float(v) for v in (*uv.min(axis=0), *uv.max(axis=0))]
-
-
-def gt_sidecar(sidecar: dict[str, Any], masks: dict[str, np.ndarray], seg_name: str) -> dict[str, Any]:
+def gt_sidecar(sidecar: dict[str, Any], masks: dict[str, np.ndarray], seg_name: str,
+               extents: dict[str, Any]) -> dict[str, Any]:
     """The ground-truth-masks + camera sidecar of one natural item (see the module docstring)."""
-    T = int(sidecar["n_frames"])
-    ents: dict[str, Any] = {}
-    for name, m in masks.items():
-        seen = m.reshape(T, -1).any(axis=1)
-        ents[name] = {"box": _boxes(m), "mask": name, "visible": seen.astype(int).tolist()}
+    meta = sidecar["meta"]
+    ents: dict[str, Any] = {name: {"mask": name, **extents.get(name, {})} for name in masks}
     goal_region = "goal" not in masks and "goal" in sidecar["entities"]
     if goal_region:
-        centre = np.asarray(sidecar["entities"]["goal"]["position"][0], np.float64)
-        box = _projected_box(sidecar["camera"], centre, GOAL_SIZE)
-        ents["goal"] = {"box": [box] * T, "visible": [1] * T}
-    meta = {k: sidecar["meta"][k] for k in ("suite", "task", "failure_mode", "seed") if k in sidecar["meta"]}
-    meta.update(condition="gt_masks_camera", goal_region=goal_region)
-    return {"version": 1, "fps": sidecar["fps"], "n_frames": T, "camera": sidecar["camera"], "arrays": seg_name,
-            "entities": ents, "meta": meta}
+        centre = [float(v) for v in sidecar["entities"]["goal"]["position"][0]]
+        ents["goal"] = {"region": {"center": centre, "size": [GOAL_SIZE] * 3}}
+    support = meta.get("table_height", MW_TABLE_Z if meta["suite"] == "metaworld" else None)
+    keep = {k: meta[k] for k in ("suite", "task", "failure_mode", "seed") if k in meta}
+    keep.update(condition="gt_masks_camera", goal_region=goal_region)
+    return {"version": 1, "fps": sidecar["fps"], "n_frames": int(sidecar["n_frames"]), "camera": sidecar["camera"],
+            "support": {"z": support}, "arrays": seg_name, "entities": ents, "meta": keep}
 
 
 def build(data: Path, out: Path) -> int:
@@ -87,6 +70,7 @@ def build(data: Path, out: Path) -> int:
     vdir = out / "videos"
     vdir.mkdir(parents=True, exist_ok=True)
     lines = (data / "labels.jsonl").read_text().splitlines()
+    table = json.loads(EXTENTS.read_text())
     for line in lines:
         rec = json.loads(line)
         video = data / rec["video"]
@@ -97,7 +81,7 @@ def build(data: Path, out: Path) -> int:
             masks = {k: z[k] for k in z.files}
         _link(video, vdir / video.name)
         _link(seg, vdir / seg.name)
-        side = gt_sidecar(sidecar, masks, seg.name)
+        side = gt_sidecar(sidecar, masks, seg.name, table[rec["task"]])
         (vdir / f"{video.stem}.sidecar.json").write_text(json.dumps(side, separators=(",", ":")))
     (out / "labels.jsonl").write_text("\n".join(lines) + "\n")
     return len(lines)

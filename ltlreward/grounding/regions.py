@@ -8,7 +8,7 @@ goal point the render never shows given as a metric box (centre and size in worl
 A sidecar can give the same thing per video (`entities.NAME.region`, docs/sidecar.md). `apply_regions` writes
 each region into `Observations` after grounding, as the rows of its entity: its box (given, or the projected
 corners of its metric box) in every frame, the box's centre, visibility 1, a box mask where the observations
-carry masks, and for a metric region its centre as the world position and its size; the entity is listed in
+carry masks, and for a metric region its centre as the world position and its size as its extent; it is listed in
 `Observations.static`. The grounders never see these entities.
 """
 
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ltlreward.errors import GroundingError
+from ltlreward.grounding.observations import Extent
 
 if TYPE_CHECKING:
     from ltlreward.grounding.camera import Camera
@@ -94,7 +95,7 @@ def apply_regions(obs: Observations, regions: Mapping[str, Region], where: str =
     positions = pad(obs.positions, np.nan)
     if positions is None and metric:
         positions = np.full((E, T, 3), np.nan, np.float32)
-    sizes = dict(obs.sizes)
+    extents = dict(obs.extents)
     for name, r in regions.items():
         i = names.index(name)
         b = r.image_box(obs.camera, f"{where}entity {name}" if where else f"entity {name}")
@@ -107,10 +108,10 @@ def apply_regions(obs: Observations, regions: Mapping[str, Region], where: str =
             masks[i] = box_masks(b.astype(np.float32), H, W)[None]
         if r.metric:
             positions[i] = r.center
-            sizes[name] = np.asarray(r.size, np.float64)
+            extents[name] = Extent(tuple(float(v) for v in r.size))
     static = tuple(dict.fromkeys([*obs.static, *regions]))
     return replace(obs, entities=names, boxes=boxes, centers=centers, visibility=vis, masks=masks,
-                   positions=positions, sizes=sizes, static=static)
+                   positions=positions, extents=extents, static=static)
 
 
 __all__ = ["GEOMETRY_HINTS", "Region", "apply_regions", "spec_regions"]

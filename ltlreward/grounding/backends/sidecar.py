@@ -29,9 +29,10 @@ _TOP_KEYS = {
     "version", "fps", "n_frames", "camera", "support", "entities", "grippers", "contacts", "atoms", "arrays",
     "meta",
 }
-_ENTITY_KEYS = {"position", "size", "box", "visible", "mask", "region"}
+_ENTITY_KEYS = {"position", "size", "shape", "anchor", "box", "visible", "mask", "region"}
 _CAMERA_KEYS = {"intrinsics", "extrinsics", "width", "height"}
 _ENTITY_TRACKS = ("positions", "sizes", "boxes", "visible", "masks")  # the per-entity dicts of a Sidecar
+_SHAPES = ("box", "sphere", "cylinder")
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -160,6 +161,8 @@ class Sidecar:
     meta: dict = field(default_factory=dict)
     support_z: float | None = None  # world height of the support plane (table top), metres
     regions: dict[str, Region] = field(default_factory=dict)  # static regions, by entity name
+    shapes: dict[str, str] = field(default_factory=dict)  # name -> "box" | "sphere" | "cylinder" (with a size)
+    anchors: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (3,) reference point − extent centre
 
 
 def load_sidecar(path: str | Path) -> Sidecar:
@@ -284,7 +287,7 @@ def _entities(raw: Any, c: _Checker, n: int, camera: Camera | None, npz: dict[st
     ents = c.obj(raw, "entities")
     if not ents:
         raise c.fail("entities", "expected at least one entity")
-    out: dict[str, dict[str, Any]] = {k: {} for k in (*_ENTITY_TRACKS, "regions")}
+    out: dict[str, dict[str, Any]] = {k: {} for k in (*_ENTITY_TRACKS, "regions", "shapes", "anchors")}
     for name, spec in ents.items():
         base = f"entities.{name}"
         e = c.obj(spec, base, _ENTITY_KEYS)
@@ -302,6 +305,15 @@ def _entities(raw: Any, c: _Checker, n: int, camera: Camera | None, npz: dict[st
                 _check_in_front(out["positions"][name], camera, c, f"{base}.position")
         if "size" in e:
             out["sizes"][name] = _size(e["size"], c, f"{base}.size", n)
+        for key in ("shape", "anchor"):
+            if key in e and "size" not in e:
+                raise c.fail(f"{base}.{key}", "describes the entity's 'size', which is missing")
+        if "shape" in e:
+            if e["shape"] not in _SHAPES:
+                raise c.fail(f"{base}.shape", f"expected one of {', '.join(_SHAPES)}, got {_kind(e['shape'])}")
+            out["shapes"][name] = e["shape"]
+        if "anchor" in e:
+            out["anchors"][name] = c.series(e["anchor"], f"{base}.anchor", 3)
         if "box" in e:
             out["boxes"][name] = _box(e["box"], c, f"{base}.box", n)
         if "visible" in e:

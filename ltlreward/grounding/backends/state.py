@@ -25,7 +25,7 @@ from ltlreward.errors import GroundingError
 from ltlreward.grounding.backends.sidecar import SIDECAR_VERSION, Camera, Sidecar, load_sidecar, parse_sidecar
 from ltlreward.grounding.base import find_sidecar
 from ltlreward.grounding.camera import image_size_problem
-from ltlreward.grounding.observations import Observations
+from ltlreward.grounding.observations import Extent, Observations
 from ltlreward.grounding.regions import apply_regions
 from ltlreward.grounding.registry import registered_provides
 from ltlreward.raster import box_centers, box_masks, mask_boxes, nearest_resize
@@ -93,7 +93,7 @@ class StateGrounder:
             meta={"sidecar": sc.path, "provides": sorted(filled), "frame_indices": rows.tolist(),
                   "sidecar_fps": sc.fps},
             camera=sc.camera.scaled(W, H) if sc.camera is not None else None, support_z=sc.support_z,
-            sizes={nm: np.median(sc.sizes[nm][rows], axis=0) for nm in names if nm in sc.sizes}, clock=clock,
+            extents=_extents(sc, names, rows), clock=clock,
         )
         return apply_regions(obs, {nm: sc.regions[nm] for nm in names if nm in sc.regions}, f"{sc.path}: ")
 
@@ -136,6 +136,13 @@ def _clock(sc: Sidecar, video: Video) -> tuple[float, str]:
 
 
 # ------------------------------------------------------------------------------------------ per field
+def _extents(sc: Sidecar, names: tuple[str, ...], rows: np.ndarray) -> dict[str, Extent]:
+    """Known extents of the entities with a `size` (the median over the video's rows), shape and anchor."""
+    return {nm: Extent(tuple(float(v) for v in np.median(sc.sizes[nm][rows], axis=0)), sc.shapes.get(nm, "box"),
+                       tuple(float(v) for v in sc.anchors.get(nm, (0.0, 0.0, 0.0))))
+            for nm in names if nm in sc.sizes}
+
+
 def _positions(sc: Sidecar, names: tuple[str, ...], rows: np.ndarray) -> np.ndarray | None:
     """(E, T, 3) float32 world positions (NaN for entities without one), or None when no entity has one."""
     if not any(nm in sc.positions for nm in names):
