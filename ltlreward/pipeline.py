@@ -193,6 +193,13 @@ class Pipeline:
         return tuple(a.text for a in self.atoms if isinstance(a, Quoted))
 
     @cached_property
+    def constraint_atoms(self) -> dict[str, tuple[str, ...]]:
+        """Each constraint's atoms (canonical strings, each once, in formula order)."""
+        from .spec.walk import atoms_of
+
+        return {c.name: tuple(dict.fromkeys(a.canonical for a in atoms_of(c.formula))) for c in self.spec.constraints}
+
+    @cached_property
     def names(self) -> tuple[str, ...]:
         """Constraint names in spec order."""
         return tuple(c.name for c in self.spec.constraints)
@@ -273,8 +280,10 @@ class Pipeline:
                   monitor_s: float) -> Analysis:
         """Trace `b` of a monitor call as one video's Analysis (outcomes, mask, timings)."""
         L, v = o.video.n_frames, o.video
+        spaces = o.signals.spaces
         outcomes = [ConstraintOutcome(c.name, bool(c.satisfied[b]), float(c.robustness[b]), float(c.weight),
-                                      c.witness(b), np.asarray(c.trace[b, :L], np.float32).copy())
+                                      c.witness(b), np.asarray(c.trace[b, :L], np.float32).copy(),
+                                      {a: spaces[a] for a in self.constraint_atoms.get(c.name, ()) if a in spaces})
                     for c in res.constraints]
         t1 = time.perf_counter()
         mask = self.mask(o, res.constraints, b) if self.masks else None

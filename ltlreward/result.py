@@ -13,7 +13,8 @@ one JSONL line); `JSON_SCHEMA` below is the same thing as a JSON-Schema document
         {"name": "no_drop", "satisfied": false, "robustness": -0.8, "weight": 2.0,
          "witness": {"frames": [20, 21],          # frames (after sampling) deciding the violation
                      "atoms": [{"atom": "lifted(bottle)", "frame": 20, "value": 0.9}, ...],
-                     "entities": ["bottle", "left"]}}     # witness is null when satisfied
+                     "entities": ["bottle", "left"]},     # witness is null when satisfied
+         "spaces": {"lifted(bottle)": "3d", ...}}  # its atoms and the space each was judged in (see below)
       ],
       "n_frames": 45, "fps": 10.0, "height": 224, "width": 224,
       "frame_indices": [0, 1, ...],               # source frame of each scored frame
@@ -85,6 +86,7 @@ JSON_SCHEMA: dict[str, Any] = {
                     "robustness": _NUM,
                     "weight": _NUM,
                     "witness": {"anyOf": [{"type": "null"}, _WITNESS]},
+                    "spaces": {"type": "object", "additionalProperties": {"type": "string"}},
                 },
             },
         },
@@ -113,6 +115,7 @@ class ConstraintOutcome:
     weight: float
     witness: Witness | None = None
     trace: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (T,) value at each frame
+    spaces: dict[str, str] = field(default_factory=dict)  # the constraint's atoms -> the space each was judged in
 
     def to_json(self) -> dict[str, Any]:
         """The constraint's JSON object (schema above)."""
@@ -122,6 +125,7 @@ class ConstraintOutcome:
             "robustness": round(float(self.robustness), 6),
             "weight": float(self.weight),
             "witness": self.witness.to_dict() if self.witness is not None else None,
+            "spaces": dict(self.spaces),
         }
 
 

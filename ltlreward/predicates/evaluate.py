@@ -30,6 +30,7 @@ from ..errors import CapabilityError, GroundingError, SpecError
 from ..grounding.observations import Observations
 from ..spec.ast import Atom, Call, Compare, Num, Quoted, TaskSpec
 from ..spec.units import Quantity
+from ..spec.walk import atom_units
 from .catalog import FRACTION_OPTIONS, PREDICATE_FUNCS, PREDICATES, PredicateInfo
 from .context import SPACE_NAMES, Context, PredicateOptions
 from .robustness import median_smooth, squash
@@ -74,9 +75,7 @@ class _Units:
 
     def __init__(self, ctx: Context, node, spec: TaskSpec | None, warnings: list[str]) -> None:
         self.ctx, self.node, self.spec, self.warnings = ctx, node, spec, warnings
-        units = [v for c in node.calls() for _, v in c.kwargs if isinstance(v, Quantity)]
-        if isinstance(node, Compare):
-            units += [t.quantity for t in (node.left, node.right) if isinstance(t, Num) and t.unit]
+        units = atom_units(node)
         self.metric = [q for q in units if q.metric]
         self.pixel = [q for q in units if not q.metric]
         if self.metric and self.pixel:

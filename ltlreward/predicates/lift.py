@@ -31,7 +31,7 @@ from ..grounding.observations import Extent
 from .robustness import median_smooth
 
 REST_TOL = 0.1  # plane depth above the calibrated size depth by less than this: the object still rests
-START_TOL = 0.1  # pixel rounding allowed around the depth range a known size gives (first frames)
+START_TOL = 0.2  # pixel rounding allowed around the depth range a known size gives (first frames)
 CONTACT_PX = 2.0  # masks closer than this (pixels) touch in the image
 CONTACT_DEPTH = 0.35  # |log depth ratio| under which two touching entities can be at one depth
 # how an entity was placed in a frame, least to most certain
@@ -129,8 +129,8 @@ def lift(cam: Camera, boxes: np.ndarray, masks: np.ndarray | None, ext: Extent |
             centre = np.where(rest[:, None], on, cam.at_depth(uv, z_mid * k))
             level = np.where(rest, RESTING, CALIBRATED)
     centre = np.where(area[:, None] > 0, centre, np.nan)
-    if static:  # one position, averaged over its unoccluded frames: surer than any single frame's
-        return _static(centre, area), np.full(T, max(CALIBRATED, float(np.nanmax(level, initial=SIZE))))
+    if static:  # one position, averaged over its unoccluded frames: as sure as a resting one
+        return _static(centre, area), np.full(T, RESTING)
     return centre, level
 
 
