@@ -112,6 +112,10 @@ def check(
         raise typer.Exit(2)
 
 
+_SPACE_WORDS = {"metric": "metres (3-D positions, or 2.5-D from masks + camera)", "image": "the image (pixels)",
+                "auto": "3-D, else 2.5-D, else the image (bare numbers)", "signal": "a signal (no geometry)"}
+
+
 @app.command()
 def explain(
     spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Spec file (.ltl).")],
@@ -121,7 +125,8 @@ def explain(
     from rich.markup import escape
 
     from .errors import SpecError
-    from .spec import explain_constraint, format_formula
+    from .spec import atoms_of, explain_constraint, format_formula
+    from .spec.walk import requested_space
 
     try:
         spec = _load(spec_path)
@@ -134,6 +139,7 @@ def explain(
             "description": c.description,
             "formula": format_formula(c.formula),
             "english": explain_constraint(c, spec),
+            "spaces": {a.canonical: requested_space(a) for a in atoms_of(c.formula)},
         }
         for c in spec.constraints
     ]
@@ -151,6 +157,8 @@ def explain(
         console.print(f"\n[bold cyan]{r['name']}[/bold cyan]{w}  {escape(r['description'])}")
         console.print(f"  [dim]{escape(r['formula'])}[/dim]")
         console.print(f"  {escape(r['english'])}.")
+        judged = "; ".join(f"{a}: {_SPACE_WORDS[sp]}" for a, sp in r["spaces"].items())
+        console.print(f"  [dim]judged in: {escape(judged)}[/dim]")
     console.print(f"\nreward: {spec.reward}")
 
 
@@ -246,6 +254,8 @@ def score(
     ray_address: Annotated[
         str | None, typer.Option("--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS, else local).")
     ] = None,
+    allow_2d: Annotated[bool, typer.Option("--allow-2d", help="Judge atoms with metre constants in the image "
+                                           "(with a warning) when neither positions nor a camera exist.")] = False,
 ) -> None:
     """Score videos against a spec: reward, per-constraint verdicts, violation frames."""
     from .score_cli import run_score
@@ -257,7 +267,7 @@ def score(
     code = run_score(
         inputs, str(spec), grounder, s(sidecar), as_json, s(out), resume, s(masks), s(overlay), workers, stride,
         target_fps, max_frames, _console(), size=size, retry_failed=retry_failed, err_console=_err_console(),
-        grounder_options=options, engine=engine, ray_address=ray_address,
+        grounder_options=options, engine=engine, ray_address=ray_address, allow_2d=allow_2d,
     )
     raise typer.Exit(code)
 

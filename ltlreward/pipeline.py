@@ -195,6 +195,13 @@ class Pipeline:
         return tuple(a.text for a in self.atoms if isinstance(a, Quoted))
 
     @cached_property
+    def constraint_atoms(self) -> dict[str, tuple[str, ...]]:
+        """Each constraint's atoms (canonical strings, each once, in formula order)."""
+        from .spec.walk import atoms_of
+
+        return {c.name: tuple(dict.fromkeys(a.canonical for a in atoms_of(c.formula))) for c in self.spec.constraints}
+
+    @cached_property
     def names(self) -> tuple[str, ...]:
         """Constraint names in spec order."""
         return tuple(c.name for c in self.spec.constraints)
@@ -227,10 +234,22 @@ class Pipeline:
                       source_fps=v.source_fps, n_source_frames=v.n_source_frames, meta=dict(v.meta))
         return v
 
+    @cached_property
+    def regions(self) -> dict[str, Any]:
+        """The spec's static regions (entity NAME = region box=… | center=…), by name: not grounded, written in."""
+        from .grounding.regions import spec_regions
+
+        return spec_regions(self.spec.entities)
+
     def ground(self, video: Video, *, sidecar: str | os.PathLike[str] | None = None) -> Observations:
-        """Stage 2: observations of the spec's entities in `video` (`sidecar`, else the pipeline's default)."""
+        """Stage 2: observations of the spec's entities in `video` (`sidecar`, else the pipeline's default); the
+        spec's static regions are written in after the grounder ran (grounding/regions.py)."""
+        from .grounding.regions import apply_regions
+
         sc = sidecar if sidecar is not None else self.sidecar
-        return self.grounder.ground(video, self.spec.entities, quoted=self.quoted, sidecar=sc)
+        observed = tuple(e for e in self.spec.entities if e.name not in self.regions)
+        obs = self.grounder.ground(video, observed, quoted=self.quoted, sidecar=sc)
+        return apply_regions(obs, self.regions, f"{self.spec.path}: " if self.spec.path else "")
 
     def backend(self, obs: Observations) -> str:
         """The backend that produced `obs` (an "auto" grounder reports the one it chose)."""
@@ -240,7 +259,7 @@ class Pipeline:
         """Stage 3: the spec's atom signals from `obs`; `grounder` is named in capability errors."""
         from .predicates import compute_signals
 
-        return compute_signals(self.atoms, obs, grounder=grounder, options=self.predicate_options)
+        return compute_signals(self.atoms, obs, grounder=grounder, options=self.predicate_options, spec=self.spec)
 
     def monitor(self, group: Sequence[Observed], fps: float) -> list[Analysis]:
         """Stage 4: one monitor call for videos of equal fps (ragged via lengths), then each video's rewards,
@@ -263,8 +282,10 @@ class Pipeline:
                   monitor_s: float) -> Analysis:
         """Trace `b` of a monitor call as one video's Analysis (outcomes, evidence, mask, localisation, timings)."""
         L, v = o.video.n_frames, o.video
+        spaces = o.signals.spaces
         outcomes = [ConstraintOutcome(c.name, bool(c.satisfied[b]), float(c.robustness[b]), float(c.weight),
-                                      c.witness(b), np.asarray(c.trace[b, :L], np.float32).copy())
+                                      c.witness(b), np.asarray(c.trace[b, :L], np.float32).copy(),
+                                      {a: spaces[a] for a in self.constraint_atoms.get(c.name, ()) if a in spaces})
                     for c in res.constraints]
         t1 = time.perf_counter()
         evidence = self.evidence(o, res.constraints, b)
@@ -274,6 +295,8 @@ class Pipeline:
             video=o.vid, reward=reward, satisfied=satisfied, constraints=outcomes, n_frames=L, fps=float(v.fps),
             timings=timings, grounder=o.grounder, reward_mode=self.spec.reward, height=v.height, width=v.width,
             frame_indices=np.asarray(v.frame_indices), masks=mask, localisation=localise(outcomes, covers, L),
+            spaces=dict(o.signals.spaces), warnings=list(o.signals.warnings),
+            clock={"fps": clock_fps(o), "source": o.signals.clock},
         )
         return Analysis(result, o.video, o.observations, o.signals, tuple(evidence))
 
@@ -384,12 +407,19 @@ def observe(pipe: Pipeline, vid: str, item: Any, sidecar: str | os.PathLike[str]
     return predicates_step(pipe, ground_step(pipe, decode_step(pipe, vid, item), sidecar))
 
 
+def clock_fps(o: Observed) -> float:
+    """The frame rate seconds are counted in for `o`: its signals' time base (a sidecar's simulation rate when
+    it differs from the playback rate), else the video's."""
+    return round(float(o.signals.fps or o.video.fps), 6)
+
+
 def fps_groups(items: Sequence[Observed | Failure]) -> dict[float, list[int]]:
-    """Positions of the observed videos per frame rate (rounded to 1e-6), groups in first-seen order."""
+    """Positions of the observed videos per time base (`clock_fps`, rounded to 1e-6), groups in first-seen
+    order."""
     groups: dict[float, list[int]] = {}
     for i, it in enumerate(items):
         if isinstance(it, Observed):
-            groups.setdefault(round(float(it.video.fps), 6), []).append(i)
+            groups.setdefault(clock_fps(it), []).append(i)
     return groups
 
 

@@ -13,7 +13,8 @@ one JSONL line); `JSON_SCHEMA` below is the same thing as a JSON-Schema document
         {"name": "no_drop", "satisfied": false, "robustness": -0.8, "weight": 2.0,
          "witness": {"frames": [20, 21],          # frames (after sampling) deciding the violation
                      "atoms": [{"atom": "lifted(bottle)", "frame": 20, "value": 0.9}, ...],
-                     "entities": ["bottle", "left"]}}     # witness is null when satisfied
+                     "entities": ["bottle", "left"]},     # witness is null when satisfied
+         "spaces": {"lifted(bottle)": "3d", ...}}  # its atoms and the space each was judged in (see below)
       ],
       "n_frames": 45, "fps": 10.0, "height": 224, "width": 224,
       "frame_indices": [0, 1, ...],               # source frame of each scored frame
@@ -23,11 +24,18 @@ one JSONL line); `JSON_SCHEMA` below is the same thing as a JSON-Schema document
          "stand_ins": [{"entity": "bottle", "region": "last seen", "frames": [[20, 21]]}]}  # unseen there
       ],
       "grounder": "state",                         # backend that actually grounded the video
+      "spaces": {"dist(obj,goal)<0.05m": "2.5d"},  # per atom, the space it was judged in: "3d" (positions),
+                                                  # "2.5d" (lifted from masks + camera), "image", or "signal"
+                                                  # (quoted atoms and named propositions)
+      "clock": {"fps": 20.0, "source": "video"},   # the rate seconds (speeds, `…s` windows) were counted in:
+                                                  # "video" (its frame rate), or "sidecar" (the simulation rate)
+      "warnings": [],                              # e.g. a metre constant judged in the image (--allow-2d)
       "timings": {"decode": 0.01, "ground": 0.002, "predicates": 0.003, "monitor": 0.001, "masks": 0.0},
       "error": null                               # "VideoError: clip.mp4: ..." when scoring failed
     }
 
 A failed video has `reward` null (NaN in Python), `satisfied` false, `constraints` [] and `error` set.
+`spaces`, `clock` and `warnings` were added within version 1 (additive; readers must not require them).
 Versioning: fields are only ever added within a version; renaming or removing one bumps `schema_version`.
 """
 
@@ -100,6 +108,7 @@ JSON_SCHEMA: dict[str, Any] = {
                     "robustness": _NUM,
                     "weight": _NUM,
                     "witness": {"anyOf": [{"type": "null"}, _WITNESS]},
+                    "spaces": {"type": "object", "additionalProperties": {"type": "string"}},
                 },
             },
         },
@@ -110,6 +119,9 @@ JSON_SCHEMA: dict[str, Any] = {
         "frame_indices": {"type": "array", "items": {"type": "integer"}},
         "localisation": {"type": "array", "items": _LOCALISATION},
         "grounder": {"type": "string"},
+        "spaces": {"type": "object", "additionalProperties": {"type": "string"}},
+        "clock": {"type": "object", "properties": {"fps": _NULLABLE_NUM, "source": {"type": "string"}}},
+        "warnings": {"type": "array", "items": {"type": "string"}},
         "timings": {"type": "object", "additionalProperties": _NUM},
         "error": {"type": ["string", "null"]},
     },
@@ -126,6 +138,7 @@ class ConstraintOutcome:
     weight: float
     witness: Witness | None = None
     trace: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (T,) value at each frame
+    spaces: dict[str, str] = field(default_factory=dict)  # the constraint's atoms -> the space each was judged in
 
     def to_json(self) -> dict[str, Any]:
         """The constraint's JSON object (schema above)."""
@@ -135,6 +148,7 @@ class ConstraintOutcome:
             "robustness": round(float(self.robustness), 6),
             "weight": float(self.weight),
             "witness": self.witness.to_dict() if self.witness is not None else None,
+            "spaces": dict(self.spaces),
         }
 
 
@@ -183,6 +197,9 @@ class RewardResult:
     frame_indices: np.ndarray | None = None
     masks: np.ndarray | None = field(default=None, repr=False)
     localisation: list[Localisation] = field(default_factory=list)
+    spaces: dict[str, str] = field(default_factory=dict)  # atom -> "3d" | "2.5d" | "image" | "signal"
+    clock: dict[str, Any] = field(default_factory=dict)  # {"fps": rate seconds are counted in, "source": …}
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -226,6 +243,9 @@ class RewardResult:
             "frame_indices": [] if self.frame_indices is None else [int(i) for i in self.frame_indices],
             "localisation": [loc.to_json() for loc in self.localisation],
             "grounder": self.grounder,
+            "spaces": dict(self.spaces),
+            "clock": {k: (round(float(v), 6) if isinstance(v, float) else v) for k, v in self.clock.items()},
+            "warnings": list(self.warnings),
             "timings": {k: round(float(v), 6) for k, v in self.timings.items()},
             "error": self.error,
         }

@@ -61,7 +61,12 @@ def result_table(record: dict[str, Any]) -> Any:
     table.add_column("weight", justify="right")
     table.add_column("violating frames")
     table.add_column("entities")
-    fps = record.get("fps") or None
+    table.add_column("space")
+    spaces = record.get("spaces") or {}
+    clock = record.get("clock") or {}
+    fps = clock.get("fps") or record.get("fps") or None
+    if clock.get("source") == "sidecar":
+        table.caption += f" · seconds at the sidecar's {clock.get('fps'):g} fps"
     for c in record.get("constraints", []):
         w = c.get("witness") or {}
         frames = w.get("frames", [])
@@ -78,8 +83,16 @@ def result_table(record: dict[str, Any]) -> Any:
             f"{float(c['weight']):g}",
             ftxt,
             escape(", ".join(w.get("entities", []))),
+            escape(_constraint_spaces(c, spaces)),
         )
     return table
+
+
+def _constraint_spaces(c: dict[str, Any], spaces: dict[str, str]) -> str:
+    """The spaces the atoms of constraint `c` were judged in ('3d', '2.5d', 'image', 'signal'), joined by '+'
+    (from its own `spaces`, else the record's)."""
+    used = list((c.get("spaces") or spaces).values())
+    return "+".join(dict.fromkeys(used))
 
 
 def print_record(console: Any, record: dict[str, Any], skipped: bool) -> None:
@@ -96,6 +109,8 @@ def print_record(console: Any, record: dict[str, Any], skipped: bool) -> None:
         console.print(f"[dim]↷ {name}: already scored (reward {r if r is None else format(r, '.3f')})[/]")
         return
     console.print(result_table(record))
+    for w in record.get("warnings") or ():
+        console.print(f"  [yellow]warning: {escape(w)}[/]")
     for key in ("masks_file", "overlay", "timeline"):
         if key in record:
             console.print(f"  [dim]{key.replace('_', ' ')}: {escape(display_path(record[key]))}[/]")
@@ -212,8 +227,10 @@ def run_score(
     grounder_options: dict[str, Any] | None = None,
     engine: str = "local",
     ray_address: str | None = None,
+    allow_2d: bool = False,
 ) -> int:
-    """Score VIDEO|DIR|GLOB inputs against `spec`; prints tables (or JSON lines) and returns the exit code."""
+    """Score VIDEO|DIR|GLOB inputs against `spec`; prints tables (or JSON lines) and returns the exit code.
+    `allow_2d`: judge atoms with metre constants in the image (with a warning) when nothing metric is known."""
     from rich.console import Console
     from rich.markup import escape
 
@@ -228,6 +245,8 @@ def run_score(
         return usage(problem)
     model_opts = {"grounder": grounder, "sidecar": sidecar, "stride": stride, "target_fps": target_fps,
                   "max_frames": max_frames, "size": size, "grounder_options": dict(grounder_options or {})}
+    if allow_2d:
+        model_opts["predicate_options"] = {"allow_2d": True}
     try:
         videos, model_kwargs, scorer = _prepare(inputs, spec, model_opts, engine, masks_dir, overlay_dir)
     except (LtlRewardError, ValueError) as e:

@@ -234,7 +234,8 @@ def test_json_schema_of_scored_and_failed_results() -> None:
     assert obj["schema_version"] == SCHEMA_VERSION == JSON_SCHEMA["properties"]["schema_version"]["const"]
     assert set(obj) >= {"video", "reward", "satisfied", "constraints", "schema_version", "error"}
     hidden = obj["constraints"][3]
-    assert set(hidden) == {"name", "satisfied", "robustness", "weight", "witness"}
+    assert set(hidden) == {"name", "satisfied", "robustness", "weight", "witness", "spaces"}
+    assert set(hidden["spaces"].values()) <= {"3d", "2.5d", "image", "signal"} and hidden["spaces"]
     assert hidden["witness"]["frames"] == [10, 11, 12] and hidden["witness"]["entities"] == ["a"]
     assert obj["constraints"][0]["witness"] is None
     assert obj["reward"] == pytest.approx(2 / 7, abs=1e-6) and obj["timings"].keys() == set(STAGES)

@@ -10,8 +10,28 @@ from pathlib import Path
 import numpy as np
 
 from ltlreward.errors import GroundingError
+from ltlreward.grounding.camera import Camera, check_camera
 
 OBS_FORMAT_VERSION = 1
+SHAPES = ("box", "sphere", "cylinder")  # how an Extent's size is read (cylinder: vertical axis, size = d, d, h)
+
+
+@dataclass(frozen=True)
+class Extent:
+    """An entity's known extent (what a user knows of an object, not state): `size` (3,) world-axis extents in
+    metres, its `shape`, and `anchor` (3,), where the entity's reference point lies relative to the extent's
+    centre (metres; e.g. (0, 0, -h/2) for a position at its bottom)."""
+
+    size: tuple[float, float, float]
+    shape: str = "box"
+    anchor: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        if self.shape not in SHAPES:
+            raise ValueError(f"shape must be one of {', '.join(SHAPES)}, got {self.shape!r}")
+
+    def to_json(self) -> dict:
+        return {"size": [float(v) for v in self.size], "shape": self.shape, "anchor": [float(v) for v in self.anchor]}
 
 
 @dataclass
@@ -37,6 +57,11 @@ class Observations:
     atoms: dict[str, np.ndarray] = field(default_factory=dict)  # quoted atom / named signal -> (T,) prob
     source: str = ""  # backend that produced it
     meta: dict = field(default_factory=dict)
+    camera: Camera | None = None  # calibrated camera of this video's pixels (enables the 2.5-D semantics)
+    support_z: float | None = None  # world height (metres, z up) of the support plane objects rest on
+    extents: dict[str, Extent] = field(default_factory=dict)  # entity -> its known size, shape and anchor
+    static: tuple[str, ...] = ()  # entities that do not move (static regions)
+    clock: str = "video"  # what `fps` is: the video's frame rate, or the simulation rate of a sidecar ("sidecar")
 
     def index(self, entity: str) -> int:
         """Row of `entity` in the per-entity arrays."""
@@ -113,6 +138,11 @@ def save_observations(obs: Observations, path_stem: str | Path) -> tuple[Path, P
         "atoms": atom_keys,
         "has_masks": obs.masks is not None,
         "has_positions": obs.positions is not None,
+        "camera": obs.camera.to_json() if obs.camera is not None else None,
+        "support_z": obs.support_z,
+        "extents": {k: v.to_json() for k, v in obs.extents.items()},
+        "static": list(obs.static),
+        "clock": obs.clock,
     }
     json_path.write_text(json.dumps(header, indent=1) + "\n")
     np.savez_compressed(npz_path, **arrays)
@@ -158,7 +188,40 @@ def load_observations(path: str | Path) -> Observations:
         boxes=boxes, centers=centers, visibility=visibility, masks=masks, positions=positions,
         gripper_opening=gripper, contacts=contacts, atoms=atoms,
         source=str(header.get("source", "")), meta=dict(header.get("meta") or {}),
+        **_geometry(header, json_path),
     )
+
+
+def _geometry(header: dict, json_path: Path) -> dict:
+    """The optional camera, support plane, extents and static entities of a saved header (checked)."""
+    out: dict = {"extents": {}, "static": ()}
+    cam = header.get("camera")
+    if cam is not None:
+        try:
+            K, E = np.asarray(cam["intrinsics"], np.float64), np.asarray(cam["extrinsics"], np.float64)
+            if K.shape != (3, 3) or E.shape != (4, 4):
+                raise ValueError("intrinsics must be 3×3 and extrinsics 4×4")
+            problem = check_camera(K, E)
+            if problem is not None:
+                raise ValueError(f"{problem[0]}: {problem[1]}")
+            out["camera"] = Camera(K, E, int(cam["width"]), int(cam["height"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise GroundingError(f"{json_path}: camera: {e}") from None
+    if header.get("support_z") is not None:
+        out["support_z"] = float(header["support_z"])
+    for k, v in (header.get("extents") or {}).items():
+        try:
+            size = np.asarray(v["size"], np.float64)
+            anchor = np.asarray(v.get("anchor", (0, 0, 0)), np.float64)
+            if size.shape != (3,) or anchor.shape != (3,) or not np.isfinite([*size, *anchor]).all() \
+                    or (size < 0).any():
+                raise ValueError("size and anchor must be 3 finite numbers, size non-negative")
+            out["extents"][str(k)] = Extent(tuple(size), str(v.get("shape", "box")), tuple(anchor))
+        except (KeyError, TypeError, ValueError) as e:
+            raise GroundingError(f"{json_path}: extents.{k}: {e}") from None
+    out["static"] = tuple(str(s) for s in header.get("static") or ())
+    out["clock"] = str(header.get("clock", "video"))
+    return out
 
 
 def _read_header(json_path: Path) -> dict:

@@ -12,12 +12,12 @@ evaluate.py — checking, option resolution, gating and smoothing of each atom; 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..grounding.observations import Observations
-from ..spec.ast import Atom, Compare, Quoted
+from ..spec.ast import Atom, Compare, Quoted, TaskSpec
 from . import library  # noqa: F401  (registers every predicate in the catalogue)
 from .catalog import COMPARE_SCALE, PREDICATE_FUNCS, PREDICATES, PredicateInfo, lookup, predicate, suggest
 from .context import Context, PredicateOptions
@@ -46,10 +46,16 @@ __all__ = [
 
 @dataclass
 class Signals:
-    """Per-atom robustness of one video: canonical atom string → (T,) float32 in [-1, 1], plus support."""
+    """Per-atom robustness of one video: canonical atom string → (T,) float32 in [-1, 1], plus support, the
+    space each atom was judged in, warnings, and the time base (`fps`, and its `clock`: "video" or
+    "sidecar", the simulation rate) the signals are sampled at."""
 
     values: dict[str, np.ndarray]  # canonical atom string -> (T,) float32 robustness in [-1, 1]
     support: dict[str, tuple[str, ...]]  # atom -> entities that support it (in argument order)
+    spaces: dict[str, str] = field(default_factory=dict)  # atom -> "3d" | "2.5d" | "image" | "signal"
+    warnings: list[str] = field(default_factory=list)
+    fps: float | None = None  # frames per second of the signals' time base (None: the video's)
+    clock: str = "video"
 
 
 def compute_signals(
@@ -58,8 +64,10 @@ def compute_signals(
     *,
     grounder: str = "",
     options: PredicateOptions | None = None,
+    spec: TaskSpec | None = None,
 ) -> Signals:
     """Robustness signal of every atom on one video's observations; raises CapabilityError for atoms the
-    grounder cannot answer (the message names the atom, the grounder and what would answer it)."""
-    values, support = compute_signals_impl(atoms, obs, grounder, options or PredicateOptions())
-    return Signals(values, support)
+    grounder cannot answer (the message names the atom, the grounder and what would answer it), and a located
+    SpecError for a metre constant only the image could judge. `spec` gives entity kinds and atom locations."""
+    ev = compute_signals_impl(atoms, obs, grounder, options or PredicateOptions(), spec)
+    return Signals(ev.values, ev.support, ev.spaces, ev.warnings, float(obs.fps) if obs.fps else None, obs.clock)

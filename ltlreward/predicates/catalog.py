@@ -8,9 +8,11 @@ all read this metadata, so a predicate is described in one place.
     PREDICATE_FUNCS.get("near")     # the semantics: (ctx, space, entity args, resolved options) → (T,)
 
 Option convention: a threshold option whose default is 0 means "the automatic default" (relative to object
-and image size in 2-D, a fixed length in metres in 3-D); writing the option explicitly as 0 means the same.
-Explicit values are metres (3-D state semantics) or fractions of the image diagonal (2-D image semantics);
-options named p or q are fractions in [0, 1] (visibility, gripper opening, overlap).
+and image size in 2-D, a fixed length in metres in 3-D and 2.5-D); writing the option explicitly as 0 means
+the same. Bare explicit values are metres (3-D and 2.5-D) or fractions of the image diagonal (image); a unit
+suffix says which (`d=0.07m`, `d=12px`, spec/units.py). Each option has a dimension (`OPTION_DIMS`): lengths
+(d, w, h) and speeds (v) take units; fractions in [0, 1] (p, q) and frame counts (n) are bare. A numeric
+function's `dim` is the dimension of its value (length, speed, or "fraction" for area, which takes no unit).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from ..errors import CapabilityError
 from ..registry import Registry
 
 FRACTION_OPTIONS = frozenset({"p", "q"})  # thresholds on [0, 1] quantities (visibility, opening, overlap)
+# the dimension of every option name the library uses: what unit suffix it may carry (spec/units.py)
+OPTION_DIMS: Mapping[str, str] = {"d": "length", "w": "length", "h": "length", "v": "speed", "p": "fraction",
+                                  "q": "fraction", "n": "count"}
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,20 @@ class PredicateInfo:
     doc: str = ""
     image: str = ""  # 2-D image semantics (boxes / masks / centres), with its default thresholds
     state: str = ""  # 3-D state semantics (positions in metres, z up), with its default thresholds
+    lifted: str = ""  # 2.5-D semantics (lifted positions, masks + camera); "" = the 3-D semantics on them
     needs: str = ""  # the Observations fields it reads ("2-D fields / 3-D fields")
     image_only: bool = False  # defined in the image only: always the 2-D semantics
     gated: bool = True  # capped by the visibility margin of the entities it names
     scale: float = 0.0  # numeric functions: the comparison scale (units of the function)
+    dim: str = ""  # numeric functions: "length", "speed" or "fraction" (what a unit on a compared constant means)
+    image_unit: str = ""  # numeric functions: the image length their 2-D value is a fraction of (diag, W, H)
+
+    @property
+    def lifted_text(self) -> str:
+        """The 2.5-D semantics as the table states it."""
+        if self.image_only:
+            return "as 2-D (image only)"
+        return self.lifted or "the 3-D semantics on the lifted positions"
 
     @property
     def option_names(self) -> tuple[str, ...]:
@@ -57,9 +72,10 @@ class PredicateInfo:
         out: dict[str, Any] = {"name": self.name, "params": list(self.params), "options": dict(self.options),
                                "numeric": self.numeric, "doc": self.doc, "english": self.english,
                                "negated": self.negated, "image": self.image, "state": self.state,
-                               "needs": self.needs, "image_only": self.image_only}
+                               "lifted": self.lifted_text, "needs": self.needs, "image_only": self.image_only}
         if self.numeric:
             out["scale"] = self.scale
+            out["dim"] = self.dim
         return out
 
 
@@ -79,17 +95,24 @@ def predicate(
     image: str,
     state: str,
     needs: str,
+    lifted: str = "",
     image_only: bool = False,
     gated: bool = True,
     numeric: bool = False,
     scale: float = 0.0,
+    dim: str = "",
+    image_unit: str = "",
 ) -> Callable[[PredicateFn], PredicateFn]:
-    """Register the decorated function as predicate (or, with `numeric=True` and a comparison `scale`, numeric
-    function) `name` with its metadata; see `PredicateInfo` for the fields."""
-    if numeric and scale <= 0:
-        raise ValueError(f"numeric function {name!r} needs a positive comparison scale")
-    info = PredicateInfo(name, tuple(params), tuple((options or {}).items()), numeric, english, negated, doc, image,
-                         state, needs, image_only, gated, scale)
+    """Register the decorated function as predicate (or, with `numeric=True`, a comparison `scale` and a value
+    dimension `dim`, numeric function) `name` with its metadata; see `PredicateInfo` for the fields."""
+    if numeric and (scale <= 0 or dim not in ("length", "speed", "fraction")):
+        raise ValueError(f"numeric function {name!r} needs a positive comparison scale and a dim")
+    for k in options or {}:
+        if k not in OPTION_DIMS:
+            raise ValueError(f"option {k!r} of {name!r} has no dimension in OPTION_DIMS")
+    info = PredicateInfo(name, tuple(params), tuple((options or {}).items()), numeric=numeric, english=english,
+                         negated=negated, doc=doc, image=image, state=state, lifted=lifted, needs=needs,
+                         image_only=image_only, gated=gated, scale=scale, dim=dim, image_unit=image_unit)
     return PREDICATE_FUNCS.register(name, meta=info)
 
 

@@ -2,9 +2,13 @@
 quantities (pixel boxes and centres, world positions, effective visibility and its gate, box sizes,
 velocities, gripper openings, contacts), and `PredicateOptions`, the knobs that are not per-atom thresholds.
 
-Two semantics, picked per atom by `Context.space` (`PredicateOptions.space`, default "auto"): 3-D state
-semantics when `obs.positions` has a finite position for every named entity (metres, z up), else 2-D image
-semantics from boxes / masks / centres (pixels, y down); image-only predicates always take 2-D.
+Three spaces, picked per atom by `Context.space` (`PredicateOptions.space`, default "auto"): "3d" — state
+semantics when `obs.positions` has a finite position for every named entity (metres, z up); "2.5d" — the same
+metric semantics on positions lifted from masks / boxes through a calibrated camera (predicates/lift.py) when
+every named entity can be lifted; else "2d", image semantics from boxes / masks / centres (pixels, y down).
+Image-only predicates always take 2-D. A unit on the atom's constants narrows the choice: metres need 3-D or
+2.5-D (else a located SpecError, or with `allow_2d` the image and a warning naming the atom), pixels the
+image. Records name the spaces "3d", "2.5d" and "image" (`SPACE_NAMES`).
 
 Unseen entities: in 2-D an entity's effective visibility is its score where it has a centre and 0 where it
 has none; in 3-D it is seen where its position is finite. `gate` turns that into the visibility margin every
@@ -25,7 +29,9 @@ from ..grounding.observations import Observations
 from .catalog import COMPARE_SCALE, PREDICATES, PredicateInfo
 from .robustness import ramp
 
-SPACES = ("auto", "3d", "2d")
+SPACES = ("auto", "3d", "2.5d", "2d")
+SPACE_NAMES = {"3d": "3d", "2.5d": "2.5d", "2d": "image"}  # how records name the space an atom was judged in
+METRIC = frozenset({"3d", "2.5d"})  # spaces in metres
 SPEED_WINDOW = 0.1  # seconds each side of a frame for finite-difference velocities (default)
 MIN_PX = 2.0  # floor of every pixel threshold / scale
 UNSEEN_SIZE = 0.05  # box diagonal (× image diagonal) of an entity never boxed
@@ -36,7 +42,8 @@ class PredicateOptions:
     """Knobs of the predicate library that are not per-atom thresholds."""
 
     smooth: int = 3  # median-filter window in frames against one-frame flicker (odd; 0 or 1 = off)
-    space: str = "auto"  # "auto" (3-D when positions exist), "3d" (require positions) or "2d" (image only)
+    space: str = "auto"  # "auto" (3-D, else 2.5-D, else image), "3d", "2.5d" (require them) or "2d" (image only)
+    allow_2d: bool = False  # a metre constant on an atom that only the image can judge: warn instead of failing
     visibility: float = 0.5  # visibility score at which an entity counts as seen (2-D gating)
     speed_window: float = SPEED_WINDOW  # seconds each side of a frame for finite-difference velocities
     defaults: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # {"near": {"d": 0.08}}
@@ -66,10 +73,12 @@ class Context:
     """Per-call view of one video's Observations (+ the options) with cached per-entity quantities: what
     every predicate reads instead of the raw arrays."""
 
-    def __init__(self, obs: Observations, opts: PredicateOptions, grounder: str) -> None:
+    def __init__(self, obs: Observations, opts: PredicateOptions, grounder: str,
+                 kinds: Mapping[str, str] | None = None) -> None:
         self.obs = obs
         self.opts = opts
         self.grounder = grounder or obs.source or "unknown"
+        self.kinds = dict(kinds or {})  # entity -> spec kind (gripper, region, …); unknown entities: object
         self.T = int(obs.n_frames)
         self.W = float(obs.width)
         self.H = float(obs.height)
@@ -125,7 +134,74 @@ class Context:
         return self.memo("img", lambda: bool(np.isfinite(obs.centers).any() or np.isfinite(obs.boxes).any()))
 
     def point(self, e: str, sp: str) -> np.ndarray:
-        return self.pos(e) if sp == "3d" else self.ctr(e)
+        """(T, D) the entity's point in space `sp`: world metres (3-D given, 2.5-D lifted) or pixel centre."""
+        return self.ctr(e) if sp == "2d" else self.mpos(e, sp)
+
+    def mpos(self, e: str, sp: str) -> np.ndarray:
+        """(T, 3) world position in metres: the given one in 3-D, the lifted one (lift.py) in 2.5-D."""
+        return self.pos(e) if sp == "3d" else self.lifted()[0][self.row(e, e)]
+
+    def is_static(self, e: str) -> bool:
+        """A static entity: a region of the spec, or listed in `Observations.static` (static regions)."""
+        return e in self.obs.static or self.kinds.get(e) == "region"
+
+    def liftable(self, e: str) -> bool:
+        """Whether e can be placed in 2.5-D: a camera, image geometry of e, and a known extent or support plane."""
+        obs = self.obs
+        if obs.camera is None:
+            return False
+        if self.has_pos(e):
+            return True
+        seen = bool(np.isfinite(self.box(e)).all(axis=1).any())
+        return seen and (e in obs.extents or obs.support_z is not None)
+
+    def lifted(self) -> tuple[np.ndarray, np.ndarray]:
+        """(E, T, 3) lifted world positions and (E, T) placement levels of every entity (lift.lift_all)."""
+
+        def make():
+            from .lift import lift_all
+
+            obs = self.obs
+            names = obs.entities
+            grounded = np.array([self.kinds.get(n) != "gripper" for n in names])
+            static = np.array([self.is_static(n) for n in names])
+            return lift_all(obs.camera, np.asarray(obs.boxes, np.float64), obs.masks,
+                            [obs.extents.get(n) for n in names], obs.support_z, grounded, static, obs.positions)
+
+        return self.memo("lifted", make)
+
+    def depth(self, e: str, sp: str) -> np.ndarray:
+        """(T,) camera depth (metres) of e's metric position (2.5-D contact and support checks)."""
+        return self.obs.camera.depth(self.mpos(e, sp))
+
+    def extent(self, e: str) -> float:
+        """e's largest known extent in metres (0 when unknown)."""
+        ext = self.obs.extents.get(e)
+        return float(max(ext.size)) if ext is not None else 0.0
+
+    def amodal_mask(self, e: str) -> np.ndarray | None:
+        """(T, H, W) amodal masks of e (holes filled; a static entity's unoccluded extent), or None without masks."""
+        if self.obs.masks is None:
+            return None
+        from .mask_geometry import amodal
+
+        return self.memo(("amodal", e), lambda: amodal(self.obs.masks[self.row(e, e)], self.is_static(e)))
+
+    def amodal_box(self, e: str) -> np.ndarray:
+        """(T, 4) e's amodal box: its box (filling holes does not grow a box), and for a static entity with
+        masks the box of its unoccluded extent where that is larger."""
+
+        def make():
+            m = self.amodal_mask(e) if self.is_static(e) else None
+            if m is None:
+                return self.box(e)
+            from ..raster import mask_boxes
+
+            b, own = mask_boxes(m).astype(np.float64), self.box(e)
+            grown = np.concatenate([np.fmin(b[:, :2], own[:, :2]), np.fmax(b[:, 2:], own[:, 2:])], axis=1)
+            return np.where(np.isnan(b), own, grown)
+
+        return self.memo(("abox", e), make)
 
     def vis(self, e: str) -> np.ndarray:
         """Effective visibility: the score where the entity has a centre, else 0."""
@@ -137,9 +213,9 @@ class Context:
         return self.memo(("vis", e), make)
 
     def gate(self, e: str, sp: str) -> np.ndarray:
-        """Visibility margin of e: ramp(visibility) in 2-D, ±1 for a finite position in 3-D."""
-        if sp == "3d":
-            return self.memo(("gate3", e), lambda: np.where(np.isfinite(self.pos(e)).all(axis=1), 1.0, -1.0))
+        """Visibility margin of e: ramp(visibility) in 2-D, ±1 for a finite position in 3-D and 2.5-D."""
+        if sp in METRIC:
+            return self.memo(("gate", sp, e), lambda: np.where(np.isfinite(self.mpos(e, sp)).all(axis=1), 1.0, -1.0))
         return self.memo(("gate2", e), lambda: ramp(self.vis(e), self.opts.visibility))
 
     def size(self, e: str) -> float:
@@ -212,16 +288,16 @@ class Context:
         return x
 
     # -- semantics choice -------------------------------------------------------------------------
-    def space(self, info: PredicateInfo, ents: Sequence[str], what: str) -> str:
-        """'3d' or '2d' for this atom (see module doc)."""
-        name = info.name
+    def space(self, info: PredicateInfo, ents: Sequence[str], what: str, want: str = "") -> str:
+        """'3d', '2.5d' or '2d' for this atom (see module doc); `want` is what its constants' units ask for:
+        "metric", "image" or "" (bare)."""
         for e in ents:
             self.row(e, what)
-        if info.image_only:
+        if info.image_only or want == "image":
             if ents and not self.image_available():
                 raise self.fail(
                     what,
-                    f"{name} is defined in the image and it gave no image centres for {', '.join(ents)}",
+                    f"{info.name} is judged in the image and it gave no image centres for {', '.join(ents)}",
                     "add camera intrinsics/extrinsics to the sidecar so the state grounder projects "
                     "positions into the image, or use an image grounder (--grounder color)",
                 )
@@ -229,12 +305,15 @@ class Context:
         mode = self.opts.space
         if mode == "2d":
             return "2d"
-        missing = [e for e in ents if not self.has_pos(e)]
-        if mode == "3d" and missing:
-            raise self.fail(
-                what,
-                f"it gives no 3-D positions for {', '.join(missing)}",
-                "use --grounder state with a sidecar that has positions, "
-                "or space='auto' for the 2-D image semantics",
-            )
-        return "3d" if not missing else "2d"
+        no_pos = [e for e in ents if not self.has_pos(e)]
+        if not no_pos and mode != "2.5d":
+            return "3d"
+        if mode == "3d":
+            raise self.fail(what, f"it gives no 3-D positions for {', '.join(no_pos)}",
+                            "use --grounder state with a sidecar that has positions, or space='auto'")
+        if all(self.liftable(e) for e in ents):
+            return "2.5d"
+        if mode == "2.5d":
+            raise self.fail(what, f"it cannot lift {', '.join(e for e in ents if not self.liftable(e))} to 2.5-D",
+                            "give the sidecar a camera and masks or boxes, with entity sizes or a support plane")
+        return "2d"

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .catalog import predicate
-from .context import MIN_PX, SPEED_WINDOW, Context
+from .context import METRIC, MIN_PX, SPEED_WINDOW, Context
 from .robustness import ramp, squash
 
 # ---------------------------------------------------------------------------------- default thresholds
@@ -109,7 +109,7 @@ def near(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> 
     diagonal (≥ NEAR_2D_MIN · D), explicit d in image diagonals."""
     a, b = args
     dist = _dist(ctx, a, b, sp)
-    if sp == "3d":
+    if sp in METRIC:
         thr = _auto(o["d"], NEAR_3D)
     else:
         auto = max(NEAR_2D_K * _mean_size(ctx, a, b), NEAR_2D_MIN * ctx.diag)
@@ -117,10 +117,32 @@ def near(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> 
     return squash(thr - dist, thr)
 
 
-def _touching_2d(ctx: Context, a: str, b: str, d: float) -> np.ndarray:
+def _touching_2d(ctx: Context, a: str, b: str, d: float, masks: bool = False) -> np.ndarray:
+    """Image contact: signed gap (boxes; with `masks`, the masks' own where both have pixels) below the
+    tolerance d·D (auto TOUCH_2D_TOL × mean box diagonal), scale TOUCH_2D_SCALE × mean box diagonal."""
     m = _mean_size(ctx, a, b)
     tol = d * ctx.diag if d > 0 else TOUCH_2D_TOL * m
-    return squash(tol - _box_gap(ctx.box(a), ctx.box(b)), max(TOUCH_2D_SCALE * m, MIN_PX))
+    gap = _box_gap(ctx.box(a), ctx.box(b))
+    if masks and ctx.obs.masks is not None:
+        from .mask_geometry import mask_gap
+
+        mg = ctx.memo(("mgap", a, b), lambda: mask_gap(ctx.obs.masks[ctx.row(a, a)], ctx.obs.masks[ctx.row(b, b)]))
+        gap = np.where(np.isnan(mg), gap, mg)
+    return squash(tol - gap, max(TOUCH_2D_SCALE * m, MIN_PX))
+
+
+def _depth_agree(ctx: Context, a: str, b: str, sp: str, d: float = 0.0) -> np.ndarray:
+    """2.5-D: a and b at one depth from the camera: |Z_a − Z_b| below half their extents summed + d (auto
+    TOUCH_3D); r = (tol − |ΔZ|) / tol. +1 in 3-D (positions are exact)."""
+    if sp != "2.5d":
+        return np.ones(ctx.T)
+    tol = 0.5 * (ctx.extent(a) + ctx.extent(b)) + _auto(d, TOUCH_3D)
+    return squash(tol - np.abs(ctx.depth(a, sp) - ctx.depth(b, sp)), tol)
+
+
+def _touching_25d(ctx: Context, a: str, b: str, d: float) -> np.ndarray:
+    """2.5-D contact: the masks touch in the image (gap tolerance as in 2-D) and the depths agree."""
+    return np.minimum(_touching_2d(ctx, a, b, 0.0, masks=True), _depth_agree(ctx, a, b, "2.5d", d))
 
 
 @predicate("touching", params=("a", "b"), options={"d": 0.0}, english="{0} touches {1}",
@@ -131,17 +153,21 @@ def _touching_2d(ctx: Context, a: str, b: str, d: float) -> np.ndarray:
                  "diagonal)",
            state=f"contacts[(a,b)] when the sidecar has the pair: +1 in contact, else −clip(dist / d, {CONTACT_MIN:g}, "
                  f"1); without contacts ‖p_a − p_b‖ < d, r = (d − dist) / d; auto d = {TOUCH_3D:.2f} m",
+           lifted="min(the masks touch: signed mask gap below the 2-D tolerance; the depths agree: |Z_a − Z_b| < "
+                  f"half the two extents + d, auto d = {TOUCH_3D:.2f} m); contacts when given",
            needs="boxes / contacts or positions")
 def touching(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
     """3-D: sidecar contact (+1, else −clip(dist/d, CONTACT_MIN, 1)) or, without contacts, centre distance < d
     (auto TOUCH_3D); 2-D: signed box gap below d·D (auto TOUCH_2D_TOL × mean box diagonal), scale
     TOUCH_2D_SCALE × mean diagonal."""
     a, b = args
-    if sp == "3d":
+    if sp in METRIC:
         thr = _auto(o["d"], TOUCH_3D)
         dist = _dist(ctx, a, b, sp)
         c = ctx.contact(a, b)
-        return _contact_r(c, dist, thr) if c is not None else squash(thr - dist, thr)
+        if c is not None:
+            return _contact_r(c, dist, thr)
+        return _touching_25d(ctx, a, b, o["d"]) if sp == "2.5d" else squash(thr - dist, thr)
     return _touching_2d(ctx, a, b, o["d"])
 
 
@@ -155,8 +181,8 @@ def above(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) ->
     """a higher than b by more than d (default 0): 3-D (z_a − z_b − d) / ABOVE_SCALE_3D; 2-D (y_b − y_a − d·D) /
     (REL_2D_SCALE × mean box diagonal)."""
     a, b = args
-    if sp == "3d":
-        return squash(ctx.pos(a)[:, 2] - ctx.pos(b)[:, 2] - o["d"], ABOVE_SCALE_3D)
+    if sp in METRIC:
+        return squash(ctx.mpos(a, sp)[:, 2] - ctx.mpos(b, sp)[:, 2] - o["d"], ABOVE_SCALE_3D)
     m = ctx.ctr(b)[:, 1] - ctx.ctr(a)[:, 1] - o["d"] * ctx.diag
     return squash(m, REL_2D_SCALE * _mean_size(ctx, a, b))
 
@@ -165,18 +191,21 @@ def above(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) ->
            doc="a rests on top of b: above it, horizontally within it, and in contact",
            image=f"min of: a's centre x inside b's x-range (r = edge distance / ½ b's width); a's bottom edge "
                  f"between b's top − d·image diagonal and b's bottom (auto d = {ON_2D_TOL:g} × a's box diagonal; "
-                 f"scale {ON_2D_SCALE:g} × a's box diagonal)",
+                 f"scale {ON_2D_SCALE:g} × a's box diagonal); b's box is its amodal extent",
            state=f"with contacts[(a,b)]: contact and z_a > z_b (scale {ON_SCALE_3D:.2f} m); without: 0 < z_a − z_b "
                  f"< d (auto {ON_DZ_3D:.2f} m, scale {ON_SCALE_3D:.2f} m) and horizontal distance < w (auto "
                  f"{ON_R_3D:.2f} m, r = (w − dxy) / w)",
+           lifted="min(the 2-D semantics, depths agree as for touching)",
            needs="boxes / positions (+ contacts)")
 def on(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
     """a rests on b. 3-D with contacts: contact and z_a > z_b (scale ON_SCALE_3D); without: 0 < z_a − z_b < d
     (auto ON_DZ_3D) and horizontal distance < w (auto ON_R_3D). 2-D: a's centre x within b's x-range and a's
     bottom edge between b's top − d·D (auto ON_2D_TOL × a's diagonal) and b's bottom."""
     a, b = args
-    if sp == "3d":
-        pa, pb = ctx.pos(a), ctx.pos(b)
+    if sp == "2.5d":
+        return np.minimum(on(ctx, "2d", args, {**o, "d": 0.0}), _depth_agree(ctx, a, b, sp))
+    if sp in METRIC:
+        pa, pb = ctx.mpos(a, sp), ctx.mpos(b, sp)
         dz = pa[:, 2] - pb[:, 2]
         c = ctx.contact(a, b)
         if c is not None:
@@ -185,7 +214,7 @@ def on(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np
         rv = squash(np.minimum(dz, dmax - dz), ON_SCALE_3D)
         rh = squash(rad - np.linalg.norm(pa[:, :2] - pb[:, :2], axis=1), rad)
         return np.minimum(rv, rh)
-    A, B, ca = ctx.box(a), ctx.box(b), ctx.ctr(a)
+    A, B, ca = ctx.box(a), ctx.amodal_box(b), ctx.ctr(a)
     half_w = np.maximum((B[:, 2] - B[:, 0]) / 2, MIN_PX)
     rh = squash(np.minimum(ca[:, 0] - B[:, 0], B[:, 2] - ca[:, 0]), half_w)
     sa = ctx.size(a)
@@ -197,18 +226,21 @@ def on(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np
 @predicate("inside", params=("a", "b"), options={"d": 0.0, "q": INSIDE_Q}, english="{0} is inside {1}",
            negated="{0} is not inside {1}",
            doc="a lies within b's extent (2-D: fraction q of a inside b; 3-D: centres within d)",
-           image=f"fraction f of a's mask (box when no masks) inside b's mask (box); r = (f − q) / (1 − q) "
+           image=f"fraction f of a's mask (box when no masks) inside b's amodal mask (box); r = (f − q) / (1 − q) "
                  f"above q, (f − q) / q below; default q = {INSIDE_Q:g}",
            state=f"‖p_a − p_b‖ < d; auto d = {INSIDE_3D:.2f} m; r = (d − dist) / d",
+           lifted="min(the 2-D semantics, depths agree as for touching)",
            needs="masks or boxes / positions")
 def inside(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
     """3-D: centre distance < d (auto INSIDE_3D). 2-D: fraction f of a (mask where both masks are non-empty,
     else box) within b above q: r = ramp(f, q)."""
     a, b = args
-    if sp == "3d":
+    if sp == "2.5d":
+        return np.minimum(inside(ctx, "2d", args, o), _depth_agree(ctx, a, b, sp))
+    if sp in METRIC:
         thr = _auto(o["d"], INSIDE_3D)
         return squash(thr - _dist(ctx, a, b, sp), thr)
-    A, B = ctx.box(a), ctx.box(b)
+    A, B = ctx.box(a), ctx.amodal_box(b)
     iw = np.clip(np.minimum(A[:, 2], B[:, 2]) - np.maximum(A[:, 0], B[:, 0]), 0, None)
     ih = np.clip(np.minimum(A[:, 3], B[:, 3]) - np.maximum(A[:, 1], B[:, 1]), 0, None)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -218,7 +250,7 @@ def inside(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -
             both = (pa > 0) & (pb > 0)
             if both.any():
                 ma = ctx.obs.masks[ctx.row(a, a)][both]
-                mb = ctx.obs.masks[ctx.row(b, b)][both]
+                mb = ctx.amodal_mask(b)[both]
                 frac[both] = (ma & mb).sum(axis=(1, 2)) / pa[both]
     out = ramp(np.nan_to_num(frac, nan=0.5), o["q"])
     return np.where(np.isnan(frac), np.nan, out)
@@ -263,8 +295,8 @@ def lifted(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -
     median box height, explicit h in image diagonals."""
     a = args[0]
     n = _baseline_frames(ctx, o["n"])
-    if sp == "3d":
-        z = ctx.pos(a)[:, 2]
+    if sp in METRIC:
+        z = ctx.mpos(a, sp)[:, 2]
         if not np.isfinite(z).any():
             return np.full(ctx.T, np.nan)
         head = z[:n] if np.isfinite(z[:n]).any() else z
@@ -280,7 +312,7 @@ def lifted(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -
 
 
 def _move_thr(ctx: Context, a: str, sp: str, v: float) -> float:
-    if sp == "3d":
+    if sp in METRIC:
         return _auto(v, MOVE_3D)
     return v * ctx.diag if v > 0 else max(MOVE_2D * ctx.size(a), MOVE_2D_MIN * ctx.diag)
 
@@ -319,6 +351,8 @@ def _closed(op: np.ndarray, p: float) -> np.ndarray:
                  "max(lifted(o), moving(o)))",
            state=f"min(opening < p, max(contact(g, o), ‖p_g − p_o‖ < d)); auto d = {HOLD_3D:.2f} m; contact alone "
                  "without an observed opening; with neither: min(‖p_g − p_o‖ < d, o follows g)",
+           lifted="min(touching(g, o) in 2.5-D, cue): cue = gripper closed where the opening is observed, else o "
+                  "follows g in the image (as in 2-D); as in 3-D when the sidecar has contacts",
            needs="boxes / positions, + gripper_opening or contacts (optional)")
 def holding(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
     """g holds o. 3-D: min(opening < p, max(contact(g,o), dist < d)) with auto d = HOLD_3D — an open gripper
@@ -328,7 +362,10 @@ def holding(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) 
     g, obj = args
     what = f"holding({g},{obj})"
     op = ctx.opening(g, what, required=False)
-    if sp == "3d":
+    if sp == "2.5d" and ctx.contact(g, obj) is None:  # mask contact, cue in the image (lifted speeds are noisy)
+        cue = _closed(op, o["p"]) if op is not None else _follows(ctx, g, obj, "2d")
+        return np.minimum(_touching_25d(ctx, g, obj, o["d"]), cue)
+    if sp in METRIC:
         thr = _auto(o["d"], HOLD_3D)
         dist = _dist(ctx, g, obj, sp)
         rnear = squash(thr - dist, thr)
@@ -362,18 +399,21 @@ def gripper_closed(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, f
 
 @predicate("at", params=("a", "b"), options={"d": 0.0}, english="{0} is at {1}", negated="{0} is not at {1}",
            doc="a's centre lies in region/entity b",
-           image="a's centre inside b's box grown by d·image diagonal (default 0); "
+           image="a's centre inside b's amodal box grown by d·image diagonal (default 0); "
                  "r = (smallest distance to b's box edges + d) / (0.5 × min(b's width, height))",
            state=f"‖p_a − p_b‖ < d; auto d = {AT_3D:.2f} m; r = (d − dist) / d",
+           lifted="min(the 2-D semantics, depths agree as for touching)",
            needs=_GEO)
 def at(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
     """a's centre in region b. 3-D: centre distance < d (auto AT_3D). 2-D: inside b's box grown by d·D
     (default 0); r = (distance to the nearest box edge + d·D) / (0.5 × min(b's width, height))."""
     a, b = args
-    if sp == "3d":
+    if sp == "2.5d":
+        return np.minimum(at(ctx, "2d", args, {**o, "d": 0.0}), _depth_agree(ctx, a, b, sp))
+    if sp in METRIC:
         thr = _auto(o["d"], AT_3D)
         return squash(thr - _dist(ctx, a, b, sp), thr)
-    c, B = ctx.ctr(a), ctx.box(b)
+    c, B = ctx.ctr(a), ctx.amodal_box(b)
     edge = np.minimum.reduce([c[:, 0] - B[:, 0], B[:, 2] - c[:, 0], c[:, 1] - B[:, 1], B[:, 3] - c[:, 1]])
     scale = np.maximum(0.5 * np.minimum(B[:, 2] - B[:, 0], B[:, 3] - B[:, 1]), MIN_PX)
     return squash(edge + o["d"] * ctx.diag, scale)
@@ -381,54 +421,60 @@ def at(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np
 
 # ------------------------------------------------------------------------------------ numeric functions
 # Each takes (ctx, space, entity args, {}) and returns the (T,) value: metres / m/s in 3-D, image fractions in 2-D.
-@predicate("dist", params=("a", "b"), numeric=True, scale=LENGTH_SCALE, english="the distance between {0} and {1}",
+@predicate("dist", params=("a", "b"), numeric=True, scale=LENGTH_SCALE, dim="length", image_unit="diag",
+           english="the distance between {0} and {1}",
            doc=f"centre distance (metres in state, fraction of the image diagonal in image); scale {LENGTH_SCALE:g}",
            image=f"‖c_a − c_b‖ / image diagonal; comparison scale {LENGTH_SCALE:g}",
            state=f"‖p_a − p_b‖ in metres; comparison scale {LENGTH_SCALE:g} m", needs="centers / positions")
 def dist(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
     """Centre distance: metres, or image diagonals."""
     d = _dist(ctx, args[0], args[1], sp)
-    return d if sp == "3d" else d / ctx.diag
+    return d if sp in METRIC else d / ctx.diag
 
 
-@predicate("height", params=("a",), numeric=True, scale=LENGTH_SCALE, english="the height of {0}",
+@predicate("height", params=("a",), numeric=True, scale=LENGTH_SCALE, dim="length", image_unit="H",
+           english="the height of {0}",
            doc=f"z in metres (state) or 1 - y/H (image); scale {LENGTH_SCALE:g}",
            image=f"1 − centre y / H; comparison scale {LENGTH_SCALE:g}",
            state=f"z in metres; comparison scale {LENGTH_SCALE:g} m", needs="centers / positions")
 def height(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
     """z in metres, or 1 − y / H (up is +)."""
-    return ctx.pos(args[0])[:, 2] if sp == "3d" else 1.0 - ctx.ctr(args[0])[:, 1] / ctx.H
+    return ctx.mpos(args[0], sp)[:, 2] if sp in METRIC else 1.0 - ctx.ctr(args[0])[:, 1] / ctx.H
 
 
-@predicate("speed", params=("a",), numeric=True, scale=SPEED_SCALE, english="the speed of {0}",
+@predicate("speed", params=("a",), numeric=True, scale=SPEED_SCALE, dim="speed", image_unit="diag",
+           english="the speed of {0}",
            doc=f"metres/s (state) or image diagonals per second (image); scale {SPEED_SCALE:g}",
            image=f"centre speed in image diagonals/s; comparison scale {SPEED_SCALE:g}",
            state=f"speed in m/s; comparison scale {SPEED_SCALE:g} m/s", needs="centers, fps / positions, fps")
 def speed(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
     """Speed: m/s, or image diagonals per second."""
     s = ctx.speed(args[0], sp)
-    return s if sp == "3d" else s / ctx.diag
+    return s if sp in METRIC else s / ctx.diag
 
 
-@predicate("x", params=("a",), numeric=True, scale=LENGTH_SCALE, english="the x position of {0}",
+@predicate("x", params=("a",), numeric=True, scale=LENGTH_SCALE, dim="length", image_unit="W",
+           english="the x position of {0}",
            doc=f"x (metres or fraction of width); scale {LENGTH_SCALE:g}",
            image=f"centre x / W; comparison scale {LENGTH_SCALE:g}",
            state=f"x in metres; comparison scale {LENGTH_SCALE:g} m", needs="centers / positions")
 def x(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
     """x in metres, or x / W."""
-    return ctx.pos(args[0])[:, 0] if sp == "3d" else ctx.ctr(args[0])[:, 0] / ctx.W
+    return ctx.mpos(args[0], sp)[:, 0] if sp in METRIC else ctx.ctr(args[0])[:, 0] / ctx.W
 
 
-@predicate("y", params=("a",), numeric=True, scale=LENGTH_SCALE, english="the y position of {0}",
+@predicate("y", params=("a",), numeric=True, scale=LENGTH_SCALE, dim="length", image_unit="H",
+           english="the y position of {0}",
            doc=f"y (metres or fraction of height); scale {LENGTH_SCALE:g}",
            image=f"centre y / H (down is +); comparison scale {LENGTH_SCALE:g}",
            state=f"y in metres; comparison scale {LENGTH_SCALE:g} m", needs="centers / positions")
 def y(ctx: Context, sp: str, args: Sequence[str], o: Mapping[str, float]) -> np.ndarray:
     """y in metres, or y / H (down is +)."""
-    return ctx.pos(args[0])[:, 1] if sp == "3d" else ctx.ctr(args[0])[:, 1] / ctx.H
+    return ctx.mpos(args[0], sp)[:, 1] if sp in METRIC else ctx.ctr(args[0])[:, 1] / ctx.H
 
 
-@predicate("area", params=("a",), numeric=True, scale=AREA_SCALE, english="the area of {0}",
+@predicate("area", params=("a",), numeric=True, scale=AREA_SCALE, dim="fraction", image_unit="WH",
+           english="the area of {0}",
            doc=f"fraction of the image covered; scale {AREA_SCALE:g}",
            image=f"mask pixels / (H·W) (box area when no mask); comparison scale {AREA_SCALE:g}",
            state="same as 2-D (an image quantity)", needs="masks or boxes", image_only=True)

@@ -16,36 +16,41 @@ from dataclasses import dataclass, field
 from ..errors import SpecError
 from ..reward_modes import REWARD_MODES as _REWARD_MODES
 from .ops import OPS, Cmp, Op, OpInfo, ops_where, takes_no_interval
+from .units import UNITS, Quantity, fmt_number
 
-Scalar = str | int | float  # an argument: entity/identifier name or a number
-
-
-def _fmt_number(v: float | int) -> str:
-    """Shortest text that reads back to an equal number; whole numbers print without a dot (1.0 -> "1")."""
-    if isinstance(v, bool):
-        raise TypeError("booleans are not numbers here")
-    if isinstance(v, int) or (v.is_integer() and abs(v) < 1e15):
-        return str(int(v))
-    return repr(float(v))
+Scalar = str | int | float | Quantity  # an argument: entity/identifier name, a number, a number with a unit
+_fmt_number = fmt_number
 
 
 def fmt_scalar(v: Scalar) -> str:
     """Canonical text of an argument value."""
     if isinstance(v, str):
         return v
+    if isinstance(v, Quantity):
+        return v.canonical
     return _fmt_number(v)
 
 
 # ----------------------------------------------------------------------------------------------- terms
 @dataclass(frozen=True)
 class Num:
-    """A numeric literal inside a comparison."""
+    """A numeric literal inside a comparison, with an optional unit suffix (spec/units.py; "" = bare)."""
 
     value: float
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        if self.unit and self.unit not in UNITS:
+            raise SpecError(f"unknown unit {self.unit!r} (units: {', '.join(UNITS)})")
 
     @property
     def canonical(self) -> str:
-        return fmt_scalar(self.value)
+        return fmt_scalar(self.value) + self.unit
+
+    @property
+    def quantity(self) -> float | Quantity:
+        """The literal as an argument value: the bare number, or a Quantity."""
+        return Quantity(self.value, self.unit) if self.unit else self.value
 
 
 @dataclass(frozen=True)
@@ -309,6 +314,11 @@ class TaskSpec:
     constraints: tuple[Constraint, ...] = ()
     reward: str = "weighted_mean"
     path: str | None = field(default=None, compare=False)
+    locations: dict[str, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)  # atom -> line, col
+
+    def where(self, atom: str) -> tuple[int | None, int | None]:
+        """(line, column) where canonical atom `atom` is first written in the spec file ((None, None) if unknown)."""
+        return self.locations.get(atom, (None, None))
 
     def entity(self, name: str) -> Entity:
         for e in self.entities:

@@ -63,7 +63,7 @@ class _English:
 
     def term(self, t) -> str:
         if isinstance(t, Num):
-            return f"{t.value:g}"
+            return f"{t.value:g}" + (f" {t.unit}" if t.unit else "")
         return self.call(t)
 
     def go(self, f: Formula, nested: bool = False) -> str:

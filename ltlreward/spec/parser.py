@@ -19,7 +19,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ..errors import SpecError
-from ..predicates.catalog import PREDICATES, suggest
+from ..predicates.catalog import OPTION_DIMS, PREDICATES, suggest
 from .ast import (
     ENTITY_KINDS,
     REWARD_MODES,
@@ -39,7 +39,8 @@ from .ast import (
     Unary,
 )
 from .ops import Op, ops_where, takes_no_interval
-from .walk import substitute
+from .units import UNITS, Quantity
+from .walk import atoms_of, substitute
 
 _GRAMMAR = Path(__file__).with_name("grammar.lark")
 
@@ -51,6 +52,7 @@ _TOKEN_NAMES = {
     "STRING": 'a quoted string ("…")',
     "SIGNED": "a number",
     "DURATION": "a duration like 2.5s",
+    "QUANTITY": "a number with a unit like 0.07m",
     "LPAR": "'('",
     "RPAR": "')'",
     "LSQB": "'['",
@@ -162,6 +164,24 @@ def _number(tok: Token) -> float | int:
     return val
 
 
+def _quantity(tok: Token) -> Quantity:
+    """A number with a unit suffix (the lexer guarantees one of spec/units.py's)."""
+    text = str(tok)
+    unit = next(u for u in sorted(UNITS, key=len, reverse=True) if text.endswith(u))
+    value = _number(Token("SIGNED", text[: -len(unit)], line=tok.line, column=tok.column))
+    return Quantity(value, unit)
+
+
+def _dim_problem(q: Quantity, dim: str, what: str) -> str | None:
+    """Why unit-carrying `q` cannot be a value of dimension `dim` (None when it can)."""
+    if dim in ("length", "speed"):
+        if q.dim == dim:
+            return None
+        return f"{what} is a {dim}, but {q.canonical} is a {q.dim}"
+    kind = {"fraction": "a fraction in [0, 1]", "count": "a frame count"}.get(dim, "unit-less")
+    return f"{what} is {kind}; write it without a unit (got {q.canonical})"
+
+
 class _Located(Exception):
     """Internal: an error message with the token/tree it points at (becomes a SpecError)."""
 
@@ -199,6 +219,17 @@ class _Builder:
         self.macro_trees = macro_trees or {}
         self.macros: dict[str, Macro] = {}
         self._building: list[str] = []
+        self.locations: dict[str, tuple[int, int]] = {}  # canonical atom -> (line, col) of its first use
+
+    def locate(self, f: Formula, where) -> Formula:
+        """Remember where the atoms of `f` are written (macro bodies: at the call), first use wins."""
+        if self._building:  # inside a macro body: its atoms are located where the macro is used
+            return f
+        line, col = _pos(where)
+        if line is not None:
+            for a in atoms_of(f):
+                self.locations.setdefault(a.canonical, (line, col or 1))
+        return f
 
     # ---- macros
     def macro(self, name: str, where) -> Macro:
@@ -249,7 +280,13 @@ class _Builder:
         right = self.term(t.children[2], params)
         if isinstance(left, Num) and isinstance(right, Num):
             raise _Located("a comparison needs at least one numeric function, e.g. dist(a, b) < 0.05", t)
-        return Compare(left, str(t.children[1]), right)
+        for num, other, tree in ((left, right, t.children[0]), (right, left, t.children[2])):
+            info = PREDICATES.get(other.name) if isinstance(num, Num) and num.unit else None
+            if info is not None and info.numeric:
+                problem = _dim_problem(num.quantity, info.dim, f"{info.name}(…)")
+                if problem is not None:
+                    raise _Located(problem, tree)
+        return self.locate(Compare(left, str(t.children[1]), right), t)
 
     def interval(self, t: Tree, op: str) -> Interval:
         if not Op(op).info.boundable:
@@ -301,6 +338,8 @@ class _Builder:
     def scalar(self, t: Tree, params: set[str], allow_any_name: bool = False):
         if t.data == "signed_number":
             return _number(t.children[0])
+        if t.data == "quantity":
+            return _quantity(t.children[0])
         tok = t.children[0]  # arg_name
         name = str(tok)
         if not allow_any_name and self.entities is not None and name not in self.entities and name not in params:
@@ -313,6 +352,9 @@ class _Builder:
     def term(self, t: Tree, params: set[str]):
         if t.data == "signed_number":
             return Num(_number(t.children[0]))
+        if t.data == "quantity":
+            q = _quantity(t.children[0])
+            return Num(q.value, q.unit)
         name_tok, arglist = t.children
         name = str(name_tok)
         args, kwargs = self.args(arglist, params, name)
@@ -341,6 +383,10 @@ class _Builder:
         for key, val in kwargs:
             if isinstance(val, str):
                 raise _Located(f"option {key} of {info.name} must be a number, got {val!r}", where)
+            if isinstance(val, Quantity):
+                problem = _dim_problem(val, OPTION_DIMS.get(key, ""), f"option {key} of {info.name}")
+                if problem is not None:
+                    raise _Located(problem, where)
 
     def atom(self, t: Tree, params: set[str]) -> Formula:
         name_tok, arglist = t.children
@@ -356,7 +402,7 @@ class _Builder:
                 raise _Located(f"macro {name} takes no keyword arguments", name_tok)
             if len(args) != len(macro.params):
                 raise _Located(f"macro {name} takes {len(macro.params)} argument(s), got {len(args)}", name_tok)
-            return substitute(macro.body, dict(zip(macro.params, args, strict=False)))
+            return self.locate(substitute(macro.body, dict(zip(macro.params, args, strict=False))), name_tok)
         info = PREDICATES.get(name)
         if info is None:
             if not has_parens:
@@ -364,7 +410,7 @@ class _Builder:
                     raise _Located(
                         f"entity {name!r} used as a formula; did you mean visible({name})?", name_tok
                     )
-                return Atom(Call(name))  # a user proposition, answered by signals or a named atom
+                return self.locate(Atom(Call(name)), name_tok)  # a user proposition (signals or a named atom)
             hint = suggest(name, numeric=False)
             msg = f"unknown predicate {name!r}"
             msg += f"; did you mean {hint!r}?" if hint else " (see `ltlreward predicates` for the library)"
@@ -373,7 +419,7 @@ class _Builder:
             raise _Located(f"{name} is a numeric function; compare it, e.g. {name}(…) < 0.1", name_tok)
         args, kwargs = self.args(arglist, params, name)
         self.check_signature(info, args, kwargs, name_tok)
-        return Atom(Call(name, args, kwargs))
+        return self.locate(Atom(Call(name, args, kwargs)), name_tok)
 
     @staticmethod
     def _has_parens(t: Tree) -> bool:
@@ -397,7 +443,7 @@ _BOOL_RULES = {"and_": Op.AND, "or_": Op.OR, "implies": Op.IMPLIES, "iff": Op.IF
 _FORMULA_RULES = {
     "true": _Rule((), lambda b, t, xs, iv, params: Const(True)),
     "false": _Rule((), lambda b, t, xs, iv, params: Const(False)),
-    "quoted": _Rule((), lambda b, t, xs, iv, params: Quoted(_unquote(str(t.children[0])))),
+    "quoted": _Rule((), lambda b, t, xs, iv, params: b.locate(Quoted(_unquote(str(t.children[0]))), t)),
     "not_": _Rule((0,), lambda b, t, xs, iv, params: Unary(Op.NOT, xs[0])),
     "unary_op": _Rule((2,), lambda b, t, xs, iv, params: Unary(str(t.children[0]), xs[0], iv),
                       _Builder._unary_interval),
@@ -473,7 +519,7 @@ class _Declarations:
     reward: str | None = None
 
     def add(self, it: Tree) -> None:
-        if it.data == "entity_decl":
+        if it.data in ("entity_decl", "region_decl"):
             entity = _entity(it)
             if entity.name in self.entities:
                 raise _Located(f"duplicate entity {entity.name!r}", it.children[0])
@@ -530,6 +576,7 @@ def _build_spec(tree: Tree, file: str | None) -> TaskSpec:
         constraints=tuple(constraints.values()),
         reward=decls.reward or "weighted_mean",
         path=file,
+        locations=dict(builder.locations),
     )
 
 
@@ -548,9 +595,17 @@ def _constraint(it: Tree, builder: _Builder) -> Constraint:
     return Constraint(str(name_tok), builder.formula(body), description, weight)
 
 
+def _hint_number(t: Tree):
+    return _quantity(t.children[0]) if t.data == "quantity" else _number(t.children[0])
+
+
 def _entity(t: Tree) -> Entity:
-    name_tok, prompt_tok, kind_tok, *hint_trees = t.children
-    kind = str(kind_tok) if kind_tok is not None else "object"
+    if t.data == "region_decl":  # entity NAME = region box=(…) | center=(…) size=(…)
+        name_tok, *hint_trees = t.children
+        prompt, kind, kind_tok = "", "region", name_tok
+    else:
+        name_tok, prompt_tok, kind_tok, *hint_trees = t.children
+        prompt, kind = _unquote(str(prompt_tok)), str(kind_tok) if kind_tok is not None else "object"
     if kind not in ENTITY_KINDS:
         raise _Located(
             f"unknown entity kind {kind!r}{_did_you_mean(kind, ENTITY_KINDS)} (kinds: {', '.join(ENTITY_KINDS)})",
@@ -566,8 +621,46 @@ def _entity(t: Tree) -> Entity:
         elif val.data == "hint_string":
             v = _unquote(str(val.children[0]))
         elif val.data == "hint_tuple":
-            v = tuple(_number(n.children[0]) for n in val.children)
+            v = tuple(_hint_number(n) for n in val.children)
         else:
-            v = _number(val.children[0])
+            v = _hint_number(val)
         hints[str(key_tok)] = v
-    return Entity(str(name_tok), _unquote(str(prompt_tok)), kind, tuple(hints.items()))
+    _check_geometry(hints, kind, t, hint_trees)
+    return Entity(str(name_tok), prompt, kind, tuple(hints.items()))
+
+
+_GEOMETRY = {"box": (4, ("px",)), "center": (3, ("m", "cm", "mm")), "size": (3, ("m", "cm", "mm"))}
+
+
+def _check_geometry(hints: dict[str, object], kind: str, t: Tree, hint_trees: list) -> None:
+    """A static region's hints: box=(x0, y0, x1, y1) in pixels, or center=(x, y, z) [size=(sx, sy, sz)] in
+    metres; box and center only on region entities (size is a free hint elsewhere); a bare
+    `entity NAME = region` needs one of them."""
+    where = {str(h.children[0]): h for h in hint_trees}
+    if kind != "region":
+        for key in ("box", "center"):
+            if key in hints:
+                raise _Located(f"{key}= gives a static region's geometry; declare the entity ': region'", where[key])
+        return
+    for key, (n, units) in _GEOMETRY.items():
+        if key not in hints:
+            continue
+        v = hints[key]
+        if not (isinstance(v, tuple) and len(v) == n):
+            raise _Located(f"{key}= takes {n} numbers in brackets, e.g. {key}=({', '.join(['0'] * n)})", where[key])
+        bad = [x for x in v if isinstance(x, Quantity) and x.unit not in units]
+        if bad:
+            raise _Located(f"{key}= is in {' or '.join(units)} (or bare), got {bad[0].canonical}", where[key])
+    if "box" in hints and ("center" in hints or "size" in hints):
+        raise _Located("a region is either box=(…) in pixels or center=(…) size=(…) in metres, not both", t)
+    if "size" in hints and "center" not in hints:
+        raise _Located("size=(…) needs center=(…)", where["size"])
+    box = hints.get("box")
+    if box is not None:
+        x0, y0, x1, y1 = (float(getattr(x, "value", x)) for x in box)
+        if x1 <= x0 or y1 <= y0:
+            raise _Located(f"box=(x0, y0, x1, y1) needs x0 < x1 and y0 < y1, got {box}", where["box"])
+    if any(float(getattr(x, "value", x)) < 0 for x in hints.get("size", ())):
+        raise _Located("size=(…) must be non-negative", where["size"])
+    if t.data == "region_decl" and "box" not in hints and "center" not in hints:
+        raise _Located("'entity NAME = region' needs its geometry: box=(x0, y0, x1, y1) or center=(x, y, z)", t)

@@ -57,7 +57,7 @@ def _call(c: Call) -> str:
 
 
 def _term(t) -> str:
-    return _call(t) if isinstance(t, Call) else fmt_scalar(t.value)
+    return _call(t) if isinstance(t, Call) else t.canonical
 
 
 def _prec(f: Formula) -> int:
@@ -112,9 +112,12 @@ def _hint_value(v) -> str:
 
 
 def format_entity(e: Entity) -> str:
-    s = f"entity {e.name} = {quote(e.prompt)}"
-    if e.kind != "object":
-        s += f" : {e.kind}"
+    if e.kind == "region" and not e.prompt and (e.hint("box") is not None or e.hint("center") is not None):
+        s = f"entity {e.name} = region"  # a static region (grounding/regions.py)
+    else:
+        s = f"entity {e.name} = {quote(e.prompt)}"
+        if e.kind != "object":
+            s += f" : {e.kind}"
     for k, v in e.hints:
         s += f" {k}={_hint_value(v)}"
     return s

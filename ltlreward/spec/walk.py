@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from .ast import Atom, Call, Compare, Formula, Quoted, Scalar, TaskSpec
+from .ast import Atom, Call, Compare, Formula, Num, Quoted, Scalar, TaskSpec
+from .units import Quantity
 
 AtomNode = Atom | Compare | Quoted
 
@@ -35,6 +36,23 @@ def spec_atoms(spec: TaskSpec) -> list[AtomNode]:
         for a in atoms_of(c.formula):
             out.setdefault(a.canonical, a)
     return list(out.values())
+
+
+def atom_units(a: AtomNode) -> list[Quantity]:
+    """The unit-carrying constants of an atom: its calls' keyword values and a comparison's numbers."""
+    out = [v for c in a.calls() for _, v in c.kwargs if isinstance(v, Quantity)]
+    if isinstance(a, Compare):
+        out += [t.quantity for t in (a.left, a.right) if isinstance(t, Num) and t.unit]
+    return out
+
+
+def requested_space(a: AtomNode) -> str:
+    """What an atom's units ask for: "metric" (metres: 3-D or 2.5-D), "image" (pixels), "auto" (bare: 3-D, else
+    2.5-D, else the image, as the observations allow) or "signal" (quoted atoms and propositions)."""
+    if isinstance(a, Quoted) or (isinstance(a, Atom) and not a.call.args):
+        return "signal"
+    units = atom_units(a)
+    return "metric" if any(q.metric for q in units) else "image" if units else "auto"
 
 
 def is_temporal(f: Formula) -> bool:

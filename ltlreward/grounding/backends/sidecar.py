@@ -3,8 +3,12 @@
 
 Validation is strict and stops at the first offending field, naming the file and the field's JSON path
 (`clip.sidecar.json: entities.bottle.position: expected 120 rows of 3 numbers, got 119`). Sections are read in
-file order, each by one function: header (version, fps, n_frames), camera, arrays, entities, grippers,
-contacts, atoms, meta. The `state` grounder (state.py) turns a `Sidecar` into `Observations`.
+file order, each by one function: header (version, fps, n_frames), camera, support, arrays, entities,
+grippers, contacts, atoms, meta. The `state` grounder (state.py) turns a `Sidecar` into `Observations`.
+
+A sidecar need not hold simulator state: entities given only by masks (`mask`), boxes and known sizes, with a
+calibrated `camera` and the `support` plane, are what a perfect segmenter gives — the predicates then use
+their 2.5-D semantics (ltlreward/predicates/lift.py). `region` entries are static regions (grounding/regions.py).
 """
 
 from __future__ import annotations
@@ -17,14 +21,18 @@ from typing import Any
 import numpy as np
 
 from ltlreward.errors import GroundingError
+from ltlreward.grounding.camera import MIN_DEPTH, Camera, check_camera
+from ltlreward.grounding.regions import Region
 
 SIDECAR_VERSION = 1
 _TOP_KEYS = {
-    "version", "fps", "n_frames", "camera", "entities", "grippers", "contacts", "atoms", "arrays", "meta"
+    "version", "fps", "n_frames", "camera", "support", "entities", "grippers", "contacts", "atoms", "arrays",
+    "meta",
 }
-_ENTITY_KEYS = {"position", "size", "box", "visible", "mask"}
+_ENTITY_KEYS = {"position", "size", "shape", "anchor", "box", "visible", "mask", "region"}
 _CAMERA_KEYS = {"intrinsics", "extrinsics", "width", "height"}
 _ENTITY_TRACKS = ("positions", "sizes", "boxes", "visible", "masks")  # the per-entity dicts of a Sidecar
+_SHAPES = ("box", "sphere", "cylinder")
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -134,28 +142,6 @@ def _kind(v: Any) -> str:
 
 # ------------------------------------------------------------------------------------------ parsed sidecar
 @dataclass
-class Camera:
-    """Pinhole camera: K (3,3), world→camera extrinsics (4,4, OpenCV axes: x right, y down, z forward)."""
-
-    K: np.ndarray
-    extrinsics: np.ndarray
-    width: int
-    height: int
-
-    def project(self, points: np.ndarray) -> np.ndarray:
-        """World points (..., 3) → pixel coordinates (..., 2); NaN for points at or behind the camera."""
-        p = np.asarray(points, dtype=np.float64)
-        R, t = self.extrinsics[:3, :3], self.extrinsics[:3, 3]
-        cam = p @ R.T + t  # (..., 3) camera frame
-        img = cam @ self.K.T  # (..., 3) homogeneous pixels
-        z = img[..., 2:3]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            uv = img[..., :2] / z
-        uv[(cam[..., 2] <= 1e-9)] = np.nan
-        return uv
-
-
-@dataclass
 class Sidecar:
     """A validated sidecar: every per-frame array has `n_frames` rows."""
 
@@ -173,6 +159,10 @@ class Sidecar:
     contacts: dict[tuple[str, str], np.ndarray]  # sorted pair -> (N,) bool
     atoms: dict[str, np.ndarray]  # name -> (N,) in [0, 1]
     meta: dict = field(default_factory=dict)
+    support_z: float | None = None  # world height of the support plane (table top), metres
+    regions: dict[str, Region] = field(default_factory=dict)  # static regions, by entity name
+    shapes: dict[str, str] = field(default_factory=dict)  # name -> "box" | "sphere" | "cylinder" (with a size)
+    anchors: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (3,) reference point − extent centre
 
 
 def load_sidecar(path: str | Path) -> Sidecar:
@@ -197,6 +187,7 @@ def parse_sidecar(raw: Any, c: _Checker | str = "<sidecar>", base_dir: Path | No
     top = c.obj(raw, "(top level)", _TOP_KEYS)
     fps, n = _header(top, c)
     camera = _camera(top["camera"], c) if "camera" in top else None
+    support = _support(top["support"], c) if "support" in top else None
     npz = _arrays(top["arrays"], c, base_dir) if "arrays" in top else None
     tracks = _entities(top["entities"], c, n, camera, npz, top.get("arrays"))
     names = tuple(top["entities"])
@@ -207,7 +198,7 @@ def parse_sidecar(raw: Any, c: _Checker | str = "<sidecar>", base_dir: Path | No
     if not isinstance(meta, dict):
         raise c.fail("meta", f"expected an object, got {_kind(meta)}")
     return Sidecar(c.file, n, fps, camera, entity_names=names, grippers=grippers, contacts=contacts, atoms=atoms,
-                   meta=meta, **tracks)
+                   meta=meta, support_z=support, **tracks)
 
 
 def _header(top: dict, c: _Checker) -> tuple[float, int]:
@@ -225,21 +216,54 @@ def _header(top: dict, c: _Checker) -> tuple[float, int]:
     return fps, n
 
 
-def _camera(raw: Any, c: _Checker) -> Camera:
-    """`camera`: intrinsics (3×3, last row 0 0 1), world→camera extrinsics (4×4, last row 0 0 0 1), image size."""
-    cam = c.obj(raw, "camera", _CAMERA_KEYS)
+def parse_camera(raw: Any, c: _Checker, path: str = "camera") -> Camera:
+    """A `camera` object: intrinsics (3×3, last row 0 0 1, focal lengths > 0), world→camera extrinsics (4×4,
+    last row 0 0 0 1, a rotation), image size (also the prompts file's optional camera)."""
+    cam = c.obj(raw, path, _CAMERA_KEYS)
     for key in ("intrinsics", "extrinsics", "width", "height"):
         if key not in cam:
-            raise c.fail(f"camera.{key}", "missing required field")
-    K = c.matrix(cam["intrinsics"], "camera.intrinsics", 3, 3)
-    ext = c.matrix(cam["extrinsics"], "camera.extrinsics", 4, 4)
-    if not np.allclose(K[2], [0, 0, 1]):
-        raise c.fail("camera.intrinsics[2]", f"expected [0, 0, 1], got {cam['intrinsics'][2]}")
-    if not np.allclose(ext[3], [0, 0, 0, 1]):
-        raise c.fail("camera.extrinsics[3]", f"expected [0, 0, 0, 1], got {cam['extrinsics'][3]}")
-    w = int(c.number(cam["width"], "camera.width", positive=True, integer=True))
-    h = int(c.number(cam["height"], "camera.height", positive=True, integer=True))
+            raise c.fail(f"{path}.{key}", "missing required field")
+    K = c.matrix(cam["intrinsics"], f"{path}.intrinsics", 3, 3)
+    ext = c.matrix(cam["extrinsics"], f"{path}.extrinsics", 4, 4)
+    problem = check_camera(K, ext)
+    if problem is not None:
+        raise c.fail(f"{path}.{problem[0]}", problem[1])
+    w = int(c.number(cam["width"], f"{path}.width", positive=True, integer=True))
+    h = int(c.number(cam["height"], f"{path}.height", positive=True, integer=True))
     return Camera(K, ext, w, h)
+
+
+_camera = parse_camera
+
+
+def _support(raw: Any, c: _Checker) -> float:
+    """`support`: {"z": metres} — the world height (z up) of the plane objects rest on (a table top)."""
+    sup = c.obj(raw, "support", {"z"})
+    if "z" not in sup:
+        raise c.fail("support.z", "missing required field (the support plane's world height in metres)")
+    return float(c.number(sup["z"], "support.z"))
+
+
+def _region(raw: Any, c: _Checker, path: str, camera: Camera | None) -> Region:
+    """An entity's static `region`: {"box": [x0, y0, x1, y1]} (camera-image pixels) or {"center": [x, y, z],
+    "size": [sx, sy, sz]} (world metres)."""
+    r = c.obj(raw, path, {"box", "center", "size"})
+    if ("box" in r) == ("center" in r):
+        raise c.fail(path, "give either 'box' (pixels) or 'center' (+ 'size', metres)")
+    if "box" in r:
+        if "size" in r:
+            raise c.fail(f"{path}.size", "a pixel box region takes no size")
+        b = c.series(r["box"], f"{path}.box", 4)
+        if b[2] < b[0] or b[3] < b[1]:
+            raise c.fail(f"{path}.box", f"expected x0 <= x1 and y0 <= y1, got {r['box']}")
+        return Region(box=tuple(float(v) for v in b))
+    center = tuple(float(v) for v in c.series(r["center"], f"{path}.center", 3))
+    size = (0.0, 0.0, 0.0)
+    if "size" in r:
+        size = tuple(float(v) for v in _size(r["size"], c, f"{path}.size", 1)[0])
+    if camera is not None and camera.depth(np.asarray(center)) <= MIN_DEPTH:
+        raise c.fail(f"{path}.center", "lies behind the camera (extrinsics must map world to camera)")
+    return Region(center=center, size=size)
 
 
 def _arrays(raw: Any, c: _Checker, base_dir: Path | None) -> dict[str, np.ndarray]:
@@ -258,20 +282,38 @@ def _arrays(raw: Any, c: _Checker, base_dir: Path | None) -> dict[str, np.ndarra
 
 def _entities(raw: Any, c: _Checker, n: int, camera: Camera | None, npz: dict[str, np.ndarray] | None,
               arrays_name: str | None) -> dict[str, dict[str, np.ndarray]]:
-    """`entities`: per-entity tracks {"positions"|"sizes"|"boxes"|"visible"|"masks": {name: array}}."""
+    """`entities`: per-entity tracks {"positions"|"sizes"|"boxes"|"visible"|"masks": {name: array}} and the
+    static "regions" {name: Region}."""
     ents = c.obj(raw, "entities")
     if not ents:
         raise c.fail("entities", "expected at least one entity")
-    out: dict[str, dict[str, np.ndarray]] = {k: {} for k in _ENTITY_TRACKS}
+    out: dict[str, dict[str, Any]] = {k: {} for k in (*_ENTITY_TRACKS, "regions", "shapes", "anchors")}
     for name, spec in ents.items():
         base = f"entities.{name}"
         e = c.obj(spec, base, _ENTITY_KEYS)
-        if "position" not in e and "box" not in e:
-            raise c.fail(base, "needs a 'position' (world metres) or a 'box' (pixels)")
+        if not {"position", "box", "mask", "region"} & set(e):
+            raise c.fail(base, "needs a 'position' (world metres), a 'box' or 'mask' (pixels) or a 'region'")
+        if "region" in e:
+            extra = sorted(set(e) - {"region"})
+            if extra:
+                raise c.fail(f"{base}.{extra[0]}", "a static region takes no per-frame tracks")
+            out["regions"][name] = _region(e["region"], c, f"{base}.region", camera)
+            continue
         if "position" in e:
             out["positions"][name] = c.matrix(e["position"], f"{base}.position", n, 3, nulls=True)
+            if camera is not None:
+                _check_in_front(out["positions"][name], camera, c, f"{base}.position")
         if "size" in e:
             out["sizes"][name] = _size(e["size"], c, f"{base}.size", n)
+        for key in ("shape", "anchor"):
+            if key in e and "size" not in e:
+                raise c.fail(f"{base}.{key}", "describes the entity's 'size', which is missing")
+        if "shape" in e:
+            if e["shape"] not in _SHAPES:
+                raise c.fail(f"{base}.shape", f"expected one of {', '.join(_SHAPES)}, got {_kind(e['shape'])}")
+            out["shapes"][name] = e["shape"]
+        if "anchor" in e:
+            out["anchors"][name] = c.series(e["anchor"], f"{base}.anchor", 3)
         if "box" in e:
             out["boxes"][name] = _box(e["box"], c, f"{base}.box", n)
         if "visible" in e:
@@ -281,6 +323,16 @@ def _entities(raw: Any, c: _Checker, n: int, camera: Camera | None, npz: dict[st
         if name in out["positions"] and name not in out["boxes"] and name in out["sizes"] and camera is None:
             raise c.fail(f"{base}.size", "projecting a size into a box needs a 'camera'")
     return out
+
+
+def _check_in_front(pos: np.ndarray, camera: Camera, c: _Checker, path: str) -> None:
+    """An entity's positions (n, 3) must lie in front of the camera in some frame (else the extrinsics are
+    inverted or the position is in another frame)."""
+    seen = np.isfinite(pos).all(axis=1)
+    if seen.any() and not (camera.depth(pos[seen]) > MIN_DEPTH).any():
+        z = float(camera.depth(pos[seen][0]))
+        raise c.fail(path, f"every position lies behind the camera (depth {z:+.3g} m in the first frame): the "
+                           "extrinsics must map world to camera coordinates (OpenCV axes, z forward)")
 
 
 def _size(s: Any, c: _Checker, path: str, n: int) -> np.ndarray:

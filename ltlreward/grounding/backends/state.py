@@ -2,9 +2,15 @@
 world positions projected through the sidecar's camera into the video's pixels.
 
 Rows are picked with the video's `frame_indices`, so subsampled videos stay aligned; boxes come from the
-sidecar (`box`) or from projecting each entity's 3-D `size` box; masks from the sidecar's npz (resized to the
-video) or, for the other entities, from their boxes; visibility from `visible`, else from the projected centre
-lying in the image.
+sidecar (`box`), from projecting each entity's 3-D `size` box, or from its masks; masks from the sidecar's npz
+(resized to the video) or, for the other entities, from their boxes; visibility from `visible`, else from the
+projected centre lying in the image. The camera (checked against the video's image size), the support plane
+and the known sizes pass on to the predicates (their 2.5-D semantics), and static `region` entries are
+written in by `apply_regions`.
+
+Time: a sidecar row is 1 / `fps` seconds of simulation. When that rate differs from the video's playback rate,
+the observations' `fps` is the simulation rate of the sampled frames (`clock` "sidecar"), so speeds and `…s`
+intervals are in simulated seconds; otherwise the video's (`clock` "video").
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ import numpy as np
 from ltlreward.errors import GroundingError
 from ltlreward.grounding.backends.sidecar import SIDECAR_VERSION, Camera, Sidecar, load_sidecar, parse_sidecar
 from ltlreward.grounding.base import find_sidecar
-from ltlreward.grounding.observations import Observations
+from ltlreward.grounding.camera import image_size_problem
+from ltlreward.grounding.observations import Extent, Observations
+from ltlreward.grounding.regions import apply_regions
 from ltlreward.grounding.registry import registered_provides
-from ltlreward.raster import box_centers, box_masks, nearest_resize
+from ltlreward.raster import box_centers, box_masks, mask_boxes, nearest_resize
 
 if TYPE_CHECKING:
     from ltlreward.spec.ast import Entity
@@ -64,7 +72,7 @@ class StateGrounder:
         if missing:
             raise GroundingError(f"{sc.path}: entities: no entry for spec entity {missing[0]!r} "
                                  f"(the sidecar has: {', '.join(sc.entity_names)})")
-        rows, fps, H, W = self._frames(sc, video)
+        rows, (fps, clock), H, W = self._frames(sc, video)
         positions = _positions(sc, names, rows)
         centers, boxes = _image_geometry(sc, names, rows, positions, H, W)
         visibility = _visibility(sc, names, rows, centers, positions, H, W)
@@ -77,22 +85,25 @@ class StateGrounder:
         filled |= {"boxes"} if (~np.isnan(boxes[..., 0])).any() else set()
         filled |= {nm for nm, v in (("masks", masks), ("positions", positions)) if v is not None}
         filled |= {nm for nm, v in (("gripper_opening", grippers), ("contacts", contacts), ("atoms", atoms)) if v}
-        return Observations(
+        obs = Observations(
             entities=names, n_frames=len(rows), height=H, width=W, fps=fps,
             boxes=boxes.astype(np.float32), centers=centers.astype(np.float32), visibility=visibility,
             masks=masks, positions=positions, gripper_opening=grippers, contacts=contacts, atoms=atoms,
             source=self.name,
             meta={"sidecar": sc.path, "provides": sorted(filled), "frame_indices": rows.tolist(),
                   "sidecar_fps": sc.fps},
+            camera=sc.camera.scaled(W, H) if sc.camera is not None else None, support_z=sc.support_z,
+            extents=_extents(sc, names, rows), clock=clock,
         )
+        return apply_regions(obs, {nm: sc.regions[nm] for nm in names if nm in sc.regions}, f"{sc.path}: ")
 
-    def _frames(self, sc: Sidecar, video: Video | None) -> tuple[np.ndarray, float, int, int]:
-        """Sidecar rows for the video's frames, its fps, and its image height/width."""
+    def _frames(self, sc: Sidecar, video: Video | None) -> tuple[np.ndarray, tuple[float, str], int, int]:
+        """Sidecar rows for the video's frames, the time base (fps, clock), and the image height/width."""
         if video is None:
             if sc.camera is None:
                 msg = "needed to know the image size when no video is given"
                 raise GroundingError(f"{sc.path}: camera: {msg}")
-            return np.arange(sc.n_frames), sc.fps, sc.camera.height, sc.camera.width
+            return np.arange(sc.n_frames), (sc.fps, "sidecar"), sc.camera.height, sc.camera.width
         frames = video.frames
         T, H, W = int(frames.shape[0]), int(frames.shape[1]), int(frames.shape[2])
         idx = getattr(video, "frame_indices", None)
@@ -107,11 +118,31 @@ class StateGrounder:
         if len(rows) and (rows.min() < 0 or rows.max() >= sc.n_frames):
             raise GroundingError(f"{sc.path}: n_frames: the video uses source frame {int(rows.max())} but "
                                  f"the sidecar has only {sc.n_frames} frames")
-        fps = float(getattr(video, "fps", None) or sc.fps)
-        return rows, fps, H, W
+        if sc.camera is not None:
+            problem = image_size_problem(sc.camera, W, H)
+            if problem is not None:
+                raise GroundingError(f"{sc.path}: camera.width: {problem} ({where})")
+        return rows, _clock(sc, video), H, W
+
+
+def _clock(sc: Sidecar, video: Video) -> tuple[float, str]:
+    """(fps, source) of the sampled frames: the simulation rate when the sidecar's rate differs from the
+    video's playback rate (scaled by the sampling), else the video's own rate."""
+    fps = float(getattr(video, "fps", None) or sc.fps)
+    src = float(getattr(video, "source_fps", None) or fps)
+    if abs(src - sc.fps) <= 1e-6 * max(src, sc.fps):
+        return fps, "video"
+    return sc.fps * fps / src, "sidecar"
 
 
 # ------------------------------------------------------------------------------------------ per field
+def _extents(sc: Sidecar, names: tuple[str, ...], rows: np.ndarray) -> dict[str, Extent]:
+    """Known extents of the entities with a `size` (the median over the video's rows), shape and anchor."""
+    return {nm: Extent(tuple(float(v) for v in np.median(sc.sizes[nm][rows], axis=0)), sc.shapes.get(nm, "box"),
+                       tuple(float(v) for v in sc.anchors.get(nm, (0.0, 0.0, 0.0))))
+            for nm in names if nm in sc.sizes}
+
+
 def _positions(sc: Sidecar, names: tuple[str, ...], rows: np.ndarray) -> np.ndarray | None:
     """(E, T, 3) float32 world positions (NaN for entities without one), or None when no entity has one."""
     if not any(nm in sc.positions for nm in names):
@@ -143,8 +174,12 @@ def _image_geometry(sc: Sidecar, names: tuple[str, ...], rows: np.ndarray, posit
             uv = cam.project(pts) * scale  # (S, T, 8, 2)
             boxes[sized] = np.concatenate([uv.min(axis=2), uv.max(axis=2)], axis=-1)
     for i, nm in enumerate(names):
-        if nm in sc.boxes:
-            boxes[i] = sc.boxes[nm][rows] * np.tile(scale, 2)
+        if nm in sc.boxes or (nm in sc.masks and nm not in sc.positions):
+            if nm in sc.boxes:
+                boxes[i] = sc.boxes[nm][rows] * np.tile(scale, 2)
+            else:  # a mask-only entity (what a segmenter gives): its mask's box, at the video's scale
+                m = sc.masks[nm][rows]
+                boxes[i] = mask_boxes(m, (W / m.shape[2], H / m.shape[1]))
             no_centre = np.isnan(centers[i, :, 0])
             centers[i, no_centre] = box_centers(boxes[i, no_centre])
     return centers, boxes
@@ -161,7 +196,7 @@ def _visibility(sc: Sidecar, names: tuple[str, ...], rows: np.ndarray, centers: 
     for i, nm in enumerate(names):
         if nm in sc.visible:
             visibility[i] = sc.visible[nm][rows]
-        elif (sc.camera is not None and nm in sc.positions) or nm in sc.boxes:
+        elif (sc.camera is not None and nm in sc.positions) or nm in sc.boxes or nm in sc.masks:
             visibility[i] = inside[i]
         elif positions is not None and nm in sc.positions:
             visibility[i] = ~np.isnan(positions[i, :, 0])
