@@ -212,6 +212,7 @@ def run_score(
     grounder_options: dict[str, Any] | None = None,
     engine: str = "local",
     ray_address: str | None = None,
+    prompts: str | None = None,
 ) -> int:
     """Score VIDEO|DIR|GLOB inputs against `spec`; prints tables (or JSON lines) and returns the exit code."""
     from rich.console import Console
@@ -226,7 +227,8 @@ def run_score(
 
     if (problem := _usage_problem(resume, out, workers, engine)) is not None:
         return usage(problem)
-    model_opts = {"grounder": grounder, "sidecar": sidecar, "stride": stride, "target_fps": target_fps,
+    model_opts = {"grounder": grounder, "sidecar": sidecar, "prompts": prompts, "stride": stride,
+                  "target_fps": target_fps,
                   "max_frames": max_frames, "size": size, "grounder_options": dict(grounder_options or {})}
     try:
         videos, model_kwargs, scorer = _prepare(inputs, spec, model_opts, engine, masks_dir, overlay_dir)
