@@ -129,7 +129,36 @@ def _region(p: EntityPrompt, sx: float, sy: float, H: int, W: int) -> Region:
     return Region(p.name, p.shape, np.asarray(box, np.float32), mask, points, p.static)
 
 
+def require_prompted(prompts: Prompts, names: tuple[str, ...], regions: dict[str, Region]) -> None:
+    """Every spec entity must have a prompt (a grounder that starts from prompts finds nothing else)."""
+    missing = [n for n in names if n not in regions]
+    if missing:
+        raise prompts.fail("entities", f"no prompt for spec entity {missing[0]!r}: add it (a static region for a "
+                                       "goal that is not drawn), or use the grounder option unprompted='unseen'")
+
+
+def prompt_frame(prompts: Prompts, video: Any) -> int:
+    """Index of the sampled frame of `video` nearest the source frame the prompts describe."""
+    idx = getattr(video, "frame_indices", None)
+    idx = np.arange(video.frames.shape[0]) if idx is None else np.asarray(idx)
+    return int(np.argmin(np.abs(idx - prompts.frame)))
+
+
 # ------------------------------------------------------------------------------------------ reading
+def resolve_prompts(video: Any, given: Any, *, required: bool = True) -> Prompts | None:
+    """The validated prompts of `video`: `given` (a Prompts, a dict, a file, a directory of `<stem>.prompts.json`),
+    else the `<stem>.prompts.json` beside it; with none, an error naming the video (or None if not `required`)."""
+    path = getattr(video, "path", None)
+    source = given if isinstance(given, (Prompts, dict)) else find_prompts(path, given)
+    if source is None:
+        if not required:
+            return None
+        where = path or "this in-memory video"
+        raise GroundingError(f"no prompts for {where}: put <stem>.prompts.json beside the video or pass --prompts "
+                             "FILE (see the README's 'Prompted tracker')")
+    return load_prompts(source)
+
+
 def prompts_path_for(video_path: str | os.PathLike[str]) -> Path:
     """The conventional prompts file of a video: `clip.mp4` → `clip.prompts.json` in the same directory."""
     p = Path(video_path)

@@ -18,7 +18,7 @@ import numpy as np
 from ltlreward.errors import GroundingError
 from ltlreward.grounding.backends.track_model import EntityTracker, Level, Track, TrackParams, colour_bins, grabcut_mask
 from ltlreward.grounding.observations import Observations
-from ltlreward.grounding.prompts import Prompts, Region, find_prompts, load_prompts
+from ltlreward.grounding.prompts import Prompts, Region, prompt_frame, require_prompted, resolve_prompts
 from ltlreward.grounding.registry import registered_provides
 from ltlreward.raster import box_centers, box_masks, mask_boxes, nearest_resize
 
@@ -27,25 +27,6 @@ if TYPE_CHECKING:
     from ltlreward.video import Video
 
 _MAX_LEVEL = 3
-
-
-def resolve_prompts(video: Any, given: Any) -> Prompts:
-    """The validated prompts of `video`: `given` (a Prompts, a dict, a file, a directory of `<stem>.prompts.json`),
-    else the `<stem>.prompts.json` beside it; an error naming the video when there are none."""
-    path = getattr(video, "path", None)
-    source = given if isinstance(given, (Prompts, dict)) else find_prompts(path, given)
-    if source is None:
-        where = path or "this in-memory video"
-        raise GroundingError(f"no prompts for {where}: put <stem>.prompts.json beside the video or pass --prompts "
-                             "FILE (see the README's 'Prompted tracker')")
-    return load_prompts(source)
-
-
-def prompt_frame(prompts: Prompts, video: Any) -> int:
-    """Index of the sampled frame nearest the source frame the prompts describe."""
-    idx = np.asarray(getattr(video, "frame_indices", None) if getattr(video, "frame_indices", None) is not None
-                     else np.arange(video.frames.shape[0]))
-    return int(np.argmin(np.abs(idx - prompts.frame)))
 
 
 def level_for(box: np.ndarray, side: int) -> int:
@@ -108,10 +89,8 @@ class TrackGrounder:
         frames = np.ascontiguousarray(video.frames)
         T, H, W = (int(x) for x in frames.shape[:3])
         regions = pr.regions(names, H, W)
-        missing = [n for n in names if n not in regions]
-        if missing and self.unprompted == "error":
-            raise pr.fail("entities", f"no prompt for spec entity {missing[0]!r}: add it (a static region for a "
-                                      "goal that is not drawn), or use the grounder option unprompted='unseen'")
+        if self.unprompted == "error":
+            require_prompted(pr, names, regions)
         k = prompt_frame(pr, video)
         boxes = np.full((len(names), T, 4), np.nan, np.float32)
         vis = np.zeros((len(names), T), np.float32)
