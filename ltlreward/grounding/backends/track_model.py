@@ -49,6 +49,7 @@ class TrackParams:
     coast_frames: int = 10  # frames a missing entity keeps its predicted position
     visibility_decay: float = 0.8  # visibility multiplier per coasted frame
     seg_grow: float = 1.3  # the segmentation looks in the located box grown by this factor
+    redetect: bool = True  # fall back on the segmentation colours' blobs when the match fails
     min_area: float = 0.1  # a match with less of the object's colours around it than this share of the usual
     # area is the entity hidden (by an occluder that the template alone might match)
 
@@ -197,6 +198,9 @@ class EntityTracker:
         for t in range(1, T):
             hit = self._locate(t)
             seg = self._segment(t, hit[0]) if hit is not None else None
+            if (seg is None or seg[2] < self.p.min_area * self.area) and self.p.redetect:
+                hit = self._redetect(t)
+                seg = self._segment(t, hit[0]) if hit is not None else None
             if seg is not None and seg[2] >= self.p.min_area * self.area:  # the object's own pixels are there
                 self._accept(t, *hit)
                 self.area = 0.9 * self.area + 0.1 * seg[2]
@@ -207,25 +211,23 @@ class EntityTracker:
                 out.boxes[t], out.visibility[t] = self._core(self.c), self.p.visibility_decay**self.missed
         return out
 
-    def _window(self) -> tuple[np.ndarray, float, tuple[int, int, int, int]] | None:
-        """Prediction (2,), search radius and the pixel window searched (None when it is off the image)."""
+    def _window(self) -> tuple[np.ndarray, float, tuple[int, int, int, int]]:
+        """Prediction (2,), search radius and the pixel window searched."""
         pred = self.c + self.v
         R = max(4.0, self.p.search * max(self.w, self.h)) + float(np.abs(self.v).max()) + 2.0 * self.missed
         x0, y0 = int(max(0, np.floor(pred[0] - R - self.tw / 2))), int(max(0, np.floor(pred[1] - R - self.th / 2)))
         x1 = int(min(self.W, np.ceil(pred[0] + R + self.tw / 2)))
         y1 = int(min(self.H, np.ceil(pred[1] + R + self.th / 2)))
-        if x1 - x0 < self.tw or y1 - y0 < self.th:
-            return None
+        # a prediction at the image's edge: the window keeps at least the template's size inside the image
+        x0, y0 = min(x0, self.W - self.tw), min(y0, self.H - self.th)
+        x1, y1 = max(x1, x0 + self.tw), max(y1, y0 + self.th)
         return pred, R, (x0, y0, x1, y1)
 
     def _locate(self, t: int) -> tuple[np.ndarray, float] | None:
         """The best position (2,) in frame t and its score, or None when no candidate scores enough."""
         import cv2
 
-        win = self._window()
-        if win is None:
-            return None
-        pred, R, (x0, y0, x1, y1) = win
+        pred, R, (x0, y0, x1, y1) = self._window()
         ncc = cv2.matchTemplate(self.lv.gray[t, y0:y1, x0:x1].astype(np.float32), self.template,
                                 cv2.TM_CCOEFF_NORMED)  # (nh, nw)
         col = self._colour_map(t, (x0, y0, x1, y1), ncc.shape)  # (nh, nw) mean box likelihood
@@ -241,6 +243,24 @@ class EntityTracker:
         if best < (self.p.lost if self.missed == 0 else self.p.reacquire):
             return None
         return np.array([cx[ix], cy[iy]]), best
+
+    def _redetect(self, t: int) -> tuple[np.ndarray, float] | None:
+        """When the template and colour score find nothing: the blob of the object's segmentation colours in the
+        search window nearest the prediction whose area is within a factor 3 of the usual one (the entity
+        changed its look, e.g. a gripper turning, faster than the template adapts)."""
+        import cv2
+
+        pred, R, (x0, y0, x1, y1) = self._window()
+        fg = (self.seg[self.lv.bins[t, y0:y1, x0:x1]] > 0.5).astype(np.uint8)
+        n, _, stats, cent = cv2.connectedComponentsWithStats(fg, connectivity=8)
+        area = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
+        ok = (area >= self.area / 3) & (area <= self.area * 3)
+        if not ok.any():
+            return None
+        d = np.hypot(cent[1:, 0] + x0 - pred[0], cent[1:, 1] + y0 - pred[1])
+        d[~ok] = np.inf
+        k = int(np.argmin(d))
+        return np.array([cent[k + 1, 0] + x0, cent[k + 1, 1] + y0]), self.p.reacquire
 
     def _colour_map(self, t: int, win: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
         """Mean localisation likelihood over the entity's box at every template position of the window, by an
@@ -274,7 +294,7 @@ class EntityTracker:
         if self.missed > self.p.coast_frames:
             self.v = np.zeros(2)
             return False
-        self.c = self.c + self.v
+        self.c = np.clip(self.c + self.v, 0, [self.W, self.H])  # an entity leaving the image waits at its edge
         self.v = self.v * 0.8
         return True
 
