@@ -250,9 +250,9 @@ class EntityTracker:
         changed its look, e.g. a gripper turning, faster than the template adapts)."""
         import cv2
 
-        pred, R, (x0, y0, x1, y1) = self._window()
+        pred, _, (x0, y0, x1, y1) = self._window()
         fg = (self.seg[self.lv.bins[t, y0:y1, x0:x1]] > 0.5).astype(np.uint8)
-        n, _, stats, cent = cv2.connectedComponentsWithStats(fg, connectivity=8)
+        _, _, stats, cent = cv2.connectedComponentsWithStats(fg, connectivity=8)
         area = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
         ok = (area >= self.area / 3) & (area <= self.area * 3)
         if not ok.any():
