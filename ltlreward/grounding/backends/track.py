@@ -20,7 +20,7 @@ from ltlreward.grounding.backends.track_model import EntityTracker, Level, Track
 from ltlreward.grounding.observations import Observations
 from ltlreward.grounding.prompts import Prompts, Region, prompt_frame, require_prompted, resolve_prompts
 from ltlreward.grounding.registry import registered_provides
-from ltlreward.raster import box_centers, box_masks, mask_boxes, nearest_resize
+from ltlreward.raster import box_centers, box_masks, mask_boxes, nearest_index, nearest_resize
 
 if TYPE_CHECKING:
     from ltlreward.spec.ast import Entity
@@ -184,11 +184,14 @@ def _from(lv: Level, k: int) -> Level:
     return Level(lv.gray[k:], lv.bins[k:], lv.rgb[k:], lv.scale)
 
 
+def _upsample(crop: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A level's mask crop (h, w) brought to `shape` (H', W') pixels by nearest neighbour: index gathering."""
+    return crop[nearest_index(shape[0], crop.shape[0])[:, None], nearest_index(shape[1], crop.shape[1])[None, :]]
+
+
 def _paste(out: np.ndarray, frames: np.ndarray, tr: Track, scale: tuple[float, float], boxes: np.ndarray) -> None:
     """Write a track's masks into out (T, H, W): each segmented crop brought to video pixels (nearest), the box
     where the entity coasted without a segmentation."""
-    import cv2
-
     H, W = out.shape[1:]
     sx, sy = scale
     for j, t in enumerate(frames):
@@ -197,8 +200,6 @@ def _paste(out: np.ndarray, frames: np.ndarray, tr: Track, scale: tuple[float, f
             X0, Y0 = round(x0 / sx), round(y0 / sy)
             X1, Y1 = min(W, round((x0 + crop.shape[1]) / sx)), min(H, round((y0 + crop.shape[0]) / sy))
             if X1 > X0 and Y1 > Y0:
-                up = crop if crop.shape == (Y1 - Y0, X1 - X0) else cv2.resize(
-                    crop.view(np.uint8), (X1 - X0, Y1 - Y0), interpolation=cv2.INTER_NEAREST).view(bool)
-                out[t, Y0:Y1, X0:X1] = up
+                out[t, Y0:Y1, X0:X1] = _upsample(crop, (Y1 - Y0, X1 - X0))
         elif tr.visibility[j] > 0:
             out[t] = box_masks(boxes[t], H, W)

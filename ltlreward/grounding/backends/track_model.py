@@ -153,6 +153,7 @@ class EntityTracker:
         q = level.bins[0]
         fg_box, bg_ring = self._box_and_ring(q, self.c)
         self.loc_fg, self.loc_bg = fg_box, bg_ring
+        self.loc = likelihood(fg_box, bg_ring)  # (BINS³,) per-colour likelihood of the box against its ring
         ring = self._ring_mask()
         self.seg = likelihood(histogram(q[fg]), histogram(q[ring & ~fg]))
         self.area = float(max(fg.sum(), 1))  # the entity's usual segmented area (running mean), level px
@@ -268,7 +269,7 @@ class EntityTracker:
         import cv2
 
         x0, y0, x1, y1 = win
-        pr = likelihood(self.loc_fg, self.loc_bg)[self.lv.bins[t, y0:y1, x0:x1]]  # (h, w)
+        pr = self.loc[self.lv.bins[t, y0:y1, x0:x1]]  # (h, w)
         ii = cv2.integral(pr)  # (h+1, w+1) float64
         ox, oy = min(round(self.pad), self.tw - 1), min(round(self.pad), self.th - 1)
         cw, ch = max(1, min(self.tw - ox, round(self.w))), max(1, min(self.th - oy, round(self.h)))
@@ -287,6 +288,7 @@ class EntityTracker:
             self.template = (1 - a) * self.template + a * self._patch(t).astype(np.float32)
             fg, bg = self._box_and_ring(self.lv.bins[t], c)
             self.loc_fg, self.loc_bg = (1 - e) * self.loc_fg + e * fg, (1 - e) * self.loc_bg + e * bg
+            self.loc = likelihood(self.loc_fg, self.loc_bg)
 
     def _coast(self) -> bool:
         """A missed frame: keep the predicted position on the damped velocity while coasting is allowed."""
@@ -321,6 +323,8 @@ class EntityTracker:
         s = stats[keep]
         bx0, by0 = s[:, 0].min(), s[:, 1].min()
         bx1, by1 = (s[:, 0] + s[:, 2]).max(), (s[:, 1] + s[:, 3]).max()
-        crop = np.isin(labels[by0:by1, bx0:bx1], keep)
+        lut = np.zeros(len(stats), bool)
+        lut[keep] = True
+        crop = lut[labels[by0:by1, bx0:bx1]]
         box = np.array([x0 + bx0, y0 + by0, x0 + bx1, y0 + by1], np.float64)
         return box, (x0 + int(bx0), y0 + int(by0), crop), found
