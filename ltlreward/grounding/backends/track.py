@@ -160,10 +160,10 @@ class _Clip:
         elif r.shape == "points":  # the object around the clicked points: grabCut in a box grown around them
             seeds = r.points * np.array([sx, sy])
             g = max(8 * sx, float(max(box[2] - box[0], box[3] - box[1])))
-            fg = grabcut_mask(lv.rgb[k], box + np.array([-g, -g, g, g]), seeds)
+            fg = grabcut_mask(lv.rgb[k], box + np.array([-g, -g, g, g]), seeds, self.params.grabcut_iterations)
             box = mask_boxes(fg).astype(np.float64)
         else:
-            fg = grabcut_mask(lv.rgb[k], box)
+            fg = grabcut_mask(lv.rgb[k], box, iterations=self.params.grabcut_iterations)
         T = lv.gray.shape[0]
         fwd = EntityTracker(_from(lv, k), box, fg, self.params).run()
         parts = [(np.arange(k, T), fwd)]

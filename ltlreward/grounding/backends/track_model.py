@@ -23,6 +23,8 @@ position (connected components, `cv2.connectedComponentsWithStats`), so it follo
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +50,7 @@ class TrackParams:
     colour_rate: float = 0.05  # localisation histogram blending rate
     coast_frames: int = 10  # frames a missing entity keeps its predicted position
     visibility_decay: float = 0.8  # visibility multiplier per coasted frame
+    grabcut_iterations: int = 2  # cv2.grabCut iterations on the prompt
     seg_grow: float = 1.3  # the segmentation looks in the located box grown by this factor
     redetect: bool = True  # fall back on the segmentation colours' blobs when the match fails
     min_area: float = 0.1  # a match with less of the object's colours around it than this share of the usual
@@ -86,13 +89,14 @@ def likelihood(fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
     return (fg / (fg + bg + _EPS)).astype(np.float32)
 
 
-def clip_box(box: np.ndarray, w: int, h: int) -> tuple[int, int, int, int]:
+def clip_box(box: Sequence[float], w: int, h: int) -> tuple[int, int, int, int]:
     """Integer pixel box (x0, y0, x1, y1) covering `box`, clipped to a w × h image."""
-    return (int(max(0, np.floor(box[0]))), int(max(0, np.floor(box[1]))),
-            int(min(w, np.ceil(box[2]))), int(min(h, np.ceil(box[3]))))
+    return (max(0, math.floor(box[0])), max(0, math.floor(box[1])), min(w, math.ceil(box[2])),
+            min(h, math.ceil(box[3])))
 
 
-def grabcut_mask(rgb: np.ndarray, box: np.ndarray, seeds: np.ndarray | None = None) -> np.ndarray:
+def grabcut_mask(rgb: np.ndarray, box: np.ndarray, seeds: np.ndarray | None = None, iterations: int = 2
+                 ) -> np.ndarray:
     """Foreground (h, w) bool of the object in `box` of one RGB image (cv2.grabCut on a crop around it, seeded
     for reproducibility; `seeds` (n, 2) x, y are sure-foreground points); the box itself when grabCut finds
     less than a tenth of it."""
@@ -101,7 +105,7 @@ def grabcut_mask(rgb: np.ndarray, box: np.ndarray, seeds: np.ndarray | None = No
     h, w = rgb.shape[:2]
     x0, y0, x1, y1 = clip_box(box, w, h)
     g = max(4, max(x1 - x0, y1 - y0) // 2)
-    X0, Y0, X1, Y1 = clip_box(np.array([x0 - g, y0 - g, x1 + g, y1 + g]), w, h)
+    X0, Y0, X1, Y1 = clip_box((x0 - g, y0 - g, x1 + g, y1 + g), w, h)
     crop = np.ascontiguousarray(rgb[Y0:Y1, X0:X1])
     init = np.zeros(crop.shape[:2], np.uint8)  # GC_BGD
     init[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = cv2.GC_PR_FGD
@@ -114,7 +118,7 @@ def grabcut_mask(rgb: np.ndarray, box: np.ndarray, seeds: np.ndarray | None = No
     if min(x1 - x0, y1 - y0) >= 2:
         cv2.setRNGSeed(0)  # grabCut's k-means draws from OpenCV's global RNG
         try:
-            cv2.grabCut(crop, init, None, np.zeros((1, 65)), np.zeros((1, 65)), 3, cv2.GC_INIT_WITH_MASK)
+            cv2.grabCut(crop, init, None, np.zeros((1, 65)), np.zeros((1, 65)), iterations, cv2.GC_INIT_WITH_MASK)
             fg = (init == cv2.GC_FGD) | (init == cv2.GC_PR_FGD)
         except cv2.error:  # a degenerate crop (one colour): keep the box
             pass
@@ -155,7 +159,7 @@ class EntityTracker:
         self.loc_fg, self.loc_bg = fg_box, bg_ring
         self.loc = likelihood(fg_box, bg_ring)  # (BINS³,) per-colour likelihood of the box against its ring
         ring = self._ring_mask()
-        self.seg = likelihood(histogram(q[fg]), histogram(q[ring & ~fg]))
+        self.seg = (likelihood(histogram(q[fg]), histogram(q[ring & ~fg])) > 0.5).view(np.uint8)  # (BINS³,) 0/1
         self.area = float(max(fg.sum(), 1))  # the entity's usual segmented area (running mean), level px
 
     # ------------------------------------------------------------------------------------------ models
@@ -173,7 +177,7 @@ class EntityTracker:
         """Colour histograms of the box at c and of the ring around it, in one frame's colour bins q."""
         x0, y0, x1, y1 = clip_box(self._core(c), self.W, self.H)
         g = max(3.0, self.p.ring * max(self.w, self.h))
-        X0, Y0, X1, Y1 = clip_box(np.array([x0 - g, y0 - g, x1 + g, y1 + g]), self.W, self.H)
+        X0, Y0, X1, Y1 = clip_box((x0 - g, y0 - g, x1 + g, y1 + g), self.W, self.H)
         inner = np.bincount(q[y0:y1, x0:x1].ravel(), minlength=BINS**3).astype(np.float64)
         outer = np.bincount(q[Y0:Y1, X0:X1].ravel(), minlength=BINS**3).astype(np.float64) - inner
         return inner / max(inner.sum(), 1.0), outer / max(outer.sum(), 1.0)
@@ -182,7 +186,7 @@ class EntityTracker:
         """(H, W) bool: the box grown by the ring width (what the segmentation model's background comes from)."""
         g = max(3.0, self.p.ring * max(self.w, self.h))
         b = self._core(self.c)
-        X0, Y0, X1, Y1 = clip_box(np.array([b[0] - g, b[1] - g, b[2] + g, b[3] + g]), self.W, self.H)
+        X0, Y0, X1, Y1 = clip_box((b[0] - g, b[1] - g, b[2] + g, b[3] + g), self.W, self.H)
         m = np.zeros((self.H, self.W), bool)
         m[Y0:Y1, X0:X1] = True
         return m
@@ -252,7 +256,7 @@ class EntityTracker:
         import cv2
 
         pred, _, (x0, y0, x1, y1) = self._window()
-        fg = (self.seg[self.lv.bins[t, y0:y1, x0:x1]] > 0.5).astype(np.uint8)
+        fg = self.seg[self.lv.bins[t, y0:y1, x0:x1]]
         _, _, stats, cent = cv2.connectedComponentsWithStats(fg, connectivity=8)
         area = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
         ok = (area >= self.area / 3) & (area <= self.area * 3)
@@ -307,10 +311,10 @@ class EntityTracker:
         import cv2
 
         g = self.p.seg_grow
-        x0, y0, x1, y1 = clip_box(np.array([c[0] - self.w * g / 2, c[1] - self.h * g / 2,
-                                            c[0] + self.w * g / 2, c[1] + self.h * g / 2]), self.W, self.H)
-        fg = (self.seg[self.lv.bins[t, y0:y1, x0:x1]] > 0.5).astype(np.uint8)
-        found = float(fg.sum())
+        x0, y0, x1, y1 = clip_box((c[0] - self.w * g / 2, c[1] - self.h * g / 2,
+                                   c[0] + self.w * g / 2, c[1] + self.h * g / 2), self.W, self.H)
+        fg = self.seg[self.lv.bins[t, y0:y1, x0:x1]]  # (h, w) uint8 0/1: the object's colours
+        found = float(np.count_nonzero(fg))
         if found < 4:
             return self._core(c), None, found
         _n, labels, stats, cent = cv2.connectedComponentsWithStats(fg, connectivity=8)
