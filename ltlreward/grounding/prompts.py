@@ -114,6 +114,7 @@ class Prompts:
 
 
 def _show(a: np.ndarray) -> str:
+    """An array as JSON text, for error messages."""
     return json.dumps(np.asarray(a).tolist())
 
 

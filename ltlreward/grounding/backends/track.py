@@ -142,6 +142,7 @@ class _Clip:
         self.levels_used: dict[str, int] = {}
 
     def level(self, n: int) -> Level:
+        """Pyramid level n of the clip, built on first use."""
         if n not in self.levels:
             self.levels[n] = build_level(self.frames, self.gray, n)
         return self.levels[n]

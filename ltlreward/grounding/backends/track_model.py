@@ -160,7 +160,7 @@ class EntityTracker:
         self.loc = likelihood(fg_box, bg_ring)  # (BINS³,) per-colour likelihood of the box against its ring
         ring = self._ring_mask()
         self.seg = (likelihood(histogram(q[fg]), histogram(q[ring & ~fg])) > 0.5).view(np.uint8)  # (BINS³,) 0/1
-        self.area = float(max(fg.sum(), 1))  # the entity's usual segmented area (running mean), level px
+        self.area = float(max(fg.sum(), 1))  # the entity's usual area of its colours (running mean), level px
 
     # ------------------------------------------------------------------------------------------ models
     def _patch(self, t: int) -> np.ndarray:
@@ -196,7 +196,8 @@ class EntityTracker:
         """Track through every frame of the level (frame 0 is the prompt)."""
         T = self.lv.gray.shape[0]
         out = Track(np.full((T, 4), np.nan, np.float32), np.zeros(T, np.float32))
-        out.boxes[0], crop, _ = self._segment(0, self.c)
+        out.boxes[0], crop, found = self._segment(0, self.c)
+        self.area = max(found, 1.0)  # the same measure as later frames': the object's colours around it
         out.visibility[0] = 1.0
         if crop is not None:
             out.crops[0] = crop
