@@ -49,17 +49,18 @@ def projected_box(sidecar: dict, name: str) -> list[float]:
 
 
 def make_prompts(row: dict, data: Path, invisible_goals: str) -> tuple[dict, list[str]]:
-    """The prompts object of one labelled item and the names of the entities given as projected regions."""
+    """The prompts object of one labelled item and the names of its undrawn goals (projected or left out)."""
     from ltlreward.spec import load_spec
 
     spec = load_spec(REPO / row["spec"])
     stem = data / Path(row["video"]).with_suffix("")
     sidecar = json.loads(stem.with_suffix(".sidecar.json").read_text())
     seg = np.load(stem.with_suffix(".seg.npz"))
-    entities, projected = {}, []
+    entities, projected, undrawn = {}, [], []
     for e in spec.entities:
         static = e.kind == "region"
         box = frame0_box(seg[e.name][0]) if e.name in seg.files else None
+        undrawn += [e.name] if box is None and static else []
         if box is None and static and invisible_goals == "project":
             entities[e.name] = {"box": projected_box(sidecar, e.name), "static": True}
             projected.append(e.name)
@@ -67,7 +68,7 @@ def make_prompts(row: dict, data: Path, invisible_goals: str) -> tuple[dict, lis
             entities[e.name] = {"box": box, **({"static": True} if static else {})}
     prompts = {"version": 1, "frame": 0, "entities": entities, "camera": sidecar["camera"],
                "meta": {"made_by": "benchmarks/simlabel/make_prompts.py", "projected": projected}}
-    return prompts, projected
+    return prompts, undrawn
 
 
 def dumps(prompts: dict) -> str:
@@ -83,15 +84,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="a generated set with --natural (labels.jsonl, videos/*.seg.npz)")
     ap.add_argument("--out", required=True, help="directory for <id>.prompts.json")
     ap.add_argument("--invisible-goals", choices=("project", "omit"), default="project")
+    ap.add_argument("--drawn-labels", default=None, help="also write the labels of the items whose goal is drawn "
+                    "(or that have no goal) here, video paths absolute: the 'outcome visible' subset")
     a = ap.parse_args(argv)
     data, out = Path(a.data), Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     counts: Counter = Counter()
     rows = [json.loads(x) for x in (data / "labels.jsonl").read_text().splitlines() if x.strip()]
+    drawn = []
     for row in rows:
-        prompts, projected = make_prompts(row, data, a.invisible_goals)
+        prompts, undrawn = make_prompts(row, data, a.invisible_goals)
         (out / f"{Path(row['video']).stem}.prompts.json").write_text(dumps(prompts))
-        counts[(row["task"], "projected goal" if projected else "all drawn")] += 1
+        counts[(row["task"], f"goal not drawn ({a.invisible_goals})" if undrawn else "all drawn")] += 1
+        if not undrawn:
+            drawn.append(json.dumps({**row, "video": str((data / row["video"]).resolve())}))
+    if a.drawn_labels:
+        Path(a.drawn_labels).write_text("".join(x + "\n" for x in drawn))
+        print(f"{len(drawn)} labels of items whose goal is drawn in {a.drawn_labels}")
     for (task, how), n in sorted(counts.items()):
         print(f"{task:22s} {how:15s} {n}")
     print(f"{len(rows)} prompts files in {out}")
