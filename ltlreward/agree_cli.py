@@ -124,13 +124,15 @@ def run_agree(
     max_rows: int = 20,
     console: Any = None,
     err_console: Any = None,
+    prompts: str | None = None,
 ) -> int:
     """Score labelled videos and print agreement metrics; returns the exit code (0 ok, 1 failures, 2 usage).
 
     `labels`: JSONL/CSV label files. Specs: `spec` for every video, else `spec_map` (JSON task → .ltl), else
     `from_descriptions` (compile each description with ltlreward.nl), else each label row's `spec` field.
     `baselines`: names from ltlreward.agree.BASELINES (None = all; [] = none). `graded`: name of a numeric
-    label column for Spearman's ρ. `out`: write the report JSON; `markdown`: write the Markdown table.
+    label column for Spearman's ρ. `out`: write the report JSON; `markdown`: write the Markdown table. `prompts`:
+    entity prompts for every video (a prompts file, or a directory of `<stem>.prompts.json`).
     """
     from rich.console import Console
 
@@ -153,7 +155,8 @@ def run_agree(
         progress = None if json_output else (lambda msg: err.print(f"[dim]{msg}[/dim]"))
         report = agreement(items, grounder=grounder, spec=spec, spec_map=smap, from_descriptions=from_descriptions,
                            baselines=chosen, workers=workers, n_boot=n_boot, seed=seed, graded=graded is not None,
-                           overlay_dir=overlay_dir, progress=progress)
+                           overlay_dir=overlay_dir, progress=progress,
+                           model_options={"prompts": prompts} if prompts else None)
     except SpecError as e:
         return usage(e.render() if hasattr(e, "render") else str(e))
     except (LabelError, LtlRewardError, ValueError) as e:

@@ -54,6 +54,9 @@ ModelOpt = Annotated[
 DeviceOpt = Annotated[str | None, typer.Option(help="cuda, cpu or auto (model grounders).")]
 AllowDownloadOpt = Annotated[bool, typer.Option(help="Let model grounders download missing weights.")]
 ObsCacheOpt = Annotated[Path | None, typer.Option(help="Observations cache directory ('' turns it off).")]
+PromptsOpt = Annotated[Path | None, typer.Option(
+    help="Entity prompts for every video: a prompts file, or a directory of <stem>.prompts.json (default: "
+         "<stem>.prompts.json beside each video).")]
 
 
 def _grounder_options(config, models, device, allow_download, cache) -> dict:
@@ -228,10 +231,13 @@ def _print_monitor_tables(out: list[dict], spec_path: Path) -> None:
 def score(
     inputs: Annotated[list[str], typer.Argument(metavar="VIDEO|DIR|GLOB...", help="Videos, directories or globs.")],
     spec: Annotated[Path, typer.Option("--spec", help="Task spec (.ltl).")],
-    grounder: Annotated[str, typer.Option(help="auto (sidecar → state, else color), state, color, …")] = "auto",
+    grounder: Annotated[
+        str, typer.Option(help="auto (sidecar → state, prompts → track, else color), state, track, color, …")
+    ] = "auto",
     sidecar: Annotated[
         Path | None, typer.Option(help="Sidecar for every video (default: <stem>.sidecar.json beside each).")
     ] = None,
+    prompts: PromptsOpt = None,
     as_json: JsonOpt = False,
     out: Annotated[Path | None, typer.Option("--out", help="Append one JSON line per video as each ends.")] = None,
     resume: Annotated[bool, typer.Option(help="Skip videos already in --out.")] = False,
@@ -267,7 +273,7 @@ def score(
     code = run_score(
         inputs, str(spec), grounder, s(sidecar), as_json, s(out), resume, s(masks), s(overlay), workers, stride,
         target_fps, max_frames, _console(), size=size, retry_failed=retry_failed, err_console=_err_console(),
-        grounder_options=options, engine=engine, ray_address=ray_address, allow_2d=allow_2d,
+        grounder_options=options, engine=engine, ray_address=ray_address, allow_2d=allow_2d, prompts=s(prompts),
     )
     raise typer.Exit(code)
 
@@ -278,7 +284,8 @@ def agree(
     spec: Annotated[Path | None, typer.Option("--spec", help="One spec for every video.")] = None,
     spec_map: Annotated[Path | None, typer.Option("--spec-map", help="JSON map task -> spec file.")] = None,
     from_descriptions: Annotated[bool, typer.Option(help="Compile each video's description (ltlreward.nl).")] = False,
-    grounder: Annotated[str, typer.Option(help="auto, state, color or a model grounder.")] = "auto",
+    grounder: Annotated[str, typer.Option(help="auto, state, track, color or a model grounder.")] = "auto",
+    prompts: PromptsOpt = None,
     baseline: Annotated[
         list[str] | None, typer.Option("--baseline", help="end_state, last_frame, vlm (repeatable; default all).")
     ] = None,
@@ -303,7 +310,7 @@ def agree(
         [str(p) for p in labels], spec=s(spec), spec_map=s(spec_map), from_descriptions=from_descriptions,
         grounder=grounder, baselines=[] if no_baselines else baseline, workers=workers, n_boot=n_boot, seed=seed,
         graded=graded, overlay_dir=s(overlay), out=s(out), markdown=s(markdown), json_output=as_json,
-        max_rows=max_rows, console=_console(), err_console=_err_console(),
+        max_rows=max_rows, console=_console(), err_console=_err_console(), prompts=s(prompts),
     )
     raise typer.Exit(code)
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import LtlRewardError
+from .errors import GroundingError, LtlRewardError
 from .result import ConstraintOutcome, Localisation, RewardResult
 from .reward_modes import aggregate
 
@@ -177,6 +177,7 @@ class Pipeline:
     predicate_options: PredicateOptions
     fps: float  # frame rate assumed for in-memory frames
     sidecar: str | os.PathLike[str] | None = None  # default sidecar for every video
+    prompts: Any = None  # default prompts for every video (ltlreward.grounding.prompts: a Prompts, a file, a dir)
     masks: bool = True  # build (T,H,W) violation masks
     mask_dilation: int = 2  # frames of temporal dilation of the masks
 
@@ -241,14 +242,24 @@ class Pipeline:
 
         return spec_regions(self.spec.entities)
 
-    def ground(self, video: Video, *, sidecar: str | os.PathLike[str] | None = None) -> Observations:
-        """Stage 2: observations of the spec's entities in `video` (`sidecar`, else the pipeline's default); the
+    def ground(self, video: Video, *, sidecar: str | os.PathLike[str] | None = None, prompts: Any = None
+               ) -> Observations:
+        """Stage 2: observations of the spec's entities in `video` (`sidecar` / `prompts`, else the pipeline's
+        defaults); prompts go only to a backend that takes them (naming one that does not is an error); the
         spec's static regions are written in after the grounder ran (grounding/regions.py)."""
         from .grounding.regions import apply_regions
+        from .grounding.registry import takes_prompts
 
         sc = sidecar if sidecar is not None else self.sidecar
+        pr = prompts if prompts is not None else self.prompts
         observed = tuple(e for e in self.spec.entities if e.name not in self.regions)
-        obs = self.grounder.ground(video, observed, quoted=self.quoted, sidecar=sc)
+        if pr is None:
+            obs = self.grounder.ground(video, observed, quoted=self.quoted, sidecar=sc)
+        elif not takes_prompts(self.grounder):
+            raise GroundingError(f"grounder {self.grounder_name!r} takes no prompts; use the track grounder, a "
+                                 "model grounder or auto")
+        else:
+            obs = self.grounder.ground(video, observed, quoted=self.quoted, sidecar=sc, prompts=pr)
         return apply_regions(obs, self.regions, f"{self.spec.path}: " if self.spec.path else "")
 
     def backend(self, obs: Observations) -> str:
@@ -372,14 +383,14 @@ def decode_step(pipe: Pipeline, vid: str, item: Any) -> Decoded | Failure:
     return Decoded(vid, video, {"decode": time.perf_counter() - t0})
 
 
-def ground_step(pipe: Pipeline, d: Decoded | Failure,
-                sidecar: str | os.PathLike[str] | None = None) -> Grounded | Failure:
+def ground_step(pipe: Pipeline, d: Decoded | Failure, sidecar: str | os.PathLike[str] | None = None,
+                prompts: Any = None) -> Grounded | Failure:
     """Stage 2 on a decoded video, timed, checking the frame count; an error becomes a Failure."""
     if isinstance(d, Failure):
         return d
     t0, grounder = time.perf_counter(), ""
     try:
-        obs = pipe.ground(d.video, sidecar=sidecar)
+        obs = pipe.ground(d.video, sidecar=sidecar, prompts=prompts)
         grounder = pipe.backend(obs)
         if obs.n_frames != d.video.n_frames:
             raise LtlRewardError(f"{d.vid}: grounder {grounder!r} returned {obs.n_frames} frames "
@@ -402,9 +413,10 @@ def predicates_step(pipe: Pipeline, g: Grounded | Failure) -> Observed | Failure
                     {**g.timings, "predicates": time.perf_counter() - t0})
 
 
-def observe(pipe: Pipeline, vid: str, item: Any, sidecar: str | os.PathLike[str] | None = None) -> Observed | Failure:
+def observe(pipe: Pipeline, vid: str, item: Any, sidecar: str | os.PathLike[str] | None = None,
+            prompts: Any = None) -> Observed | Failure:
     """Stages 1–3 for one video in this process."""
-    return predicates_step(pipe, ground_step(pipe, decode_step(pipe, vid, item), sidecar))
+    return predicates_step(pipe, ground_step(pipe, decode_step(pipe, vid, item), sidecar, prompts))
 
 
 def clock_fps(o: Observed) -> float:

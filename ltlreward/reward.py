@@ -60,12 +60,26 @@ def _build_grounder(grounder: Any, options: Mapping[str, Any] | None) -> Any:
     raise TypeError(f"grounder must be a backend name or an object with .ground(), got {grounder!r}")
 
 
+def _check_prompts(prompts: Any, task: TaskSpec) -> Any:
+    """Default prompts checked once, before any video: one file (or dict) is read and its entity names checked
+    against the spec; a directory (one file per video) is kept as is."""
+    if prompts is None or (isinstance(prompts, (str, os.PathLike)) and Path(prompts).is_dir()):
+        return prompts
+    from .grounding.prompts import load_prompts
+
+    loaded = load_prompts(prompts)
+    loaded.check_entities(tuple(e.name for e in task.entities))
+    return loaded
+
+
 class RewardModel:
     """Scores videos against one task spec; see the module docstring for modes, batching and failures.
 
     Options: `grounder` backend name ("auto", "state", "color", …) built once with `grounder_options`, or
     a ready backend object (anything with the Grounder protocol's `.ground`);
     `sidecar` a simulator sidecar used for every video (default: `<stem>.sidecar.json` beside each video);
+    `prompts` where each entity is on one frame, for every video (ltlreward.grounding.prompts: a prompts file,
+    a directory of `<stem>.prompts.json`, a dict or a Prompts; default: `<stem>.prompts.json` beside each);
     `stride` / `target_fps` / `max_frames` / `size` frame sampling and resizing (files and in-memory frames);
     `fps` the frame rate assumed for in-memory frames; `masks` build (T,H,W) violation masks with
     `mask_dilation` frames of temporal dilation; `predicate_options` a PredicateOptions or its kwargs.
@@ -78,6 +92,7 @@ class RewardModel:
         grounder: Any = "auto",
         *,
         sidecar: str | os.PathLike[str] | None = None,
+        prompts: Any = None,
         stride: int = 1,
         target_fps: float | None = None,
         max_frames: int | None = None,
@@ -97,12 +112,13 @@ class RewardModel:
             raise SpecError(unknown_mode(task.reward), file=task.path)
         sampling = Sampling(stride, target_fps, max_frames, size)  # validated here, before any video
         backend = _build_grounder(grounder, grounder_options)
+        prompts = _check_prompts(prompts, task)
         if isinstance(predicate_options, Mapping):
             predicate_options = PredicateOptions(**predicate_options)
         self.pipeline = Pipeline(
             spec=task, grounder=backend, grounder_name=grounder_label(grounder), sampling=sampling,
             predicate_options=predicate_options or PredicateOptions(),
-            fps=float(fps) if fps is not None else DEFAULT_FPS, sidecar=sidecar, masks=masks,
+            fps=float(fps) if fps is not None else DEFAULT_FPS, sidecar=sidecar, prompts=prompts, masks=masks,
             mask_dilation=int(mask_dilation),
         )
         self.failure_reward = float(failure_reward)
@@ -132,23 +148,29 @@ class RewardModel:
                 f"constraints={list(self.names)}, reward={self.spec.reward!r})")
 
     # -- public API ---------------------------------------------------------------------------------------
-    def score(self, video: Any, *, sidecar: str | os.PathLike[str] | None = None) -> RewardResult:
+    def score(self, video: Any, *, sidecar: str | os.PathLike[str] | None = None, prompts: Any = None
+              ) -> RewardResult:
         """Score one video (path, Video, uint8 (T,H,W,3) or [0,1] float frames); failures are recorded."""
-        return self.analyze(video, sidecar=sidecar).result
+        return self.analyze(video, sidecar=sidecar, prompts=prompts).result
 
-    def analyze(self, video: Any, *, sidecar: str | os.PathLike[str] | None = None) -> Analysis:
+    def analyze(self, video: Any, *, sidecar: str | os.PathLike[str] | None = None, prompts: Any = None
+                ) -> Analysis:
         """Score one video and keep the decoded frames, observations and signals (for overlays)."""
-        return self._analyze([video], [sidecar], ids=None)[0]
+        return self._analyze([video], [sidecar], ids=None, prompts=[prompts])[0]
 
     def score_batch(
-        self, videos: Any, *, sidecars: Sequence[str | os.PathLike[str] | None] | None = None
+        self, videos: Any, *, sidecars: Sequence[str | os.PathLike[str] | None] | None = None,
+        prompts: Sequence[Any] | None = None,
     ) -> list[RewardResult]:
-        """Score many videos with one monitor call per frame rate; failed videos are results with `error`."""
+        """Score many videos with one monitor call per frame rate; failed videos are results with `error`.
+        `sidecars` / `prompts`: one per video (None = the model's default)."""
         items, ids = self._items(videos)
         sc = list(sidecars) if sidecars is not None else [None] * len(items)
-        if len(sc) != len(items):
-            raise ValueError(f"got {len(sc)} sidecars for {len(items)} videos")
-        return [a.result for a in self._analyze(items, sc, ids)]
+        pr = list(prompts) if prompts is not None else [None] * len(items)
+        for what, got in (("sidecars", sc), ("prompts", pr)):
+            if len(got) != len(items):
+                raise ValueError(f"got {len(got)} {what} for {len(items)} videos")
+        return [a.result for a in self._analyze(items, sc, ids, pr)]
 
     def __call__(
         self, videos: Any, prompts: Sequence[str] | None = None, metadata: Any = None
@@ -156,19 +178,23 @@ class RewardModel:
         """Trainer entry point: rewards (B,) float32 and an info dict.
 
         `videos`: a list of paths / arrays / Videos, a uint8 (B,T,H,W,3) array, or a float (B,T,C,H,W)
-        array or torch tensor in [0,1]. `prompts` are ignored (the spec fixes the task). `metadata`: optional
-        list of per-video dicts; a "sidecar" key there gives that video's simulator sidecar.
+        array or torch tensor in [0,1]. `prompts` (the trainer's text prompts) are ignored: the spec fixes the
+        task. `metadata`: optional list of per-video dicts; a "sidecar" key there gives that video's simulator
+        sidecar, a "prompts" key its entity prompts (a prompts file, dict or Prompts: where each entity is on
+        the conditioning frame).
         info: "satisfied" / "robustness" {constraint: (B,) bool / float32}, "all_satisfied" (B,) bool,
         "masks" list of (T,H,W) float32 (None for failed videos or masks=False), "errors" list of str|None,
         "results" list of RewardResult, "constraint_names".
         """
         items, ids = self._items(videos)
         sidecars: list[Any] = [None] * len(items)
+        entity_prompts: list[Any] = [None] * len(items)
         if isinstance(metadata, Sequence) and not isinstance(metadata, str):
             if len(metadata) != len(items):
                 raise ValueError(f"got {len(metadata)} metadata entries for {len(items)} videos")
             sidecars = [m.get("sidecar") if isinstance(m, Mapping) else None for m in metadata]
-        results = [a.result for a in self._analyze(items, sidecars, ids)]
+            entity_prompts = [m.get("prompts") if isinstance(m, Mapping) else None for m in metadata]
+        results = [a.result for a in self._analyze(items, sidecars, ids, entity_prompts)]
         rewards = np.array([r.reward if r.ok else self.failure_reward for r in results], dtype=np.float32)
         return rewards, self._info(results)
 
@@ -205,9 +231,11 @@ class RewardModel:
             return list(videos), None
         raise TypeError(f"cannot score {type(videos).__name__}; pass paths, arrays, tensors or Videos")
 
-    def _analyze(self, items: list[Any], sidecars: list[Any], ids: list[str] | None) -> list[Analysis]:
+    def _analyze(self, items: list[Any], sidecars: list[Any], ids: list[str] | None,
+                 prompts: list[Any] | None = None) -> list[Analysis]:
         """Stages 1–3 per video, then stage 4 per frame rate; one Analysis per item, in order."""
-        observed = [observe(self.pipeline, ids[i] if ids else video_id(item, i), item, sidecars[i])
+        pr = prompts or [None] * len(items)
+        observed = [observe(self.pipeline, ids[i] if ids else video_id(item, i), item, sidecars[i], pr[i])
                     for i, item in enumerate(items)]
         return monitor_all(self.pipeline, observed)
 

@@ -228,6 +228,7 @@ def run_score(
     engine: str = "local",
     ray_address: str | None = None,
     allow_2d: bool = False,
+    prompts: str | None = None,
 ) -> int:
     """Score VIDEO|DIR|GLOB inputs against `spec`; prints tables (or JSON lines) and returns the exit code.
     `allow_2d`: judge atoms with metre constants in the image (with a warning) when nothing metric is known."""
@@ -243,7 +244,8 @@ def run_score(
 
     if (problem := _usage_problem(resume, out, workers, engine)) is not None:
         return usage(problem)
-    model_opts = {"grounder": grounder, "sidecar": sidecar, "stride": stride, "target_fps": target_fps,
+    model_opts = {"grounder": grounder, "sidecar": sidecar, "prompts": prompts, "stride": stride,
+                  "target_fps": target_fps,
                   "max_frames": max_frames, "size": size, "grounder_options": dict(grounder_options or {})}
     if allow_2d:
         model_opts["predicate_options"] = {"allow_2d": True}

@@ -205,6 +205,52 @@ def test_sam3_text_prompted_tracking_gives_distinct_objects_to_shared_prompts(vi
     assert g.stats.calls == calls and again.meta["cache"] == "hit"
 
 
+# ---------------------------------------------------------------------------------------------- entity prompts
+def _prompts(frame: int = 0):
+    from ltlreward.grounding.prompts import parse_prompts
+
+    # the video is 64 px; a box, a click and a static region
+    return parse_prompts({"version": 1, "frame": frame, "entities": {
+        "block": {"box": [10, 20, 30, 40]}, "gripper": {"points": [[40, 12], [44, 16]]},
+        "plate": {"box": [4, 44, 60, 62], "static": True}}})
+
+
+def test_prompted_sam2_skips_the_detector(video, tiny, tmp_path):
+    g = get_grounder("gdino-sam2", config=_cfg(tiny), cache_dir=str(tmp_path / "c"))
+    obs = g.ground(video, ENTS, prompts=_prompts())
+    _check_geometry(obs, video, ("block", "gripper", "plate"))
+    assert g._detector is None and g.stats.per_model == {"sam2": video.n_frames}  # no detection at all
+    assert obs.meta["prompt_frame"] == 0 and obs.meta["static"] == ["plate"] and obs.meta["entity_prompts"] == "<prompts>"
+    assert (obs.boxes[2] == np.array([4, 44, 60, 62], np.float32)).all() and (obs.visibility[2] == 1).all()
+    later = get_grounder("gdino-sam2", config=_cfg(tiny), cache_dir="").ground(video, ENTS, prompts=_prompts(frame=2))
+    assert later.meta["prompt_frame"] == 2 and (later.visibility[:2, :2] == 0).all()  # SAM2 propagates forward
+    calls = g.stats.calls
+    assert g.ground(video, ENTS, prompts=_prompts()).meta["cache"] == "hit" and g.stats.calls == calls
+    g.ground(video, ENTS, prompts=_prompts(frame=1))  # other prompts: a miss
+    assert g.stats.calls > calls
+    with pytest.raises(GroundingError, match=r"<prompts>: entities: no prompt for spec entity 'bowl'"):
+        g.ground(video, [*ENTS, Entity("bowl", "bowl")], prompts=_prompts())
+
+
+def test_prompted_composite_and_sam3(video, tiny):
+    from ltlreward.grounding.backends.models.sam3 import _follow
+
+    g = get_grounder("gdino-sam2+vlm", config=_cfg(tiny), cache_dir="")
+    obs = g.ground(video, ENTS, prompts=_prompts())
+    assert g.parts[0]._detector is None and obs.meta["parts"]["gdino-sam2"]["static"] == ["plate"]
+    s3 = get_grounder("sam3", config=_cfg(tiny), cache_dir="").ground(video, ENTS, prompts=_prompts())
+    assert s3.meta["static"] == ["plate"] and (s3.boxes[2] == np.array([4, 44, 60, 62], np.float32)).all()
+    # with prompts an entity takes the object of its text prompt that overlaps its last box most, not the
+    # best-scoring one
+    cur = np.array([-1])
+    keep, switched = _follow(cur, [7, 8], np.array([True, True]), np.array([0.9, 0.2]), np.array([0, 0]),
+                             np.array([0]), near=np.array([[0.1, 0.6]]))
+    assert keep == [(0, 1)] and cur.tolist() == [8] and switched == [0]
+    cur = np.array([-1])
+    keep, _ = _follow(cur, [7, 8], np.array([True, True]), np.array([0.9, 0.2]), np.array([0, 0]), np.array([0]))
+    assert keep == [(0, 0)] and cur.tolist() == [7]
+
+
 # ---------------------------------------------------------------------------------------------- vlm
 def test_vlm_atoms_gripper_opening_stride_and_softmax(video, tiny):
     import torch

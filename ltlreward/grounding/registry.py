@@ -7,8 +7,9 @@ the backend, so `ltlreward grounders` lists them all on a light install.
     get_grounder("color", downsample=1)          # an instance; unknown names list the available ones
     register_grounder("mine", "pkg.mod:Mine", meta=GrounderInfo("…", ("centers", "boxes")))
 
-`auto` picks a backend per video (`resolve_auto`): `state` when the video has a sidecar, else the model
-backend whose weights are configured (from the model roles of the entries below), else `color`.
+`auto` picks a backend per video (`resolve_auto`): `state` when the video has a sidecar, else `track` when it
+has prompts (`<stem>.prompts.json` beside it, or prompts given), else the model backend whose weights are
+configured (from the model roles of the entries below), else `color`.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ _B = "ltlreward.grounding.backends."
 
 GROUNDERS: _GrounderRegistry = _GrounderRegistry("grounder", error=GroundingError)
 GROUNDERS.register("auto", "ltlreward.grounding.registry:AutoGrounder", meta=GrounderInfo(
-    "per video: state when it has a sidecar, else the configured model backend, else color",
+    "per video: state when it has a sidecar, else track when it has prompts, else the configured model backend, "
+    "else color",
     tuple(sorted(OBSERVATION_FIELDS)), quoted=True))
 GROUNDERS.register("state", _B + "state:StateGrounder", aliases=("sim",), meta=GrounderInfo(
     "simulator state from a sidecar: 3-D positions projected through its camera, openings, contacts, atoms",
@@ -72,6 +74,9 @@ GROUNDERS.register("state", _B + "state:StateGrounder", aliases=("sim",), meta=G
 GROUNDERS.register("color", _B + "color:ColorGrounder", aliases=("colour",), meta=GrounderInfo(
     "OpenCV HSV thresholds per colour hint, connected components and a coasting tracker; gripper openings "
     "from the two-finger shape", ("boxes", "centers", "gripper_opening", "masks", "visibility")))
+GROUNDERS.register("track", _B + "track:TrackGrounder", meta=GrounderInfo(
+    "prompted weight-free tracker: each entity's appearance learned from a prompts file (box, mask or points on "
+    "one frame), template + colour models, a motion model, coasting through occlusions", _GEOMETRY))
 GROUNDERS.register("gdino-sam2", _B + "models.gdino_sam2:GdinoSam2Grounder", meta=GrounderInfo(
     "Grounding DINO detects each entity prompt on keyframes, SAM2 tracks the masks, lost tracks re-detected",
     _GEOMETRY, extra="models", roles=("grounding_dino", "sam2")))
@@ -173,17 +178,34 @@ def configured_model_backend(config: str | Path | None = None, models: dict[str,
     return f"{tracker}+vlm" if "vlm" in roles else tracker
 
 
+def has_prompts(video_path: str | Path | None, prompts: Any = None) -> bool:
+    """Whether a video has prompts: given ones (a Prompts, a dict, one file for every video, or a directory
+    holding its `<stem>.prompts.json`), else the `<stem>.prompts.json` beside it."""
+    from ltlreward.grounding.prompts import find_prompts
+
+    if prompts is not None and (not isinstance(prompts, (str, Path)) or not Path(prompts).is_dir()):
+        return True  # a Prompts, a dict or a file (a missing file is then the track grounder's error)
+    if video_path is None:
+        return False
+    found = find_prompts(video_path, prompts)
+    return isinstance(found, Path) and found.is_file()
+
+
 def resolve_auto(
     video_path: str | Path | None,
     sidecar: str | Path | None = None,
     *,
     config: str | Path | None = None,
     models: dict[str, str] | None = None,
+    prompts: Any = None,
 ) -> str:
-    """The backend 'auto' picks: 'state' when a sidecar is given or sits next to the video, else the model
-    backend whose weights are configured (`configured_model_backend`), else 'color'."""
+    """The backend 'auto' picks: 'state' when a sidecar is given or sits next to the video, else 'track' when
+    the video has prompts (`has_prompts`), else the model backend whose weights are configured
+    (`configured_model_backend`), else 'color'."""
     if sidecar is not None or find_sidecar(video_path) is not None:
         return "state"
+    if has_prompts(video_path, prompts):
+        return "track"
     return configured_model_backend(config, models) or "color"
 
 
@@ -191,6 +213,15 @@ def _accepts(name: str) -> tuple[set[str], bool]:
     """Keyword parameters of backend `name`'s constructor, and whether it takes **options."""
     params = inspect.signature(GROUNDERS.get(name)).parameters
     return set(params), any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def takes_prompts(grounder: Any) -> bool:
+    """Whether a grounder's `ground` accepts `prompts=` (track, the model trackers, auto)."""
+    try:
+        params = inspect.signature(grounder.ground).parameters
+    except (TypeError, ValueError):
+        return False
+    return "prompts" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 class AutoGrounder:
@@ -208,7 +239,7 @@ class AutoGrounder:
         flat = {k: v for k, v in options.items() if k not in per}
         # the model backend (if any) is fixed for the whole run: it depends on configuration, not on the video
         self.model_backend = configured_model_backend(flat.get("config"), flat.get("models"))
-        names = ("state", "color", *((self.model_backend,) if self.model_backend else ()))
+        names = ("state", "track", "color", *((self.model_backend,) if self.model_backend else ()))
         accepts = {name: _accepts(name) for name in names}
 
         def takes(name: str, key: str) -> bool:
@@ -221,10 +252,15 @@ class AutoGrounder:
         self.options = {name: {**{k: v for k, v in flat.items() if takes(name, k)}, **per.get(name, {})}
                         for name in set(names) | set(per)}
 
-    def backend_for(self, video_path: str | Path | None, sidecar: str | Path | None = None) -> Grounder:
+    def backend_for(self, video_path: str | Path | None, sidecar: str | Path | None = None,
+                    prompts: Any = None) -> Grounder:
         """The backend instance that will ground this video."""
-        has_sidecar = sidecar is not None or find_sidecar(video_path) is not None
-        name = "state" if has_sidecar else (self.model_backend or "color")
+        if sidecar is not None or find_sidecar(video_path) is not None:
+            name = "state"
+        elif has_prompts(video_path, prompts if prompts is not None else self.options["track"].get("prompts")):
+            name = "track"
+        else:
+            name = self.model_backend or "color"
         if name not in self._cache:
             self._cache[name] = get_grounder(name, **self.options.get(name, {}))
         return self._cache[name]
@@ -236,7 +272,9 @@ class AutoGrounder:
         *,
         quoted: Sequence[str] = (),
         sidecar: str | Path | None = None,
+        prompts: Any = None,
     ) -> Observations:
-        """Ground with the backend `resolve_auto` picks for this video."""
-        backend = self.backend_for(getattr(video, "path", None), sidecar)
-        return backend.ground(video, entities, quoted=quoted, sidecar=sidecar)
+        """Ground with the backend `resolve_auto` picks for this video (prompts go to a backend that takes them)."""
+        backend = self.backend_for(getattr(video, "path", None), sidecar, prompts)
+        extra = {"prompts": prompts} if prompts is not None and takes_prompts(backend) else {}
+        return backend.ground(video, entities, quoted=quoted, sidecar=sidecar, **extra)

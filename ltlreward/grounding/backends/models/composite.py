@@ -70,10 +70,14 @@ class CompositeGrounder:
         self.provides = frozenset().union(*(p.provides for p in self.parts))
 
     def ground(self, video: Video, entities: Sequence[Entity], *, quoted: Sequence[str] = (),
-               sidecar: str | Path | None = None) -> Observations:
-        """Every part's observations of `video`, merged."""
-        return merge_observations([p.ground(video, entities, quoted=quoted, sidecar=sidecar) for p in self.parts],
-                                  self.name)
+               sidecar: str | Path | None = None, prompts: Any = None) -> Observations:
+        """Every part's observations of `video`, merged (entity prompts go to the parts that take them)."""
+        from ltlreward.grounding.registry import takes_prompts
+
+        return merge_observations([p.ground(video, entities, quoted=quoted, sidecar=sidecar,
+                                            **({"prompts": prompts} if prompts is not None and takes_prompts(p)
+                                               else {}))
+                                   for p in self.parts], self.name)
 
 
 class GdinoSam2VlmGrounder(CompositeGrounder):

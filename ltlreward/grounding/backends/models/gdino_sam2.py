@@ -2,6 +2,10 @@
 (transformers' Sam2VideoModel) is prompted with the boxes and propagates masks through the clip, and a track
 that is lost (object score below `lost_score`, or an empty mask) is re-detected at the next keyframe and
 re-prompted. Each entity is one SAM2 object id for the whole clip, so identity is kept.
+
+With entity prompts (ltlreward/grounding/prompts.py: a prompts file beside the video or given) the detector is
+skipped: SAM2 is prompted on the prompts' frame with each entity's box (a mask prompt by its box, points as
+positive clicks) and propagates from there (frames before it stay unseen); static entities keep their region.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ltlreward.grounding.backends.models.loading import (
     resolve_model_dir,
 )
 from ltlreward.grounding.observations import Observations
+from ltlreward.grounding.prompts import Prompts, Region, prompt_frame, require_prompted, resolve_prompts
 from ltlreward.grounding.registry import registered_provides
 from ltlreward.raster import box_centers, mask_boxes
 
@@ -135,13 +140,18 @@ class Sam2Tracker:
 
     def prompt_box(self, session: Any, obj_id: int, t: int, box: np.ndarray) -> None:
         """Condition object `obj_id` on frame `t` with a pixel box (x0, y0, x1, y1)."""
+        self.prompt_points(session, obj_id, t, np.asarray(box, np.float64).reshape(2, 2), [2, 3])
+
+    def prompt_points(self, session: Any, obj_id: int, t: int, xy: np.ndarray, labels: Sequence[int]) -> None:
+        """Condition object `obj_id` on frame `t` with pixel points (n, 2) labelled SAM-style (1 = positive
+        click, 2 / 3 = a box's top-left / bottom-right corner)."""
         import torch
 
         sx, sy = self.size / session.video_width, self.size / session.video_height
-        b = torch.tensor([[box[0] * sx, box[1] * sy], [box[2] * sx, box[3] * sy]], dtype=torch.float32)
+        pts = torch.tensor(np.asarray(xy, np.float64) * [sx, sy], dtype=torch.float32)
         idx = session.obj_id_to_idx(obj_id)
-        session.add_point_inputs(idx, t, {"point_coords": b.view(1, 1, 2, 2).to(self.device),
-                                          "point_labels": torch.tensor([[[2, 3]]], dtype=torch.int32,
+        session.add_point_inputs(idx, t, {"point_coords": pts.view(1, 1, -1, 2).to(self.device),
+                                          "point_labels": torch.tensor([[list(labels)]], dtype=torch.int32,
                                                                        device=self.device)})
         session.remove_mask_inputs(idx, t)
         if obj_id not in session.obj_with_new_inputs:
@@ -170,12 +180,13 @@ class DetectTrackGrounder:
                  cache_dir: str | None = None,
                  allow_download: bool | None = None, box_threshold: float | None = None,
                  detect_every: int | None = None, lost_score: float | None = None,
-                 detector_batch: int | None = None, masks: bool = True) -> None:
+                 detector_batch: int | None = None, masks: bool = True, prompts: Any = None) -> None:
         self.cfg = make_config(config, models=models, device=device, dtype=dtype, cpu_threads=cpu_threads,
                                cache_dir=cache_dir,
                                allow_download=allow_download, box_threshold=box_threshold,
                                detect_every=detect_every, lost_score=lost_score, detector_batch=detector_batch)
         self.masks = masks
+        self.prompts = prompts  # default entity prompts for every video (else <stem>.prompts.json beside it)
         self.stats = ModelStats()
         self.cache = ObservationsCache(self.cfg.cache_dir)
         self._detector = None
@@ -212,27 +223,62 @@ class DetectTrackGrounder:
 
     # ------------------------------------------------------------------------------------------ public
     def ground(self, video: Video, entities: Sequence[Entity], *, quoted: Sequence[str] = (),
-               sidecar: str | Path | None = None) -> Observations:
-        """Masks, boxes, centres and visibility of every entity in every frame (cached on disk)."""
+               sidecar: str | Path | None = None, prompts: Any = None) -> Observations:
+        """Masks, boxes, centres and visibility of every entity in every frame (cached on disk); entity prompts
+        (given, the grounder's default, or `<stem>.prompts.json` beside the video) replace the detector."""
         names = tuple(getattr(e, "name", str(e)) for e in entities)
-        prompts = [entity_prompt(e) for e in entities]
+        texts = [entity_prompt(e) for e in entities]
         if not entities:
             raise GroundingError(f"grounder {self.name!r}: the spec has no entities to detect")
+        pr = resolve_prompts(video, prompts if prompts is not None else self.prompts, required=False)
         key = None
         if self.cache.enabled:
-            key = cache_key(video_key(video), self.name, self.identity(), prompts)
+            key = cache_key(video_key(video), self.name, self.identity(), [texts, pr.digest if pr else None])
             hit = self.cache.get(self.name, key)
             if hit is not None and hit.n_frames == video.n_frames and len(hit.entities) == len(names):
                 hit.entities = names  # rows follow the prompt order; names may have changed
                 hit.meta["cache"] = "hit"
                 return hit
-        obs = self._ground(video, names, prompts)
+        obs = self._ground(video, names, texts) if pr is None else self._ground_prompted(video, names, texts, pr)
         if key is not None:
             self.cache.put(self.name, key, obs)
             obs.meta["cache"] = "miss"
         return obs
 
     # ------------------------------------------------------------------------------------------ stages
+    def _ground_prompted(self, video: Video, names: tuple[str, ...], texts: list[str], pr: Prompts) -> Observations:
+        """SAM2 from the entity prompts (no detector): each moving entity prompted on the prompts' frame k and
+        propagated from there; static entities keep their region."""
+        frames = video.frames
+        T, H, W = (int(x) for x in frames.shape[:3])
+        regions = pr.regions(names, H, W)
+        require_prompted(pr, names, regions)
+        k = prompt_frame(pr, video)
+        moving = [i for i, n in enumerate(names) if not regions[n].static]
+        tracker = self.tracker
+        session, lazy = tracker.session(frames)
+        for i in moving:
+            _prompt_region(tracker, session, i + 1, k, regions[names[i]])
+        low: np.ndarray | None = None  # (T, E, h, w) mask logits
+        score = np.full((T, len(names)), -np.inf, np.float32)  # (T, E) object score logits
+        for t in range(k, T) if moving else ():
+            ids, logits, s = tracker.step(session, t)
+            if low is None:
+                low = np.full((T, len(names), *logits.shape[-2:]), -1e4, np.float32)
+            rows = np.asarray(ids) - 1
+            low[t, rows], score[t, rows] = logits, s
+        self.stats.seconds -= lazy.seconds
+        masks, boxes, _, vis = tracks_from_low_res(low, score, H, W)
+        for i, n in enumerate(names):
+            if regions[n].static:
+                masks[i], boxes[i], vis[i] = regions[n].mask, regions[n].box, 1.0
+        meta = {"provides": sorted(self.provides if self.masks else self.provides - {"masks"}),
+                "prompts": dict(zip(names, texts, strict=True)), "entity_prompts": pr.path, "prompt_frame": k,
+                "static": sorted(n for n in names if regions[n].static), "models": {"sam2": str(tracker.model_dir)}}
+        return Observations(entities=names, n_frames=T, height=H, width=W, fps=float(video.fps), boxes=boxes,
+                            centers=box_centers(boxes), visibility=vis, masks=masks if self.masks else None,
+                            source=self.name, meta=meta)
+
     def _pick(self, boxes: np.ndarray, scores: np.ndarray, taken: list[np.ndarray]) -> tuple[np.ndarray | None,
                                                                                             float]:
         """Best detection (k, 4)/(k,) at or above the threshold not overlapping a box in `taken` (IoU > 0.5)."""
@@ -294,6 +340,15 @@ class DetectTrackGrounder:
             self.tracker.prompt_box(session, int(e) + 1, t, box)
             st.started[e], st.prompted[t, e], st.det_score[t, e], st.det_box[t, e] = True, True, s, box
             taken.append(box)
+
+
+def _prompt_region(tracker: Sam2Tracker, session: Any, obj_id: int, t: int, r: Region) -> None:
+    """Prompt SAM2 with one entity's region: its box (a mask prompt: the mask's box), or its points as positive
+    clicks."""
+    if r.shape == "points":
+        tracker.prompt_points(session, obj_id, t, r.points, [1] * len(r.points))
+    else:
+        tracker.prompt_box(session, obj_id, t, r.box)
 
 
 @dataclass

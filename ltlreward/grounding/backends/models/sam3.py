@@ -2,7 +2,11 @@
 Every entity prompt is a text prompt of one inference session; SAM3 detects and tracks all instances of each
 prompt. An entity follows one SAM3 object id while that object stays visible; when it disappears (or is
 suppressed) the entity takes the best-scoring free object of its prompt, so entities sharing a prompt get
-distinct objects."""
+distinct objects.
+
+With entity prompts (a prompts file: where each entity is on one frame) an entity takes, whenever it needs an
+object, the one of its text prompt that overlaps its last known box most (at first its prompt box), so
+prompts decide which instance is which; static entities keep their prompt region."""
 
 from __future__ import annotations
 
@@ -10,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ltlreward.grounding.backends.models.gdino_sam2 import DetectTrackGrounder, _LazyFrames, tracks_from_low_res
+from ltlreward.grounding.backends.models.gdino_sam2 import (
+    DetectTrackGrounder,
+    _LazyFrames,
+    iou,
+    tracks_from_low_res,
+)
 from ltlreward.grounding.backends.models.loading import (
     ModelStats,
     load_model,
@@ -19,7 +28,9 @@ from ltlreward.grounding.backends.models.loading import (
     resolve_model_dir,
 )
 from ltlreward.grounding.observations import Observations
+from ltlreward.grounding.prompts import Prompts, require_prompted
 from ltlreward.grounding.registry import registered_provides
+from ltlreward.raster import mask_boxes
 
 if TYPE_CHECKING:
     from ltlreward.video import Video
@@ -88,7 +99,25 @@ class Sam3Grounder(DetectTrackGrounder):
         d = resolve_model_dir("sam3", self.cfg.model("sam3"), allow_download=self.cfg.allow_download)
         return {"sam3": str(d.resolve()), "dtype": self.cfg.dtype, "device": self.cfg.device, "masks": self.masks}
 
-    def _ground(self, video: Video, names: tuple[str, ...], prompts: list[str]) -> Observations:
+    def _ground_prompted(self, video: Video, names: tuple[str, ...], texts: list[str], pr: Prompts) -> Observations:
+        """Text-prompted tracking with the instances chosen by the entity prompts (see the module docstring)."""
+        H, W = video.frames.shape[1:3]
+        regions = pr.regions(names, H, W)
+        require_prompted(pr, names, regions)
+        last = np.stack([regions[n].box for n in names]).astype(np.float32)  # (E, 4)
+        obs = self._ground(video, names, texts, last=last)
+        for i, n in enumerate(names):
+            if regions[n].static:
+                obs.boxes[i], obs.visibility[i] = regions[n].box, 1.0
+                obs.centers[i] = (regions[n].box[:2] + regions[n].box[2:]) / 2
+                if obs.masks is not None:
+                    obs.masks[i] = regions[n].mask
+        obs.meta.update(entity_prompts=pr.path, static=sorted(n for n in names if regions[n].static))
+        return obs
+
+    def _ground(self, video: Video, names: tuple[str, ...], prompts: list[str], last: np.ndarray | None = None
+                ) -> Observations:
+        """SAM3 over the clip; `last` (E, 4): boxes the entities start from (entity prompts), else None."""
         import torch
 
         frames = video.frames
@@ -117,11 +146,17 @@ class Sam3Grounder(DetectTrackGrounder):
             if low is None:
                 low = np.full((T, E, *lows.shape[-2:]), -1e4, np.float32)
             present = lows.reshape(len(ids), -1).max(axis=1) > 0  # (n,) non-empty mask
-            keep, switched = _follow(cur, ids, present, sc, pid, want)
+            near = None
+            if last is not None:
+                cand = mask_boxes(lows > 0, (W / lows.shape[-1], H / lows.shape[-2]))  # (n, 4)
+                near = iou(last[:, None], cand[None])  # (E, n)
+            keep, switched = _follow(cur, ids, present, sc, pid, want, near)
             for e in switched:
                 switches[names[e]].append(t)
             for e, i in keep:
                 low[t, e], followed[t, e] = lows[i], cur[e]
+                if near is not None and present[i]:
+                    last[e] = cand[i]
                 p = float(np.clip(sc[i], 1e-6, 1 - 1e-6))
                 score[t, e] = np.log(p / (1 - p))  # tracks_from_low_res applies the sigmoid back
         self.stats.seconds -= lazy.seconds
@@ -138,11 +173,12 @@ class Sam3Grounder(DetectTrackGrounder):
 
 
 def _follow(cur: np.ndarray, ids: list[int], present: np.ndarray, scores: np.ndarray, prompt: np.ndarray,
-            want: np.ndarray) -> tuple[list[tuple[int, int]], list[int]]:
+            want: np.ndarray, near: np.ndarray | None = None) -> tuple[list[tuple[int, int]], list[int]]:
     """Which object each entity shows in this frame. An entity keeps the object it follows (`cur`, updated in
-    place) while that object's mask is non-empty; otherwise it takes the best-scoring present object of its
-    prompt that no other entity holds. Returns [(entity, row in ids)] in assignment order and the entities that
-    switched objects."""
+    place) while that object's mask is non-empty; otherwise it takes the present object of its prompt that no
+    other entity holds with the best score — or, given `near` (E, n) overlaps with the entities' last boxes,
+    the one overlapping its last box most. Returns [(entity, row in ids)] in assignment order and the entities
+    that switched objects."""
     row = {o: i for i, o in enumerate(ids)}
     keep = [e for e in range(len(cur)) if cur[e] in row and present[row[cur[e]]]]
     taken = {int(cur[e]) for e in keep}
@@ -150,7 +186,8 @@ def _follow(cur: np.ndarray, ids: list[int], present: np.ndarray, scores: np.nda
     for e in range(len(cur)):
         if e in keep:
             continue
-        cand = [i for i in np.argsort(-scores) if present[i] and prompt[i] == want[e] and ids[i] not in taken]
+        order = np.argsort(-scores) if near is None else np.lexsort((-scores, -near[e]))
+        cand = [i for i in order if present[i] and prompt[i] == want[e] and ids[i] not in taken]
         if cand:
             cur[e] = ids[cand[0]]
             taken.add(int(cur[e]))
