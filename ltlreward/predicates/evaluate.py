@@ -13,7 +13,6 @@ track p from the observations' atoms as 2p − 1.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,7 +20,7 @@ import numpy as np
 from ..errors import CapabilityError, GroundingError
 from ..grounding.observations import Observations
 from ..spec.ast import Atom, Call, Compare, Num, Quoted
-from .catalog import FRACTION_OPTIONS, PREDICATE_FUNCS, PREDICATES, PredicateInfo
+from .catalog import PREDICATE_FUNCS, PREDICATES, PredicateInfo
 from .context import Context, PredicateOptions
 from .robustness import median_smooth, squash
 
@@ -71,12 +70,8 @@ def _check_call(call: Call, what: str, numeric: bool) -> PredicateInfo:
         if k not in info.option_names:
             allowed = ", ".join(info.option_names) or "none"
             raise CapabilityError(f"unknown option {k!r} for {info.name} in {what} (options: {allowed})")
-        if isinstance(v, str) or not math.isfinite(float(v)) or float(v) < 0:
-            raise CapabilityError(
-                f"option {k} of {info.name} must be a non-negative number, got {v!r} in {what}"
-            )
-        if k in FRACTION_OPTIONS and float(v) > 1:
-            raise CapabilityError(f"option {k} of {info.name} is a fraction in [0, 1], got {v!r} in {what}")
+        if (problem := info.option_problem(k, v)) is not None:
+            raise CapabilityError(f"{problem} in {what}")
     return info
 
 
