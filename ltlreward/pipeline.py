@@ -112,12 +112,14 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Failure:
-    """A video a stage could not process: the error text, the backend that grounded it (if any), times so far."""
+    """A video a stage could not process: the error text, the backend that grounded it (if any), times so far,
+    and why an "auto" grounder chose that backend."""
 
     vid: str
     error: str
     grounder: str = ""
     timings: Timings = field(default_factory=dict)
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ class Grounded:
     observations: Observations
     grounder: str
     timings: Timings
+    reason: str | None = None  # why an "auto" grounder chose `grounder` (None: the user named it)
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ class Observed:
     signals: Signals
     grounder: str
     timings: Timings
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,7 @@ class Pipeline:
     sidecar: str | os.PathLike[str] | None = None  # default sidecar for every video
     masks: bool = True  # build (T,H,W) violation masks
     mask_dilation: int = 2  # frames of temporal dilation of the masks
+    pixels: str = "auto"  # "auto": skip decoding for a grounder that reads no pixels; "always" (overlays)
 
     @cached_property
     def atoms(self) -> tuple[Any, ...]:
@@ -213,7 +218,8 @@ class Pipeline:
 
         s = self.sampling
         if isinstance(item, (str, os.PathLike)):
-            return read_video(item, stride=s.stride, target_fps=s.target_fps, max_frames=s.max_frames, size=s.size)
+            return read_video(item, stride=s.stride, target_fps=s.target_fps, max_frames=s.max_frames, size=s.size,
+                              pixels=self.needs_pixels(item))
         v = item if isinstance(item, Video) else as_video(item, fps=self.fps)
         if s.resamples:
             idx, fps = sample_indices(v.n_frames, v.fps, stride=s.stride, target_fps=s.target_fps,
@@ -224,6 +230,26 @@ class Pipeline:
             v = Video(frames=resize_frames(v.frames, s.size), fps=v.fps, path=v.path, frame_indices=v.frame_indices,
                       source_fps=v.source_fps, n_source_frames=v.n_source_frames, meta=dict(v.meta))
         return v
+
+    def choice(self, path: Any, sidecar: str | os.PathLike[str] | None = None) -> tuple[str, str | None]:
+        """The backend that grounds the video at `path` and why ("auto" chooses per video; a named grounder
+        has no reason to give)."""
+        choose = getattr(self.grounder, "choose", None)
+        if callable(choose):
+            sc = sidecar if sidecar is not None else self.sidecar
+            return choose(path if isinstance(path, (str, os.PathLike)) else None, sc)
+        return self.grounder_name, None
+
+    def needs_pixels(self, path: str | os.PathLike[str]) -> bool:
+        """Whether decoding `path` must produce pixels: always for overlays, else when the grounder that will
+        ground it reads them (its registry metadata; the state grounder does not)."""
+        from .grounding.registry import needs_pixels
+
+        if self.pixels == "always":
+            return True
+        name = self.choice(path)[0]
+        backend = self.grounder.backend_for(path, self.sidecar) if name != self.grounder_name else self.grounder
+        return needs_pixels(backend, name)
 
     def ground(self, video: Video, *, sidecar: str | os.PathLike[str] | None = None) -> Observations:
         """Stage 2: observations of the spec's entities in `video` (`sidecar`, else the pipeline's default)."""
@@ -270,7 +296,7 @@ class Pipeline:
         result = RewardResult(
             video=o.vid, reward=reward, satisfied=satisfied, constraints=outcomes, n_frames=L, fps=float(v.fps),
             timings=timings, grounder=o.grounder, reward_mode=self.spec.reward, height=v.height, width=v.width,
-            frame_indices=np.asarray(v.frame_indices), masks=mask,
+            frame_indices=np.asarray(v.frame_indices), masks=mask, grounder_reason=o.reason,
         )
         return Analysis(result, o.video, o.observations, o.signals)
 
@@ -294,7 +320,8 @@ class Pipeline:
     def failed(self, f: Failure) -> Analysis:
         """The failed result of a video that did not get through the stages (reward NaN, error set)."""
         return Analysis(RewardResult.failed(f.vid, f.error, grounder=f.grounder or self.grounder_name,
-                                            reward_mode=self.spec.reward, timings=stage_times(f.timings)))
+                                            reward_mode=self.spec.reward, timings=stage_times(f.timings),
+                                            grounder_reason=f.reason))
 
 
 def stack_signals(group: Sequence[Observed]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -317,7 +344,8 @@ def decode_step(pipe: Pipeline, vid: str, item: Any) -> Decoded | Failure:
     try:
         video = pipe.decode(item)
     except Exception as e:  # recorded per video: one bad video never stops a batch
-        return Failure(vid, error_text(e), "", {"decode": time.perf_counter() - t0})
+        grounder, reason = pipe.choice(item)
+        return Failure(vid, error_text(e), grounder if reason else "", {"decode": time.perf_counter() - t0}, reason)
     return Decoded(vid, video, {"decode": time.perf_counter() - t0})
 
 
@@ -326,7 +354,9 @@ def ground_step(pipe: Pipeline, d: Decoded | Failure,
     """Stage 2 on a decoded video, timed, checking the frame count; an error becomes a Failure."""
     if isinstance(d, Failure):
         return d
-    t0, grounder = time.perf_counter(), ""
+    t0 = time.perf_counter()
+    grounder, reason = pipe.choice(getattr(d.video, "path", None), sidecar)
+    grounder = grounder if reason else ""
     try:
         obs = pipe.ground(d.video, sidecar=sidecar)
         grounder = pipe.backend(obs)
@@ -334,8 +364,9 @@ def ground_step(pipe: Pipeline, d: Decoded | Failure,
             raise LtlRewardError(f"{d.vid}: grounder {grounder!r} returned {obs.n_frames} frames "
                                  f"for a video of {d.video.n_frames}")
     except Exception as e:
-        return Failure(d.vid, error_text(e), grounder, {**d.timings, "ground": time.perf_counter() - t0})
-    return Grounded(d.vid, d.video, obs, grounder, {**d.timings, "ground": time.perf_counter() - t0})
+        return Failure(d.vid, error_text(e), grounder, {**d.timings, "ground": time.perf_counter() - t0}, reason)
+    return Grounded(d.vid, d.video, obs, grounder, {**d.timings, "ground": time.perf_counter() - t0},
+                    obs.meta.get("grounder_reason", reason))
 
 
 def predicates_step(pipe: Pipeline, g: Grounded | Failure) -> Observed | Failure:
@@ -346,9 +377,10 @@ def predicates_step(pipe: Pipeline, g: Grounded | Failure) -> Observed | Failure
     try:
         signals = pipe.predicates(g.observations, g.grounder)
     except Exception as e:
-        return Failure(g.vid, error_text(e), g.grounder, {**g.timings, "predicates": time.perf_counter() - t0})
+        return Failure(g.vid, error_text(e), g.grounder, {**g.timings, "predicates": time.perf_counter() - t0},
+                       g.reason)
     return Observed(g.vid, g.video, g.observations, signals, g.grounder,
-                    {**g.timings, "predicates": time.perf_counter() - t0})
+                    {**g.timings, "predicates": time.perf_counter() - t0}, g.reason)
 
 
 def observe(pipe: Pipeline, vid: str, item: Any, sidecar: str | os.PathLike[str] | None = None) -> Observed | Failure:
@@ -383,7 +415,7 @@ def _monitor_group(pipe: Pipeline, group: list[Observed], fps: float) -> list[An
     except Exception as e:  # a monitor error (a bad signal)
         if len(group) == 1:
             o = group[0]
-            return [pipe.failed(Failure(o.vid, error_text(e), o.grounder, o.timings))]
+            return [pipe.failed(Failure(o.vid, error_text(e), o.grounder, o.timings, o.reason))]
         return [a for o in group for a in _monitor_group(pipe, [o], fps)]
 
 

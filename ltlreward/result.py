@@ -18,12 +18,18 @@ one JSONL line); `JSON_SCHEMA` below is the same thing as a JSON-Schema document
       "n_frames": 45, "fps": 10.0, "height": 224, "width": 224,
       "frame_indices": [0, 1, ...],               # source frame of each scored frame
       "grounder": "state",                         # backend that actually grounded the video
+      "grounder_reason": "sidecar beside the video: …/clip.sidecar.json",  # why "auto" chose it; null when
+                                                  # the grounder was named by the user
       "timings": {"decode": 0.01, "ground": 0.002, "predicates": 0.003, "monitor": 0.001, "masks": 0.0},
-      "error": null                               # "VideoError: clip.mp4: ..." when scoring failed
-    }
+      "error": null,                              # "VideoError: clip.mp4: ..." when scoring failed
+      "fingerprint": "3f9c0e1a5b7d2c48"           # batch runs (ltlreward.batch.fingerprint): what made the
+    }                                             # record — spec content, grounder + options, sampling, version
 
 A failed video has `reward` null (NaN in Python), `satisfied` false, `constraints` [] and `error` set.
 Versioning: fields are only ever added within a version; renaming or removing one bumps `schema_version`.
+`grounder_reason` and `fingerprint` were added within version 1 (additive, so `schema_version` stays 1: a
+reader of version 1 ignores keys it does not know, and no field changed meaning). `fingerprint` is written by
+the batch driver (`ltlreward score --out`, `score_videos`), not by `RewardModel.score`.
 """
 
 from __future__ import annotations
@@ -87,8 +93,10 @@ JSON_SCHEMA: dict[str, Any] = {
         "width": {"type": "integer"},
         "frame_indices": {"type": "array", "items": {"type": "integer"}},
         "grounder": {"type": "string"},
+        "grounder_reason": {"type": ["string", "null"]},
         "timings": {"type": "object", "additionalProperties": _NUM},
         "error": {"type": ["string", "null"]},
+        "fingerprint": {"type": "string"},
     },
 }
 
@@ -136,6 +144,7 @@ class RewardResult:
     width: int = 0
     frame_indices: np.ndarray | None = None
     masks: np.ndarray | None = field(default=None, repr=False)
+    grounder_reason: str | None = None  # why an "auto" grounder chose `grounder`
 
     @property
     def ok(self) -> bool:
@@ -156,11 +165,12 @@ class RewardResult:
 
     @classmethod
     def failed(cls, video: str, error: BaseException | str, *, grounder: str = "", reward_mode: str = "",
-               timings: dict[str, float] | None = None) -> RewardResult:
+               timings: dict[str, float] | None = None, grounder_reason: str | None = None) -> RewardResult:
         """A result recording that `video` could not be scored (reward NaN, error text set)."""
         text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         return cls(video=video, reward=math.nan, satisfied=False, grounder=grounder, error=text,
-                   reward_mode=reward_mode or "weighted_mean", timings=dict(timings or {}))
+                   reward_mode=reward_mode or "weighted_mean", timings=dict(timings or {}),
+                   grounder_reason=grounder_reason)
 
     def to_json(self) -> dict[str, Any]:
         """The versioned JSON object of this result (schema in the module docstring / `JSON_SCHEMA`)."""
@@ -178,6 +188,7 @@ class RewardResult:
             "width": int(self.width),
             "frame_indices": [] if self.frame_indices is None else [int(i) for i in self.frame_indices],
             "grounder": self.grounder,
+            "grounder_reason": self.grounder_reason,
             "timings": {k: round(float(v), 6) for k, v in self.timings.items()},
             "error": self.error,
         }
