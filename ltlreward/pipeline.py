@@ -343,9 +343,8 @@ def decode_step(pipe: Pipeline, vid: str, item: Any) -> Decoded | Failure:
     t0 = time.perf_counter()
     try:
         video = pipe.decode(item)
-    except Exception as e:  # recorded per video: one bad video never stops a batch
-        grounder, reason = pipe.choice(item)
-        return Failure(vid, error_text(e), grounder if reason else "", {"decode": time.perf_counter() - t0}, reason)
+    except Exception as e:  # recorded per video: one bad video never stops a batch (nothing grounded it)
+        return Failure(vid, error_text(e), "", {"decode": time.perf_counter() - t0})
     return Decoded(vid, video, {"decode": time.perf_counter() - t0})
 
 
