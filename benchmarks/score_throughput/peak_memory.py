@@ -4,7 +4,7 @@
 
 Makes two deterministic synthetic clips once (kept in --clips, default benchmarks/score_throughput/_work):
 a 10-s 1080p clip (300 frames, 30 fps) and a 24-frame 8K clip (7680×4320), H.264 through ltlreward's own
-writer. Then, each in a fresh interpreter, measures the peak resident set size (`ru_maxrss`) of
+writer. Then, each in a fresh interpreter, measures the peak resident set size (Linux `VmHWM`) of
 - `read_video(clip, size=224)` (what `ltlreward score --size 224` decodes), minus the interpreter's peak
   after importing numpy, cv2, av and decord (the baseline);
 - scoring the 1080p clip with the state grounder and a sidecar (`RewardModel(..., grounder="state").score`),
@@ -26,13 +26,17 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 
 MEASURE = """
-import json, resource, sys, time
+import json, time
 import numpy as np, cv2, av, decord
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def hwm_mb():  # this process's peak RSS (VmHWM: reset by exec, unlike ru_maxrss, which a child inherits)
+    line = next(x for x in open("/proc/self/status") if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+base = hwm_mb()
 t0 = time.perf_counter()
 {body}
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"base_mb": base / 1024, "peak_mb": peak / 1024, "seconds": time.perf_counter() - t0,
+print(json.dumps({{"base_mb": base, "peak_mb": hwm_mb(), "seconds": time.perf_counter() - t0,
                    "shape": list(shape)}}))
 """
 READ = """
