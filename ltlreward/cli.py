@@ -1,11 +1,15 @@
 """`ltlreward` command line: thin typer commands over the library; errors become one located message.
 
-Exit codes: 0 ok, 1 scoring failures, 2 usage or spec errors.
+Exit codes: 0 ok, 1 scoring failures, 2 usage or spec errors, 130 interrupted (Ctrl-C), 143 terminated.
+`--json` follows one rule: JSON Lines — one object per line, one line per item (video, trace, spec file,
+predicate, grounder) — for commands that list items; one JSON object for commands with a single result
+(explain, compile, agree). Nothing else is written to stdout then.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +23,28 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"ltlreward {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """LTL constraint rewards with violation traces for videos and robot rollouts."""
+
+
+def _json_lines(rows) -> None:
+    """The --json form of a list of items: one compact JSON object per line."""
+    for row in rows:
+        print(json.dumps(row, ensure_ascii=False))
 
 
 def _console():
@@ -40,27 +66,30 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _load(path: Path):
+def _load(path: Path, grounder: str | None = None):
     from .spec import load_spec
 
-    return load_spec(path)
+    return load_spec(path, grounder=grounder)
 
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout (see `ltlreward --help`).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors (and --json output).")]
 ModelConfigOpt = Annotated[Path | None, typer.Option(help="ltlreward.toml with model paths (model grounders).")]
 ModelOpt = Annotated[
     list[str] | None, typer.Option("--model", help="ROLE=PATH_OR_HUB_ID, e.g. sam2=/models/sam2 (repeatable).")
 ]
 DeviceOpt = Annotated[str | None, typer.Option(help="cuda, cpu or auto (model grounders).")]
 AllowDownloadOpt = Annotated[bool, typer.Option(help="Let model grounders download missing weights.")]
-ObsCacheOpt = Annotated[Path | None, typer.Option(help="Observations cache directory ('' turns it off).")]
+ObsCacheOpt = Annotated[str | None, typer.Option(help="Observations cache directory of model grounders ('' turns "
+                                                      "it off; state and color have nothing to cache).")]
 PromptsOpt = Annotated[Path | None, typer.Option(
     help="Entity prompts for every video: a prompts file, or a directory of <stem>.prompts.json (default: "
          "<stem>.prompts.json beside each video).")]
 
 
 def _grounder_options(config, models, device, allow_download, cache) -> dict:
-    """Options for model grounders, only those the user set (state/color take none of them)."""
+    """Options for model grounders, only those the user set (ltlreward.score_cli passes each grounder the
+    ones it takes)."""
     opts: dict = {}
     if config is not None:
         opts["config"] = str(config)
@@ -81,36 +110,55 @@ def _grounder_options(config, models, device, allow_download, cache) -> dict:
     return opts
 
 
+def _check_entry(p: Path, grounder: str | None) -> tuple[dict, str | None]:
+    """One spec file's --json entry and, when it has errors, their rendering."""
+    from .errors import SpecError, spec_errors
+
+    try:
+        spec = _load(p, grounder or "auto")
+    except SpecError as exc:
+        errs = [{"message": e.message, "line": e.line, "column": e.column} for e in spec_errors(exc)]
+        first = errs[0]
+        entry = {"spec": str(p), "ok": False, "error": first["message"], "line": first["line"],
+                 "column": first["column"], "errors": errs}
+        return entry, exc.render()
+    return {"spec": str(p), "ok": True, "constraints": len(spec.constraints), "entities": len(spec.entities),
+            "reward": spec.reward}, None
+
+
 @app.command()
 def check(
     specs: Annotated[list[Path], typer.Argument(help="Spec files (.ltl) to parse and validate.")],
+    grounder: Annotated[str | None, typer.Option(help="Also check entity hints and atoms against what this "
+                                                      "grounder reads and answers.")] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Parse and validate spec files; report every error with file:line:col."""
-    from .errors import SpecError
+    """Parse and validate spec files; report every error with file:line:col (option ranges and the hint
+    values of every grounder that reads them; with --grounder, also what that grounder cannot answer)."""
+    from rich.markup import escape
 
-    console = _console()
-    failures = 0
-    report = []
-    for p in specs:
+    if grounder is not None:
+        from .errors import GroundingError
+        from .grounding.registry import GROUNDERS
+
         try:
-            spec = _load(p)
-        except SpecError as exc:
-            failures += 1
-            report.append({"spec": str(p), "ok": False, "error": exc.message, "line": exc.line, "column": exc.column})
-            if not as_json:
-                _err_console().print(exc.render(), markup=False)
-            continue
-        report.append(
-            {"spec": str(p), "ok": True, "constraints": len(spec.constraints), "entities": len(spec.entities)}
-        )
-        if not as_json:
-            console.print(
-                f"[green]ok[/green] {p}: {len(spec.constraints)} constraint(s), {len(spec.entities)} entit"
-                f"{'y' if len(spec.entities) == 1 else 'ies'}, reward {spec.reward}"
-            )
+            grounder = GROUNDERS.canonical(grounder)
+        except GroundingError as exc:
+            raise _fail(str(exc)) from None
+    console, failures, report = _console(), 0, []
+    for p in specs:
+        entry, errors = _check_entry(p, grounder)
+        report.append(entry)
+        failures += errors is not None
+        if errors is not None and not as_json:
+            _err_console().print(errors, markup=False, highlight=False)
+        elif not (as_json or quiet):
+            n = entry["entities"]
+            console.print(f"[green]ok[/green] {escape(str(p))}: {entry['constraints']} constraint(s), {n} entit"
+                          f"{'y' if n == 1 else 'ies'}, reward {entry['reward']}")
     if as_json:
-        print(json.dumps(report, indent=2))
+        _json_lines(report)
     if failures:
         raise typer.Exit(2)
 
@@ -198,7 +246,7 @@ def monitor_cmd(
         out.append({"trace": b, "length": int(res.lengths[b]), "satisfied": all(x["satisfied"] for x in cons),
                     "constraints": cons})
     if as_json:
-        print(json.dumps(out if len(out) > 1 else out[0], indent=2))
+        _json_lines(out)
         return
     _print_monitor_tables(out, spec_path)
 
@@ -262,6 +310,7 @@ def score(
     ] = None,
     allow_2d: Annotated[bool, typer.Option("--allow-2d", help="Judge atoms with metre constants in the image "
                                            "(with a warning) when neither positions nor a camera exist.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Score videos against a spec: reward, per-constraint verdicts, violation frames."""
     from .score_cli import run_score
@@ -274,6 +323,7 @@ def score(
         inputs, str(spec), grounder, s(sidecar), as_json, s(out), resume, s(masks), s(overlay), workers, stride,
         target_fps, max_frames, _console(), size=size, retry_failed=retry_failed, err_console=_err_console(),
         grounder_options=options, engine=engine, ray_address=ray_address, allow_2d=allow_2d, prompts=s(prompts),
+        quiet=quiet,
     )
     raise typer.Exit(code)
 
@@ -385,7 +435,7 @@ def predicates(
     from .predicates import PREDICATES, predicate_table_markdown
 
     if as_json:
-        print(json.dumps([p.to_json() for p in PREDICATES.values()], indent=2))
+        _json_lines(p.to_json() for p in PREDICATES.values())
         return
     if markdown:
         print(predicate_table_markdown(), end="")
@@ -409,7 +459,7 @@ def grounders(as_json: JsonOpt = False) -> None:
 
     rows = describe_grounders()
     if as_json:
-        print(json.dumps(rows, indent=2))
+        _json_lines(rows)
         return
     table = Table(title="grounders")
     for col in ("name", "provides", "needs", "quoted atoms", "what it does"):
@@ -422,12 +472,18 @@ def grounders(as_json: JsonOpt = False) -> None:
     _console().print(table, markup=False)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM: unwind like Ctrl-C (workers stopped, the results file closed), then exit 143."""
+    raise KeyboardInterrupt("SIGTERM")
+
+
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         app()
-    except KeyboardInterrupt:  # pragma: no cover
-        sys.exit(130)
+    except KeyboardInterrupt as e:  # outside a command that handles it itself (score)
+        sys.exit(143 if e.args == ("SIGTERM",) else 130)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -52,6 +52,25 @@ class SpecError(LtlRewardError):
         return f"{head}\n{ex}" if ex else head
 
 
+class SpecErrors(SpecError):
+    """Several located errors of one spec file, in source order; its own location and message are the first's."""
+
+    def __init__(self, errors: list[SpecError]) -> None:
+        if len(errors) < 2:
+            raise ValueError("SpecErrors holds two or more errors; raise the SpecError itself")
+        self.errors = list(errors)
+        first = self.errors[0]
+        super().__init__(first.message, file=first.file, line=first.line, column=first.column, source=first.source)
+
+    def render(self) -> str:
+        return "\n".join(e.render() for e in getattr(self, "errors", ())) + f"\n{len(self.errors)} errors"
+
+
+def spec_errors(exc: SpecError) -> list[SpecError]:
+    """The individual errors of `exc` (one, or each of a SpecErrors)."""
+    return list(exc.errors) if isinstance(exc, SpecErrors) else [exc]
+
+
 class MonitorError(LtlRewardError):
     """Signals that do not fit the formula (missing atom, bad shape, seconds without fps)."""
 

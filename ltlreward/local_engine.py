@@ -9,6 +9,12 @@ its video ("WorkerCrash: …", see `LocalEngine`).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -94,17 +100,51 @@ class LocalEngine:
                     except Exception as e:  # an error raised in the worker outside the recorded pipeline
                         rec = lost_record(self.model_kwargs, job.key, e)
                     finish(rec)
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
+            except BaseException:  # an interrupt: the videos in flight are given up, not waited for
+                _kill_workers(pool)
                 raise
         return broken
 
 
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now: kill the worker processes (SIGKILL) and cancel what has not started."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # no public handle on them; shutdown drops it
+    for proc in procs:
+        with contextlib.suppress(OSError, ValueError):  # already gone
+            proc.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 _WORKER: VideoScorer | None = None
+_PARENT_POLL_S = 0.2
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit this worker as soon as its parent is gone (it is re-parented, so its parent pid changes)."""
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL_S)
+    os._exit(1)
+
+
+def _die_with_parent() -> None:
+    """Make this worker process end with its parent: see the module docstring."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="ltlreward-parent-watch", daemon=True).start()
 
 
 def _init_worker(model_kwargs: dict[str, Any], masks_dir: str | None, overlay_dir: str | None) -> None:
     global _WORKER
+    _die_with_parent()
     _WORKER = VideoScorer(model_kwargs, masks_dir, overlay_dir)
 
 

@@ -32,9 +32,12 @@ class Outputs:
                    None if overlay_dir is None else os.fspath(overlay_dir))
 
     def model_kwargs(self, model_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """RewardModel kwargs that build masks when a masks directory is set (unless `masks` is given)."""
+        """RewardModel kwargs that build masks when a masks directory is set (unless `masks` is given) and
+        decode the pixels when overlays are drawn."""
         kwargs = dict(model_kwargs)
         kwargs.setdefault("masks", self.masks_dir is not None)
+        if self.overlay_dir is not None:
+            kwargs["pixels"] = "always"
         return kwargs
 
     def record(self, analysis: Analysis, *, title: str = "") -> dict[str, Any]:

@@ -113,12 +113,14 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Failure:
-    """A video a stage could not process: the error text, the backend that grounded it (if any), times so far."""
+    """A video a stage could not process: the error text, the backend that grounded it (if any), times so far,
+    and why an "auto" grounder chose that backend."""
 
     vid: str
     error: str
     grounder: str = ""
     timings: Timings = field(default_factory=dict)
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ class Grounded:
     observations: Observations
     grounder: str
     timings: Timings
+    reason: str | None = None  # why an "auto" grounder chose `grounder` (None: the user named it)
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,7 @@ class Observed:
     signals: Signals
     grounder: str
     timings: Timings
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +184,7 @@ class Pipeline:
     prompts: Any = None  # default prompts for every video (ltlreward.grounding.prompts: a Prompts, a file, a dir)
     masks: bool = True  # build (T,H,W) violation masks
     mask_dilation: int = 2  # frames of temporal dilation of the masks
+    pixels: str = "auto"  # "auto": skip decoding for a grounder that reads no pixels; "always" (overlays)
 
     @cached_property
     def atoms(self) -> tuple[Any, ...]:
@@ -223,7 +228,8 @@ class Pipeline:
 
         s = self.sampling
         if isinstance(item, (str, os.PathLike)):
-            return read_video(item, stride=s.stride, target_fps=s.target_fps, max_frames=s.max_frames, size=s.size)
+            return read_video(item, stride=s.stride, target_fps=s.target_fps, max_frames=s.max_frames, size=s.size,
+                              pixels=self.needs_pixels(item))
         v = item if isinstance(item, Video) else as_video(item, fps=self.fps)
         if s.resamples:
             idx, fps = sample_indices(v.n_frames, v.fps, stride=s.stride, target_fps=s.target_fps,
@@ -234,6 +240,28 @@ class Pipeline:
             v = Video(frames=resize_frames(v.frames, s.size), fps=v.fps, path=v.path, frame_indices=v.frame_indices,
                       source_fps=v.source_fps, n_source_frames=v.n_source_frames, meta=dict(v.meta))
         return v
+
+    def choice(self, path: Any, sidecar: str | os.PathLike[str] | None = None,
+               prompts: Any = None) -> tuple[str, str | None]:
+        """The backend that grounds the video at `path` and why ("auto" chooses per video; a named grounder
+        has no reason to give)."""
+        choose = getattr(self.grounder, "choose", None)
+        if callable(choose):
+            sc = sidecar if sidecar is not None else self.sidecar
+            pr = prompts if prompts is not None else self.prompts
+            return choose(path if isinstance(path, (str, os.PathLike)) else None, sc, pr)
+        return self.grounder_name, None
+
+    def needs_pixels(self, path: str | os.PathLike[str]) -> bool:
+        """Whether decoding `path` must produce pixels: always for overlays, else when the grounder that will
+        ground it reads them (its registry metadata; the state grounder does not)."""
+        from .grounding.registry import needs_pixels
+
+        if self.pixels == "always":
+            return True
+        name = self.choice(path)[0]
+        backend = self.grounder.backend_for(path, self.sidecar) if name != self.grounder_name else self.grounder
+        return needs_pixels(backend, name)
 
     @cached_property
     def regions(self) -> dict[str, Any]:
@@ -307,7 +335,7 @@ class Pipeline:
             timings=timings, grounder=o.grounder, reward_mode=self.spec.reward, height=v.height, width=v.width,
             frame_indices=np.asarray(v.frame_indices), masks=mask, localisation=localise(outcomes, covers, L),
             spaces=dict(o.signals.spaces), warnings=list(o.signals.warnings),
-            clock={"fps": clock_fps(o), "source": o.signals.clock},
+            clock={"fps": clock_fps(o), "source": o.signals.clock}, grounder_reason=o.reason,
         )
         return Analysis(result, o.video, o.observations, o.signals, tuple(evidence))
 
@@ -338,7 +366,8 @@ class Pipeline:
     def failed(self, f: Failure) -> Analysis:
         """The failed result of a video that did not get through the stages (reward NaN, error set)."""
         return Analysis(RewardResult.failed(f.vid, f.error, grounder=f.grounder or self.grounder_name,
-                                            reward_mode=self.spec.reward, timings=stage_times(f.timings)))
+                                            reward_mode=self.spec.reward, timings=stage_times(f.timings),
+                                            grounder_reason=f.reason))
 
 
 def localise(outcomes: Sequence[ConstraintOutcome], covers: Sequence[Coverage] | None, n_frames: int
@@ -378,7 +407,7 @@ def decode_step(pipe: Pipeline, vid: str, item: Any) -> Decoded | Failure:
     t0 = time.perf_counter()
     try:
         video = pipe.decode(item)
-    except Exception as e:  # recorded per video: one bad video never stops a batch
+    except Exception as e:  # recorded per video: one bad video never stops a batch (nothing grounded it)
         return Failure(vid, error_text(e), "", {"decode": time.perf_counter() - t0})
     return Decoded(vid, video, {"decode": time.perf_counter() - t0})
 
@@ -388,7 +417,9 @@ def ground_step(pipe: Pipeline, d: Decoded | Failure, sidecar: str | os.PathLike
     """Stage 2 on a decoded video, timed, checking the frame count; an error becomes a Failure."""
     if isinstance(d, Failure):
         return d
-    t0, grounder = time.perf_counter(), ""
+    t0 = time.perf_counter()
+    grounder, reason = pipe.choice(getattr(d.video, "path", None), sidecar, prompts)
+    grounder = grounder if reason else ""
     try:
         obs = pipe.ground(d.video, sidecar=sidecar, prompts=prompts)
         grounder = pipe.backend(obs)
@@ -396,8 +427,9 @@ def ground_step(pipe: Pipeline, d: Decoded | Failure, sidecar: str | os.PathLike
             raise LtlRewardError(f"{d.vid}: grounder {grounder!r} returned {obs.n_frames} frames "
                                  f"for a video of {d.video.n_frames}")
     except Exception as e:
-        return Failure(d.vid, error_text(e), grounder, {**d.timings, "ground": time.perf_counter() - t0})
-    return Grounded(d.vid, d.video, obs, grounder, {**d.timings, "ground": time.perf_counter() - t0})
+        return Failure(d.vid, error_text(e), grounder, {**d.timings, "ground": time.perf_counter() - t0}, reason)
+    return Grounded(d.vid, d.video, obs, grounder, {**d.timings, "ground": time.perf_counter() - t0},
+                    obs.meta.get("grounder_reason", reason))
 
 
 def predicates_step(pipe: Pipeline, g: Grounded | Failure) -> Observed | Failure:
@@ -408,9 +440,10 @@ def predicates_step(pipe: Pipeline, g: Grounded | Failure) -> Observed | Failure
     try:
         signals = pipe.predicates(g.observations, g.grounder)
     except Exception as e:
-        return Failure(g.vid, error_text(e), g.grounder, {**g.timings, "predicates": time.perf_counter() - t0})
+        return Failure(g.vid, error_text(e), g.grounder, {**g.timings, "predicates": time.perf_counter() - t0},
+                       g.reason)
     return Observed(g.vid, g.video, g.observations, signals, g.grounder,
-                    {**g.timings, "predicates": time.perf_counter() - t0})
+                    {**g.timings, "predicates": time.perf_counter() - t0}, g.reason)
 
 
 def observe(pipe: Pipeline, vid: str, item: Any, sidecar: str | os.PathLike[str] | None = None,
@@ -453,7 +486,7 @@ def _monitor_group(pipe: Pipeline, group: list[Observed], fps: float) -> list[An
     except Exception as e:  # a monitor error (a bad signal)
         if len(group) == 1:
             o = group[0]
-            return [pipe.failed(Failure(o.vid, error_text(e), o.grounder, o.timings))]
+            return [pipe.failed(Failure(o.vid, error_text(e), o.grounder, o.timings, o.reason))]
         return [a for o in group for a in _monitor_group(pipe, [o], fps)]
 
 

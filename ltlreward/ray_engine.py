@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .batch import BatchSummary, OnResult, read_jsonl, record_key, run_batch
+from .batch import BatchSummary, OnResult, fingerprint, read_jsonl, record_key, run_batch
 from .engine import Finish, Job
 from .outputs import Outputs
 from .pipeline import (
@@ -418,10 +418,13 @@ def score_with_ray(
         raise ImportError(f"the ray engine needs Ray Data: pip install 'ray[data]' ({e})") from None
     outputs = Outputs.of(masks_dir, overlay_dir)
     engine = RayEngine(outputs.model_kwargs(model_kwargs), outputs, options or RayOptions(), ray_address)
-    summary = run_batch(videos, engine, out=out, resume=resume, retry_failed=retry_failed, on_result=on_result)
+    fp = fingerprint(model_kwargs)
+    summary = run_batch(videos, engine, out=out, resume=resume, retry_failed=retry_failed, on_result=on_result,
+                        fingerprint=fp)
     pq_path = _parquet_path(out, parquet)
-    if pq_path is not None and out is not None:
-        latest = {record_key(str(r["video"])): r for r in read_jsonl(out) if isinstance(r.get("video"), str)}
+    if pq_path is not None and out is not None:  # this fingerprint's latest record of each video
+        latest = {record_key(str(r["video"])): r for r in read_jsonl(out)
+                  if isinstance(r.get("video"), str) and r.get("fingerprint") == fp}
         write_parquet(list(latest.values()), pq_path, _constraint_names(engine.model_kwargs))
     return summary
 

@@ -30,13 +30,19 @@ one JSONL line); `JSON_SCHEMA` below is the same thing as a JSON-Schema document
       "clock": {"fps": 20.0, "source": "video"},   # the rate seconds (speeds, `…s` windows) were counted in:
                                                   # "video" (its frame rate), or "sidecar" (the simulation rate)
       "warnings": [],                              # e.g. a metre constant judged in the image (--allow-2d)
+      "grounder_reason": "sidecar beside the video: …/clip.sidecar.json",  # why "auto" chose it; null when
+                                                  # the grounder was named by the user
       "timings": {"decode": 0.01, "ground": 0.002, "predicates": 0.003, "monitor": 0.001, "masks": 0.0},
-      "error": null                               # "VideoError: clip.mp4: ..." when scoring failed
-    }
+      "error": null,                              # "VideoError: clip.mp4: ..." when scoring failed
+      "fingerprint": "3f9c0e1a5b7d2c48"           # batch runs (ltlreward.batch.fingerprint): what made the
+    }                                             # record — spec content, grounder + options, sampling, version
 
 A failed video has `reward` null (NaN in Python), `satisfied` false, `constraints` [] and `error` set.
 `spaces`, `clock` and `warnings` were added within version 1 (additive; readers must not require them).
 Versioning: fields are only ever added within a version; renaming or removing one bumps `schema_version`.
+`grounder_reason` and `fingerprint` were added within version 1 (additive, so `schema_version` stays 1: a
+reader of version 1 ignores keys it does not know, and no field changed meaning). `fingerprint` is written by
+the batch driver (`ltlreward score --out`, `score_videos`), not by `RewardModel.score`.
 """
 
 from __future__ import annotations
@@ -122,8 +128,10 @@ JSON_SCHEMA: dict[str, Any] = {
         "spaces": {"type": "object", "additionalProperties": {"type": "string"}},
         "clock": {"type": "object", "properties": {"fps": _NULLABLE_NUM, "source": {"type": "string"}}},
         "warnings": {"type": "array", "items": {"type": "string"}},
+        "grounder_reason": {"type": ["string", "null"]},
         "timings": {"type": "object", "additionalProperties": _NUM},
         "error": {"type": ["string", "null"]},
+        "fingerprint": {"type": "string"},
     },
 }
 
@@ -200,6 +208,7 @@ class RewardResult:
     spaces: dict[str, str] = field(default_factory=dict)  # atom -> "3d" | "2.5d" | "image" | "signal"
     clock: dict[str, Any] = field(default_factory=dict)  # {"fps": rate seconds are counted in, "source": …}
     warnings: list[str] = field(default_factory=list)
+    grounder_reason: str | None = None  # why an "auto" grounder chose `grounder`
 
     @property
     def ok(self) -> bool:
@@ -220,11 +229,12 @@ class RewardResult:
 
     @classmethod
     def failed(cls, video: str, error: BaseException | str, *, grounder: str = "", reward_mode: str = "",
-               timings: dict[str, float] | None = None) -> RewardResult:
+               timings: dict[str, float] | None = None, grounder_reason: str | None = None) -> RewardResult:
         """A result recording that `video` could not be scored (reward NaN, error text set)."""
         text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         return cls(video=video, reward=math.nan, satisfied=False, grounder=grounder, error=text,
-                   reward_mode=reward_mode or "weighted_mean", timings=dict(timings or {}))
+                   reward_mode=reward_mode or "weighted_mean", timings=dict(timings or {}),
+                   grounder_reason=grounder_reason)
 
     def to_json(self) -> dict[str, Any]:
         """The versioned JSON object of this result (schema in the module docstring / `JSON_SCHEMA`)."""
@@ -246,6 +256,7 @@ class RewardResult:
             "spaces": dict(self.spaces),
             "clock": {k: (round(float(v), 6) if isinstance(v, float) else v) for k, v in self.clock.items()},
             "warnings": list(self.warnings),
+            "grounder_reason": self.grounder_reason,
             "timings": {k: round(float(v), 6) for k, v in self.timings.items()},
             "error": self.error,
         }

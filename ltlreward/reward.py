@@ -49,6 +49,12 @@ def load_task_spec(spec: TaskSpec | str | os.PathLike[str]) -> TaskSpec:
     raise TypeError(f"spec must be a TaskSpec, a path or spec text, got {type(spec).__name__}")
 
 
+def _pixels(pixels: str) -> str:
+    if pixels not in ("auto", "always"):
+        raise ValueError(f"pixels must be 'auto' or 'always', got {pixels!r}")
+    return pixels
+
+
 def _build_grounder(grounder: Any, options: Mapping[str, Any] | None) -> Any:
     """A backend from its name (built once with `options`) or a ready object with the Grounder protocol."""
     from .grounding import get_grounder
@@ -82,7 +88,9 @@ class RewardModel:
     a directory of `<stem>.prompts.json`, a dict or a Prompts; default: `<stem>.prompts.json` beside each);
     `stride` / `target_fps` / `max_frames` / `size` frame sampling and resizing (files and in-memory frames);
     `fps` the frame rate assumed for in-memory frames; `masks` build (T,H,W) violation masks with
-    `mask_dilation` frames of temporal dilation; `predicate_options` a PredicateOptions or its kwargs.
+    `mask_dilation` frames of temporal dilation; `predicate_options` a PredicateOptions or its kwargs;
+    `pixels` "auto" (a file scored by a grounder that reads no pixels, the state grounder, is not decoded:
+    its frame count, size and rate come from the container) or "always" (overlays need the frames).
     `pipeline` is the resulting `ltlreward.pipeline.Pipeline` (what the batch engines run).
     """
 
@@ -103,6 +111,7 @@ class RewardModel:
         grounder_options: Mapping[str, Any] | None = None,
         fps: float | None = None,
         failure_reward: float = 0.0,
+        pixels: str = "auto",
     ) -> None:
         from .predicates import PredicateOptions
         from .video import DEFAULT_FPS
@@ -119,7 +128,7 @@ class RewardModel:
             spec=task, grounder=backend, grounder_name=grounder_label(grounder), sampling=sampling,
             predicate_options=predicate_options or PredicateOptions(),
             fps=float(fps) if fps is not None else DEFAULT_FPS, sidecar=sidecar, prompts=prompts, masks=masks,
-            mask_dilation=int(mask_dilation),
+            mask_dilation=int(mask_dilation), pixels=_pixels(pixels),
         )
         self.failure_reward = float(failure_reward)
 

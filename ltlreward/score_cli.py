@@ -2,8 +2,9 @@
 
 Human output: one rich table per video (reward, each constraint ✓/✗ with robustness, weight, violating frames
 and entities) and a progress bar for batches. `--json`: one JSON object per line per video (schema in
-ltlreward.result), nothing else on stdout. Exit codes: 0 all scored, 1 some video failed, 2 usage or spec
-error (bad spec, unknown grounder, no videos match).
+ltlreward.result), nothing else on stdout. `quiet`: only errors (failed videos, usage errors) on stderr.
+Exit codes: 0 all scored, 1 some video failed, 2 usage or spec error (bad spec, unknown grounder, no videos
+match), 130 interrupted by Ctrl-C and 143 by SIGTERM (the results file stays resumable).
 """
 
 from __future__ import annotations
@@ -146,12 +147,17 @@ def _progress(console: Any, n: int, json_out: bool) -> tuple[Any, Callable[[], N
     return progress, lambda: progress.advance(task_id)
 
 
-def _printer(console: Any, json_out: bool, progress: Any, advance: Callable[[], None]) -> Callable[..., None]:
-    """The `on_result(record, skipped)` callback: a JSON line, or the human output of one video."""
+def _printer(console: Any, err: Any, json_out: bool, quiet: bool, progress: Any,
+             advance: Callable[[], None]) -> Callable[..., None]:
+    """The `on_result(record, skipped)` callback: a JSON line, the human output of one video, or (quiet)
+    only a failure's line on stderr."""
     def on_result(record: dict[str, Any], skipped: bool) -> None:
         if json_out:
             console.file.write(json.dumps(record, ensure_ascii=False) + "\n")
             console.file.flush()
+        elif quiet:
+            if record.get("error"):
+                print_record(err, record, skipped)
         else:
             print_record(progress.console if progress else console, record, skipped)
         advance()
@@ -160,7 +166,8 @@ def _printer(console: Any, json_out: bool, progress: Any, advance: Callable[[], 
 
 
 def summary_line(summary: Any, out: str | None) -> str:
-    """The closing line of a human batch: videos, how many satisfy everything, failures, mean reward."""
+    """The closing line of a human batch: videos, how many satisfy everything, failures, mean reward (all of
+    this run's fingerprint: a resume never mixes records made with another spec, grounder or options)."""
     from rich.markup import escape
 
     recs = [*summary.skipped, *summary.scored]
@@ -169,21 +176,46 @@ def summary_line(summary: Any, out: str | None) -> str:
     n_all = sum(1 for r in good if r.get("satisfied"))
     line = (f"{len(recs)} videos: {n_all} satisfy every constraint, {len(summary.failed)} failed, "
             f"mean reward {mean:.3f}")
-    if summary.skipped:
-        line += f" ({len(summary.skipped)} resumed from {escape(os.fspath(out or ''))})"
-    return line
+    notes = [f"{len(summary.skipped)} resumed from {escape(os.fspath(out or ''))}"] if summary.skipped else []
+    notes += [rescored_note(summary)] if summary.rescored else []
+    return line + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def rescored_note(summary: Any) -> str:
+    """How many videos a resume scored again because their records were made with another fingerprint."""
+    return (f"{summary.rescored} scored again: their records were made with another spec, grounder or "
+            f"options")
+
+
+_MODEL_OPTIONS = ("config", "models", "device", "allow_download", "cache_dir")  # the CLI's model-grounder flags
+
+
+def _options_for(grounder: str, options: dict[str, Any], note: Callable[[str], None]) -> dict[str, Any]:
+    """The grounder options a backend takes: a backend that loads no model (state, color) has no use for the
+    model flags (--obs-cache, --device, …), which are dropped with a note when given a value."""
+    from .grounding.registry import GROUNDERS, grounder_info
+
+    if grounder == "auto" or grounder not in GROUNDERS:
+        return options
+    info = grounder_info(grounder)
+    if info is None or info.roles:
+        return options
+    dropped = [k for k in options if k in _MODEL_OPTIONS]
+    if any(options[k] not in ("", None, False) for k in dropped):
+        note(f"note: grounder {grounder!r} loads no model: {', '.join(dropped)} ignored")
+    return {k: v for k, v in options.items() if k not in _MODEL_OPTIONS}
 
 
 def _prepare(inputs: Sequence[str], spec: str, model_opts: dict[str, Any], engine: str, masks_dir: str | None,
              overlay_dir: str | None) -> tuple[list[Path], dict[str, Any], Any]:
     """The videos, the RewardModel kwargs and (local engine or a CPU grounder) a scorer built up front, so a
-    bad spec, pattern, grounder name or option is a usage error (LtlRewardError / ValueError), not N failed
-    videos."""
+    bad spec (checked against the grounder's hints, as `check --grounder` does), pattern, grounder name or
+    option is a usage error (LtlRewardError / ValueError), not N failed videos."""
     from .batch import VideoScorer, expand_inputs
     from .ray_engine import is_model_backend  # light: does not import ray
-    from .reward import load_task_spec
+    from .spec import load_spec
 
-    task = load_task_spec(Path(spec))
+    task = load_spec(Path(spec), grounder=model_opts["grounder"])
     videos = expand_inputs(inputs)
     if not videos:
         raise ValueError("no videos given")
@@ -203,6 +235,14 @@ def _score(engine: str, videos: list[Path], model_kwargs: dict[str, Any], worker
     from .batch import score_videos
 
     return score_videos(videos, model_kwargs, workers=workers, scorer=scorer, **common)
+
+
+def problem_text(e: BaseException) -> str:
+    """How a usage error is printed: a SpecError renders its own located 'file:line:col: error: …' lines,
+    anything else gets one 'error: ' prefix."""
+    from .errors import SpecError
+
+    return e.render() if isinstance(e, SpecError) else f"error: {e}"
 
 
 def run_score(
@@ -229,42 +269,66 @@ def run_score(
     ray_address: str | None = None,
     allow_2d: bool = False,
     prompts: str | None = None,
+    quiet: bool = False,
 ) -> int:
     """Score VIDEO|DIR|GLOB inputs against `spec`; prints tables (or JSON lines) and returns the exit code.
     `allow_2d`: judge atoms with metre constants in the image (with a warning) when nothing metric is known."""
     from rich.console import Console
-    from rich.markup import escape
 
     console = console or Console()
     err = err_console or Console(stderr=True)
 
-    def usage(msg: str) -> int:
-        err.print(f"[red]error:[/] {escape(msg)}")
+    def usage(e: BaseException | str) -> int:
+        err.print(problem_text(e) if isinstance(e, BaseException) else f"error: {e}", markup=False, highlight=False)
         return 2
 
     if (problem := _usage_problem(resume, out, workers, engine)) is not None:
         return usage(problem)
+    note = (lambda msg: None) if quiet else (lambda msg: err.print(msg, markup=False, highlight=False))
+    options = _options_for(grounder, dict(grounder_options or {}), note)
     model_opts = {"grounder": grounder, "sidecar": sidecar, "prompts": prompts, "stride": stride,
-                  "target_fps": target_fps,
-                  "max_frames": max_frames, "size": size, "grounder_options": dict(grounder_options or {})}
+                  "target_fps": target_fps, "max_frames": max_frames, "size": size, "grounder_options": options}
     if allow_2d:
         model_opts["predicate_options"] = {"allow_2d": True}
     try:
         videos, model_kwargs, scorer = _prepare(inputs, spec, model_opts, engine, masks_dir, overlay_dir)
     except (LtlRewardError, ValueError) as e:
-        return usage(str(e))
+        return usage(e)
+    return _run(videos, model_kwargs, scorer, engine, workers, ray_address, console, err, json_out, quiet,
+                dict(out=out, resume=resume, retry_failed=retry_failed, masks_dir=masks_dir, overlay_dir=overlay_dir))
 
-    progress, advance = _progress(console, len(videos), json_out)
-    common = dict(out=out, resume=resume, retry_failed=retry_failed, masks_dir=masks_dir, overlay_dir=overlay_dir,
-                  on_result=_printer(console, json_out, progress, advance))
+
+def _run(videos: list[Path], model_kwargs: dict[str, Any], scorer: Any, engine: str, workers: int,
+         ray_address: str | None, console: Any, err: Any, json_out: bool, quiet: bool,
+         common: dict[str, Any]) -> int:
+    """The batch with its output (progress, records, summary) and exit code; an interrupt says how to resume."""
+    progress, advance = _progress(console, len(videos), json_out or quiet)
+    scored = [0]
+
+    def counted() -> None:
+        scored[0] += 1
+        advance()
+
+    common["on_result"] = _printer(console, err, json_out, quiet, progress, counted)
+    out = common["out"]
     try:
         with progress if progress is not None else contextlib.nullcontext():
             summary = _score(engine, videos, model_kwargs, workers, scorer, ray_address, common)
     except (OSError, ValueError, ImportError) as e:
-        return usage(str(e))
-    if not json_out and len(videos) > 1:
+        err.print(problem_text(e), markup=False, highlight=False)
+        return 2
+    except KeyboardInterrupt as e:
+        how = "terminated" if e.args == ("SIGTERM",) else "interrupted"
+        kept = (f"{scored[0]} video(s) done, recorded in {out}; run again with --resume to score the rest"
+                if out else f"{scored[0]} video(s) done (give --out FILE to keep results and --resume later)")
+        err.print(f"{how}: {kept}", markup=False, highlight=False)
+        return 143 if how == "terminated" else 130
+    if summary.rescored and (json_out or len(videos) == 1) and not quiet:
+        err.print(f"note: {rescored_note(summary)}", markup=False, highlight=False)
+    if not (json_out or quiet) and len(videos) > 1:
         console.print(f"[bold]{summary_line(summary, out)}[/]")
     return summary.exit_code
 
 
-__all__ = ["display_path", "format_frames", "print_record", "result_table", "run_score", "summary_line"]
+__all__ = ["display_path", "format_frames", "print_record", "problem_text", "result_table", "run_score",
+           "summary_line"]

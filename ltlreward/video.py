@@ -1,9 +1,16 @@
 """Video I/O: decode files (decord, PyAV fallback) with frame sampling and resizing, accept the in-memory
 arrays/tensors trainers pass, write H.264 mp4s, and hash video content for caching.
 
-Every decoding failure (missing, unreadable, corrupt, truncated, zero-frame, non-video) is a `VideoError`
-naming the file and the cause. With `allow_truncated=True` a truncated file whose first frames still decode
-returns those frames instead, with `meta["truncated"] = True`.
+Every decoding failure (missing, unreadable, corrupt, truncated, zero-frame, non-video, a still image under a
+video name) is a `VideoError` naming the file and the cause. With `allow_truncated=True` a truncated file
+whose first frames still decode returns those frames instead, with `meta["truncated"] = True`.
+
+Memory follows the output: a clip whose sampled frames would take more than `BATCH_BYTES` at full size is
+decoded, sampled and resized one frame at a time (PyAV, `meta["streamed"]`); small clips go through decord's
+faster batched call. `pixels=False` reads only the container (frame count from its packets, size, rate) and
+returns a Video whose frames are a zero-stride placeholder (`meta["pixels"] = False`): for grounders that read
+no pixels (the state grounder), it skips decoding altogether. FFmpeg's own log lines are silenced (the
+errors are ours, with the file name).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ __all__ = [
 
 BACKENDS = ("auto", "decord", "av")
 DEFAULT_FPS = 8.0  # frame rate assumed for in-memory frames and for files that declare none
+BATCH_BYTES = 64 << 20  # full-size sampled frames up to this size are decoded in one batched call (decord)
 
 
 @dataclass
@@ -172,6 +180,8 @@ class _Probe:
     n_frames: int  # declared frame count, else estimated from the duration (0 when unknown)
     fps: float
     exact: bool  # n_frames was declared by the container (not estimated)
+    height: int = 0
+    width: int = 0
 
 
 def _check_file(path: Path) -> None:
@@ -186,14 +196,24 @@ def _check_file(path: Path) -> None:
         raise VideoError(f"{path}: permission denied")
 
 
+def _still_image(container: Any) -> str | None:
+    """The codec of a file FFmpeg reads as a still image (a PNG/JPEG/… under any name), else None."""
+    fmt = str(getattr(container.format, "name", "") or "")
+    if fmt == "image2" or fmt.endswith("_pipe"):
+        return str(container.streams.video[0].codec_context.name)
+    return None
+
+
 def _probe(path: Path) -> _Probe:
-    """Open the container with PyAV (cheap, header only) so broken files never reach decord."""
+    """Open the container with PyAV (cheap, header only) so broken files and images never reach decord."""
     import av
 
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoError(f"{path}: no video stream in the file")
+            if (codec := _still_image(container)) is not None:
+                raise VideoError(f"{path}: a still image ({codec}), not a video")
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             fps = float(rate) if rate else DEFAULT_FPS
@@ -201,7 +221,8 @@ def _probe(path: Path) -> _Probe:
             exact = n > 0
             if n == 0 and stream.duration and stream.time_base and rate:
                 n = round(float(stream.duration * stream.time_base) * fps)
-            return _Probe(n_frames=n, fps=fps, exact=exact)
+            ctx = stream.codec_context
+            return _Probe(n_frames=n, fps=fps, exact=exact, height=int(ctx.height or 0), width=int(ctx.width or 0))
     except VideoError:
         raise
     except Exception as e:  # av raises many types (InvalidDataError, EOFError, OSError…)
@@ -214,10 +235,17 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg[:160]}" if msg else type(e).__name__
 
 
+_DECORD_QUIET = False
+
+
 def _read_decord(path: Path, stride: int, target_fps: float | None, max_frames: int | None) -> Video:
     """Decode the sampled frames with decord (random access, one batched call)."""
+    global _DECORD_QUIET
     import decord
 
+    if not _DECORD_QUIET:  # its bundled FFmpeg logs to stderr; our VideoError says what went wrong
+        decord.logging.set_level(decord.logging.QUIET)
+        _DECORD_QUIET = True
     vr = decord.VideoReader(str(path), ctx=decord.cpu(0))
     n = len(vr)
     if n == 0:
@@ -238,16 +266,50 @@ def _read_decord(path: Path, stride: int, target_fps: float | None, max_frames: 
     )
 
 
+class _FrameBuffer:
+    """Frames appended one at a time into one preallocated (N, H, W, 3) array, doubled when it fills."""
+
+    def __init__(self, expected: int, resize: int | tuple[int, int] | None) -> None:
+        self.expected, self.size = max(1, expected), resize
+        self.buf: np.ndarray | None = None
+        self.n = 0
+
+    def add(self, rgb: np.ndarray) -> None:
+        """Resize one (H, W, 3) frame (as `resize_frames` would) and store it."""
+        h, w = rgb.shape[:2]
+        hw = _target_size(h, w, self.size) or (h, w)
+        if self.buf is None:
+            self.buf = np.empty((self.expected, *hw, 3), np.uint8)
+        elif self.n == len(self.buf):
+            self.buf = np.concatenate([self.buf, np.empty_like(self.buf)])
+        if hw == (h, w):
+            self.buf[self.n] = rgb
+        else:
+            import cv2
+
+            interp = cv2.INTER_AREA if hw[0] * hw[1] <= h * w else cv2.INTER_LINEAR
+            cv2.resize(rgb, (hw[1], hw[0]), dst=self.buf[self.n], interpolation=interp)
+        self.n += 1
+
+    def array(self) -> np.ndarray:
+        """(n, H', W', 3) uint8: the frames stored so far (a copy only when the buffer is larger)."""
+        assert self.buf is not None
+        return self.buf if self.n == len(self.buf) else self.buf[: self.n].copy()
+
+
 class _AvSampler:
     """Which source frames sequential PyAV decoding keeps: the sampling pattern over source indices (extended
-    when a file runs longer than its header says) and the frames kept so far."""
+    when a file runs longer than its header says), and the kept frames, resized one at a time."""
 
-    def __init__(self, probe: _Probe, stride: int, target_fps: float | None, max_frames: int | None) -> None:
+    def __init__(self, probe: _Probe, stride: int, target_fps: float | None, max_frames: int | None,
+                 size: int | tuple[int, int] | None = None) -> None:
         self.src_fps, self.stride, self.target_fps, self.max_frames = probe.fps, stride, target_fps, max_frames
         self.n_declared = probe.n_frames
         self.limited = max_frames is not None and probe.exact  # the wanted indices are known in full up front
         self.wanted = self.pattern(probe.n_frames if self.limited else max(probe.n_frames, 1) * 2 + 64)
-        self.kept: list[np.ndarray] = []  # (H, W, 3) uint8 each
+        expected = sample_indices(max(probe.n_frames, 1), probe.fps, stride=stride, target_fps=target_fps,
+                                  max_frames=max_frames)[0].size
+        self.kept = _FrameBuffer(expected, size)
         self.kept_idx: list[int] = []
         self.i = 0  # source frames seen so far
 
@@ -265,10 +327,10 @@ class _AvSampler:
         if self.i >= len(self.wanted) and not self.limited:  # longer than declared/estimated: extend the pattern
             self.wanted = self.pattern(2 * len(self.wanted))
         if self.i < len(self.wanted) and self.wanted[self.i]:
-            self.kept.append(frame.to_ndarray(format="rgb24"))
+            self.kept.add(frame.to_ndarray(format="rgb24"))
             self.kept_idx.append(self.i)
         self.i += 1
-        if self.max_frames is not None and len(self.kept) >= self.max_frames:
+        if self.max_frames is not None and len(self.kept_idx) >= self.max_frames:
             return False
         return not (self.limited and self.i >= len(self.wanted))
 
@@ -295,14 +357,27 @@ def _demux(container: Any, sampler: _AvSampler) -> tuple[BaseException | None, b
     return None, True
 
 
+def _truncation(probe: _Probe, n_read: int, error: BaseException | None, reached_end: bool) -> dict[str, Any]:
+    """The truncation meta of a read that saw `n_read` source frames (decoded, or packets)."""
+    truncated = error is not None or (reached_end and probe.exact and n_read < probe.n_frames)
+    meta: dict[str, Any] = {"truncated": bool(truncated)}
+    if truncated:
+        meta["declared_frames"], meta["decoded_frames"] = probe.n_frames, n_read
+        if error is not None:
+            meta["decode_error"] = _describe(error)
+    return meta
+
+
 def _read_av(
-    path: Path, probe: _Probe, stride: int, target_fps: float | None, max_frames: int | None
+    path: Path, probe: _Probe, stride: int, target_fps: float | None, max_frames: int | None,
+    size: int | tuple[int, int] | None = None,
 ) -> Video:
-    """Decode sequentially with PyAV, keeping sampled frames; stops cleanly at a truncation."""
+    """Decode sequentially with PyAV, keeping (and resizing) sampled frames one at a time; stops cleanly at a
+    truncation."""
     import av
 
     _, fps = sample_indices(1, probe.fps, stride=stride, target_fps=target_fps)
-    sampler = _AvSampler(probe, stride, target_fps, max_frames)
+    sampler = _AvSampler(probe, stride, target_fps, max_frames, size)
     try:
         container = av.open(str(path))
     except Exception as e:
@@ -310,26 +385,72 @@ def _read_av(
     with container:
         error, reached_end = _demux(container, sampler)
     n_decoded = sampler.i
-    if not sampler.kept:
+    if not sampler.kept_idx:
         cause = _describe(error) if error else "no frame could be decoded"
         raise VideoError(f"{path}: video has zero decodable frames ({cause})")
-    truncated = error is not None or (reached_end and probe.exact and n_decoded < probe.n_frames)
     n_source = n_decoded if (reached_end or error is not None) else max(probe.n_frames, n_decoded)
-    meta: dict[str, Any] = {"backend": "av", "truncated": bool(truncated)}
-    if truncated:
-        meta["declared_frames"] = probe.n_frames
-        meta["decoded_frames"] = n_decoded
-        if error is not None:
-            meta["decode_error"] = _describe(error)
-    return Video(
-        frames=np.stack(sampler.kept),
-        fps=fps,
-        path=str(path),
-        frame_indices=np.asarray(sampler.kept_idx, dtype=np.int64),
-        source_fps=probe.fps,
-        n_source_frames=n_source,
-        meta=meta,
-    )
+    meta = {"backend": "av", "streamed": True, **_truncation(probe, n_decoded, error, reached_end)}
+    return Video(frames=sampler.kept.array(), fps=fps, path=str(path),
+                 frame_indices=np.asarray(sampler.kept_idx, dtype=np.int64), source_fps=probe.fps,
+                 n_source_frames=n_source, meta=meta)
+
+
+def _count_packets(path: Path) -> tuple[int, BaseException | None]:
+    """Video packets in the container (one per frame), read without decoding; the error that stopped it."""
+    import av
+
+    n = 0
+    try:
+        with av.open(str(path)) as container:
+            for packet in container.demux(container.streams.video[0]):
+                n += packet.size > 0  # the final flush packet is empty
+    except Exception as e:
+        return n, e
+    return n, None
+
+
+def _read_container(path: Path, probe: _Probe, stride: int, target_fps: float | None, max_frames: int | None,
+                    size: int | tuple[int, int] | None) -> Video:
+    """A Video without pixels: frame count (the container's packets), size and rate, no decoding."""
+    n, error = _count_packets(path)
+    if n == 0 or not probe.height or not probe.width:
+        cause = f" ({_describe(error)})" if error else ""
+        raise VideoError(f"{path}: video has zero frames{cause}")
+    idx, fps = sample_indices(n, probe.fps, stride=stride, target_fps=target_fps, max_frames=max_frames)
+    h, w = _target_size(probe.height, probe.width, size) or (probe.height, probe.width)
+    frames = np.broadcast_to(np.zeros((1, 1, 1, 3), np.uint8), (len(idx), h, w, 3))  # no memory: no pixels
+    meta = {"backend": "container", "pixels": False, **_truncation(probe, n, error, True)}
+    return Video(frames=frames, fps=fps, path=str(path), frame_indices=idx, source_fps=probe.fps,
+                 n_source_frames=n, meta=meta)
+
+
+def _batched_bytes(probe: _Probe, stride: int, target_fps: float | None, max_frames: int | None) -> float:
+    """Bytes of the sampled frames at full size (what one batched decord call holds); inf when unknown."""
+    if probe.n_frames <= 0 or not probe.height or not probe.width:
+        return math.inf
+    idx, _ = sample_indices(probe.n_frames, probe.fps, stride=stride, target_fps=target_fps, max_frames=max_frames)
+    return float(len(idx)) * probe.height * probe.width * 3
+
+
+def _decode(p: Path, probe: _Probe, backend: str, stride: int, target_fps: float | None, max_frames: int | None,
+            size: int | tuple[int, int] | None) -> Video:
+    """Decode with the backend asked for; "auto": decord for small clips (PyAV after a decord failure), PyAV
+    frame by frame for clips whose full-size sampled frames exceed `BATCH_BYTES`."""
+    if backend == "av" or (backend == "auto" and _batched_bytes(probe, stride, target_fps, max_frames) > BATCH_BYTES):
+        return _read_av(p, probe, stride, target_fps, max_frames, size)
+    try:
+        video = _read_decord(p, stride, target_fps, max_frames)
+    except Exception as e:  # decord raises RuntimeError/DECORDError/… on broken files: never let it out
+        if backend == "decord":
+            if isinstance(e, VideoError):
+                raise
+            raise VideoError(f"{p}: decord could not decode the video ({_describe(e)})") from e
+        video = _read_av(p, probe, stride, target_fps, max_frames, size)
+        video.meta["fallback_reason"] = _describe(e)
+        return video
+    if size is not None:
+        video.frames = resize_frames(video.frames, size)
+    return video
 
 
 def read_video(
@@ -341,10 +462,12 @@ def read_video(
     size: int | tuple[int, int] | None = None,
     backend: str = "auto",
     allow_truncated: bool = False,
+    pixels: bool = True,
 ) -> Video:
     """Decode a video file to uint8 RGB frames, sampled by stride / target fps / max frames and resized.
 
-    `backend`: "auto" (decord, falling back to PyAV on any decord failure), "decord" or "av".
+    `backend`: "auto" (decord for small clips, falling back to PyAV on any decord failure; PyAV frame by frame
+    for large ones), "decord" or "av". `pixels=False`: read the container only (see the module docstring).
     Raises VideoError naming the file for missing, unreadable, corrupt, truncated, zero-frame or non-video
     files; `allow_truncated=True` returns the decodable prefix of a truncated file (meta["truncated"]).
     """
@@ -353,32 +476,19 @@ def read_video(
     p = Path(path)
     _check_file(p)
     sample_indices(1, 1.0, stride=stride, target_fps=target_fps, max_frames=max_frames)  # validate early
+    _target_size(1, 1, size)
     probe = _probe(p)
-    video: Video | None = None
-    if backend in ("auto", "decord"):
-        try:
-            video = _read_decord(p, stride, target_fps, max_frames)
-        except Exception as e:  # decord raises RuntimeError/DECORDError/… on broken files: never let it out
-            if backend == "decord":
-                if isinstance(e, VideoError):
-                    raise
-                raise VideoError(f"{p}: decord could not decode the video ({_describe(e)})") from e
-            fallback_reason = _describe(e)
-        else:
-            fallback_reason = None
-    if video is None:
-        video = _read_av(p, probe, stride, target_fps, max_frames)
-        if backend == "auto":
-            video.meta["fallback_reason"] = fallback_reason
-        if video.meta["truncated"] and not allow_truncated:
-            m = video.meta
-            cause = f"; {m['decode_error']}" if "decode_error" in m else ""
-            raise VideoError(
-                f"{p}: truncated or corrupt: only {m['decoded_frames']} of {m['declared_frames']} frames "
-                f"decode{cause} (allow_truncated=True keeps them)"
-            )
-    if size is not None:
-        video.frames = resize_frames(video.frames, size)
+    if pixels:
+        video = _decode(p, probe, backend, stride, target_fps, max_frames, size)
+    else:
+        video = _read_container(p, probe, stride, target_fps, max_frames, size)
+    m = video.meta
+    if m.get("truncated") and not allow_truncated:
+        cause = f"; {m['decode_error']}" if "decode_error" in m else ""
+        raise VideoError(
+            f"{p}: truncated or corrupt: only {m['decoded_frames']} of {m['declared_frames']} frames "
+            f"decode{cause} (allow_truncated=True keeps them)"
+        )
     return video
 
 

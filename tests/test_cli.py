@@ -32,7 +32,7 @@ def test_check_json(tmp_path):
     bad.write_text("constraint c: F (p &\n")
     res = runner.invoke(app, ["check", "--json", str(bad)])
     assert res.exit_code == 2
-    (entry,) = json.loads(res.stdout)
+    (entry,) = [json.loads(x) for x in res.stdout.splitlines()]  # JSON Lines: one object per spec file
     assert entry["ok"] is False and entry["line"] == 1 and "end of input" in entry["error"]
 
 
@@ -53,7 +53,7 @@ def test_monitor_signals_files(tmp_path):
     np.savez(npz, p=np.array([[-1.0, 0.5, -1.0], [-1.0, -1.0, -1.0]]), q=np.array([[-1.0, -1.0, -1.0], [-1.0, 1.0, -1.0]]))
     res = runner.invoke(app, ["monitor", str(spec), "--signals", str(npz), "--json"])
     assert res.exit_code == 0, res.output
-    t0, t1 = json.loads(res.stdout)
+    t0, t1 = [json.loads(x) for x in res.stdout.splitlines()]  # JSON Lines: one object per trace
     assert t0["satisfied"] is True
     assert [c["satisfied"] for c in t1["constraints"]] == [False, False]
     assert t1["constraints"][1]["witness"]["atoms"] == [{"atom": "q", "frame": 1, "value": 1.0}]
@@ -69,7 +69,7 @@ def test_monitor_shipped_example_signals():
     res = runner.invoke(app, ["monitor", str(ROOT / "specs" / "handover.ltl"), "--signals",
                               str(ROOT / "examples" / "signals" / "handover.json"), "--json"])
     assert res.exit_code == 0, res.output
-    success, drop = json.loads(res.stdout)
+    success, drop = [json.loads(x) for x in res.stdout.splitlines()]
     assert success["satisfied"] is True
     assert drop["satisfied"] is False
 

@@ -193,7 +193,7 @@ def test_describe_and_the_grounders_command_import_no_backend():
     code = ("import json, sys; from typer.testing import CliRunner; from ltlreward.cli import app;"
             "from ltlreward.grounding.registry import describe_grounders;"
             "out = CliRunner().invoke(app, ['grounders', '--json']);"
-            "assert out.exit_code == 0 and json.loads(out.stdout) == describe_grounders(), out.output;"
+            "assert out.exit_code == 0 and [json.loads(x) for x in out.stdout.splitlines()] == describe_grounders(), out.output;"
             "text = CliRunner().invoke(app, ['grounders'], env={'COLUMNS': '250'}).stdout;"
             "assert all(n in text for n in ('color (colour)', 'state (sim)', 'sam3+vlm', 'weights: owlv2, sam2'));"
             "bad = [m for m in ('cv2', 'torch', 'transformers') if m in sys.modules]"

@@ -118,7 +118,7 @@ def test_predicates_command_prints_the_metadata():
     runner = CliRunner()
     out = runner.invoke(app, ["predicates", "--json"])
     assert out.exit_code == 0, out.output
-    rows = json.loads(out.stdout)
+    rows = [json.loads(x) for x in out.stdout.splitlines()]  # JSON Lines: one object per predicate
     assert rows == [p.to_json() for p in PREDICATES.values()]
     near = rows[1]
     assert near["name"] == "near" and near["options"] == {"d": 0.0} and near["english"] == "{0} is near {1}"

@@ -14,6 +14,7 @@ configured (from the model roles of the entries below), else `color`.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ltlreward.errors import GroundingError
-from ltlreward.grounding.base import OBSERVATION_FIELDS, Grounder, find_sidecar
+from ltlreward.grounding.base import OBSERVATION_FIELDS, Grounder, find_sidecar, sidecar_path_for
 from ltlreward.grounding.observations import Observations
 from ltlreward.registry import Registry
 
@@ -39,6 +40,9 @@ class GrounderInfo:
     extra: str = ""  # the pip extra it needs beyond the core install ("models"), "" for none
     roles: tuple[str, ...] = ()  # model roles it loads (ltlreward.toml [models] / --model ROLE=…)
     quoted: bool = False  # whether it answers quoted atoms ("the drawer is open")
+    hints: tuple[str, ...] = ()  # the entity hints it reads (color=, hsv=, …)
+    check_entity: str = ""  # lazy "module:function(entity)" raising GroundingError for an entity it cannot ground
+    pixels: bool = True  # whether it reads the frames' pixels (False: frame count, size and rate suffice)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.provides) - set(OBSERVATION_FIELDS))
@@ -70,10 +74,12 @@ GROUNDERS.register("auto", "ltlreward.grounding.registry:AutoGrounder", meta=Gro
     tuple(sorted(OBSERVATION_FIELDS)), quoted=True))
 GROUNDERS.register("state", _B + "state:StateGrounder", aliases=("sim",), meta=GrounderInfo(
     "simulator state from a sidecar: 3-D positions projected through its camera, openings, contacts, atoms",
-    ("atoms", "boxes", "centers", "contacts", "gripper_opening", "masks", "positions", "visibility"), quoted=True))
+    ("atoms", "boxes", "centers", "contacts", "gripper_opening", "masks", "positions", "visibility"), quoted=True,
+    pixels=False))
 GROUNDERS.register("color", _B + "color:ColorGrounder", aliases=("colour",), meta=GrounderInfo(
     "OpenCV HSV thresholds per colour hint, connected components and a coasting tracker; gripper openings "
-    "from the two-finger shape", ("boxes", "centers", "gripper_opening", "masks", "visibility")))
+    "from the two-finger shape", ("boxes", "centers", "gripper_opening", "masks", "visibility"),
+    hints=("color", "hsv"), check_entity=_B + "color:entity_hsv_range"))
 GROUNDERS.register("track", _B + "track:TrackGrounder", meta=GrounderInfo(
     "prompted weight-free tracker: each entity's appearance learned from a prompts file (box, mask or points on "
     "one frame), template + colour models, a motion model, coasting through occlusions", _GEOMETRY))
@@ -109,6 +115,45 @@ def grounder_info(name: str) -> GrounderInfo | None:
 def registered_provides(name: str) -> frozenset[str]:
     """The Observations fields grounder `name` is registered as filling (its class's `provides`)."""
     return frozenset(GROUNDERS.meta(name).provides)
+
+
+def entity_problems(entity: Entity, grounder: str) -> list[tuple[str | None, str]]:
+    """Why `grounder` could not ground `entity`, from its `check_entity` (metadata): (the hint at fault, or
+    None for the entity itself, message) each. "auto" checks the hint values of every registered grounder
+    that reads one of the entity's hints (whichever is chosen later), and nothing the entity lacks."""
+    keys = [k for k, _ in entity.hints]
+    if grounder == "auto":
+        names = [n for n in GROUNDERS.names() if n != "auto" and set(_info(n).hints) & set(keys)]
+    else:
+        names = [GROUNDERS.canonical(grounder)]
+    out: list[tuple[str | None, str]] = []
+    for name in names:
+        info = _info(name)
+        if not info.check_entity:
+            continue
+        module, _, fn = info.check_entity.partition(":")
+        try:
+            getattr(importlib.import_module(module), fn)(entity)
+        except GroundingError as e:
+            key = next((k for k in keys if k in info.hints), None)
+            if (key, str(e)) not in out:
+                out.append((key, str(e)))
+    return out
+
+
+def answers(grounder: str, what: str) -> str | None:
+    """None when `grounder` answers `what` ("quoted" atoms, or named "atoms" propositions); else the rest of
+    a message naming the grounders that do."""
+    ok = (lambda i: i.quoted) if what == "quoted" else (lambda i: what in i.provides)
+    if ok(_info(GROUNDERS.canonical(grounder))):
+        return None
+    others = [n for n in available_grounders() if n != "auto" and ok(_info(n))]
+    return f" (grounders that do: {', '.join(others)})" if others else ""
+
+
+def _info(name: str) -> GrounderInfo:
+    meta = GROUNDERS.meta(name)
+    return meta if isinstance(meta, GrounderInfo) else GrounderInfo("", ())
 
 
 def register_grounder(name: str, target: str, *, aliases: tuple[str, ...] = (), meta: GrounderInfo | None = None,
@@ -224,15 +269,20 @@ def takes_prompts(grounder: Any) -> bool:
     return "prompts" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
+MODEL_OPTIONS = frozenset({"config", "models", "device", "dtype", "cpu_threads", "allow_download", "cache_dir"})
+
+
 class AutoGrounder:
-    """Chooses a backend per video with `resolve_auto` and delegates to it (instances cached by name)."""
+    """Chooses a backend per video with `choose` (the rule of `resolve_auto`) and delegates to it (instances
+    cached by name); the observations say which backend and why (`meta["grounder_reason"]`)."""
 
     name = "auto"
     provides = frozenset(OBSERVATION_FIELDS)  # the union; the chosen backend's set is in obs.meta["provides"]
 
     def __init__(self, **options: Any) -> None:
         # options either per backend ({"color": {"downsample": 1}}) or flat ({"downsample": 1}); a flat option
-        # goes to each backend whose constructor takes it, and one that no backend takes is an error
+        # goes to each backend whose constructor takes it, and one that no backend takes is an error — except
+        # the model options (MODEL_OPTIONS: --obs-cache, --device, …), which mean nothing without a model backend
         self._cache: dict[str, Grounder] = {}
         backends = set(GROUNDERS.names()) - {"auto"}
         per = {k: dict(v) for k, v in options.items() if k in backends and isinstance(v, dict)}
@@ -246,21 +296,32 @@ class AutoGrounder:
             params, var = accepts[name]
             return key in params or var
 
-        unknown = [k for k in flat if not any(takes(name, k) for name in names)]
+        unknown = [k for k in flat if not any(takes(name, k) for name in names)
+                   and not (self.model_backend is None and k in MODEL_OPTIONS)]
         if unknown:
             raise GroundingError(f"bad options for grounder 'auto': no backend takes {unknown[0]!r}")
         self.options = {name: {**{k: v for k, v in flat.items() if takes(name, k)}, **per.get(name, {})}
                         for name in set(names) | set(per)}
 
+    def choose(self, video_path: str | Path | None, sidecar: str | Path | None = None,
+               prompts: Any = None) -> tuple[str, str]:
+        """The backend that will ground this video, and why (for the record's `grounder_reason`)."""
+        if sidecar is not None:
+            return "state", f"the sidecar {sidecar} was given (--sidecar)"
+        found = find_sidecar(video_path)
+        if found is not None:
+            return "state", f"sidecar beside the video: {found.name}"
+        looked = f"no sidecar beside the video ({sidecar_path_for(video_path).name})" if video_path else "no sidecar"
+        if has_prompts(video_path, prompts if prompts is not None else self.options["track"].get("prompts")):
+            return "track", f"{looked}; entity prompts given (prompts file or --prompts)"
+        if self.model_backend:
+            return self.model_backend, f"{looked}, no prompts; model weights configured for {self.model_backend}"
+        return "color", f"{looked}, no prompts and no model weights configured"
+
     def backend_for(self, video_path: str | Path | None, sidecar: str | Path | None = None,
                     prompts: Any = None) -> Grounder:
         """The backend instance that will ground this video."""
-        if sidecar is not None or find_sidecar(video_path) is not None:
-            name = "state"
-        elif has_prompts(video_path, prompts if prompts is not None else self.options["track"].get("prompts")):
-            name = "track"
-        else:
-            name = self.model_backend or "color"
+        name = self.choose(video_path, sidecar, prompts)[0]
         if name not in self._cache:
             self._cache[name] = get_grounder(name, **self.options.get(name, {}))
         return self._cache[name]
@@ -274,7 +335,20 @@ class AutoGrounder:
         sidecar: str | Path | None = None,
         prompts: Any = None,
     ) -> Observations:
-        """Ground with the backend `resolve_auto` picks for this video (prompts go to a backend that takes them)."""
-        backend = self.backend_for(getattr(video, "path", None), sidecar, prompts)
+        """Ground with the backend `choose` picks for this video (prompts go to a backend that takes them)."""
+        path = getattr(video, "path", None)
+        backend = self.backend_for(path, sidecar, prompts)
         extra = {"prompts": prompts} if prompts is not None and takes_prompts(backend) else {}
-        return backend.ground(video, entities, quoted=quoted, sidecar=sidecar, **extra)
+        obs = backend.ground(video, entities, quoted=quoted, sidecar=sidecar, **extra)
+        obs.meta["grounder_reason"] = self.choose(path, sidecar, prompts)[1]
+        return obs
+
+
+def needs_pixels(grounder: Any, name: str) -> bool:
+    """Whether backend `grounder` (registered as `name`) reads pixels: its metadata (`GrounderInfo.pixels`)
+    for an instance of the registered class, else a `needs_pixels` attribute (default True)."""
+    if name in GROUNDERS:
+        cls = GROUNDERS.get(name)
+        if isinstance(cls, type) and isinstance(grounder, cls):
+            return _info(GROUNDERS.canonical(name)).pixels
+    return bool(getattr(grounder, "needs_pixels", True))

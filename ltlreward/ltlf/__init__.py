@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import MonitorError
 from ..spec.ast import Formula, TaskSpec
-from .core import CAtom, Node, atom_nodes, lower, topo
+from .core import CAtom, Node, atom_nodes, clamp_windows, lower, topo
 from .signals import SignalMap, load_signals, prepare
 from .traces import evaluate_nodes
 from .witness import witness_masks
@@ -170,10 +170,10 @@ def evaluate(
         formula = parse_formula(formula)
     boolean = _check_semantics(semantics)
     root = lower(formula, fps)
-    order = topo([root])
-    atoms = atom_nodes(order)
+    atoms = atom_nodes(topo([root]))
     batch, squeeze = prepare(atoms, signals, boolean=boolean, lengths=lengths, mask=mask)
-    vals = evaluate_nodes(order, batch)
+    (root,) = clamp_windows([root], batch.shape[0])
+    vals = evaluate_nodes(topo([root]), batch)
     v = _value_at_0(vals[root])
     out = (v > 0) if boolean else v.astype(np.float32)
     return out[0] if squeeze and out.shape[0] == 1 else out
@@ -192,10 +192,10 @@ def monitor(
     """Monitor every constraint of `spec` over a batch; witnesses for each violated (constraint, trace)."""
     boolean = _check_semantics(semantics)
     roots = [lower(c.formula, fps) for c in spec.constraints]
-    order_all = topo(roots)
-    atoms = atom_nodes(order_all)
+    atoms = atom_nodes(topo(roots))
     batch, _ = prepare(atoms, signals, boolean=boolean, lengths=lengths, mask=mask)
-    vals = evaluate_nodes(order_all, batch)
+    roots = clamp_windows(roots, batch.shape[0])
+    vals = evaluate_nodes(topo(roots), batch)
     known = set(spec.entity_names) or None
     results: list[ConstraintResult] = []
     memos: dict = {}  # witness costs and choices, shared by the constraints violated on the same traces

@@ -7,11 +7,13 @@ is an involution):
   a -> b  = !a | b            a <-> b = (!a | b) & (a | !b)
   a R b   = !(!a U !b)        a M b   = !(!a W !b)        R[lo,hi] likewise from U[lo,hi]
 Intervals in seconds become frames with fps: lo = ceil(lo·fps), hi = floor(hi·fps).
-Nodes are frozen and hashable, so identical subformulas share one trace.
+Nodes are frozen and hashable, so identical subformulas share one trace. Once the trace length is known,
+`clamp_windows` cuts window bounds beyond it (exact: see there), so `F[0,100000000] a` costs what `F a` does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Iterable
@@ -255,6 +257,29 @@ def topo(roots: list[Node]) -> list[Node]:
         stack.append((n, True))
         stack.extend((c, False) for c in reversed(n.children()) if c not in seen)
     return order
+
+
+def clamp_windows(roots: list[Node], horizon: int) -> list[Node]:
+    """`roots` with every interval bound above `horizon` (the longest trace) lowered to it. Exact: past a
+    trace's end a window meets only its fill value (-1 for max, +1 for min, -1 for an until's right side),
+    and a bound cut to `horizon` still reaches one such position from every frame, past or future."""
+    memo: dict[Node, Node] = {}
+    for n in topo(roots):
+        changes: dict[str, object] = {}
+        for f in dataclasses.fields(n):
+            v = getattr(n, f.name)
+            if isinstance(v, Node):
+                nv: object = memo[v]
+            elif isinstance(v, tuple) and v and isinstance(v[0], Node):
+                nv = tuple(memo[c] for c in v)
+            elif f.name in ("lo", "hi") and isinstance(v, int) and v > horizon:
+                nv = horizon
+            else:
+                continue
+            if nv is not v and not (isinstance(v, tuple) and all(a is b for a, b in zip(v, nv, strict=True))):
+                changes[f.name] = nv
+        memo[n] = dataclasses.replace(n, **changes) if changes else n
+    return [memo[r] for r in roots]
 
 
 def atom_nodes(order: Iterable[Node]) -> list[CAtom]:

@@ -18,6 +18,7 @@ function's `dim` is the dimension of its value (length, speed, or "fraction" for
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,19 @@ class PredicateInfo:
     @property
     def option_names(self) -> tuple[str, ...]:
         return tuple(k for k, _ in self.options)
+
+    def option_range(self, key: str) -> tuple[float, float]:
+        """The values option `key` may take: [0, 1] for fractions (`FRACTION_OPTIONS`), else [0, ∞)."""
+        return (0.0, 1.0) if key in FRACTION_OPTIONS else (0.0, math.inf)
+
+    def option_problem(self, key: str, value: Any) -> str | None:
+        """What is wrong with `value` for option `key` (its range, `option_range`), or None."""
+        lo, hi = self.option_range(key)
+        if isinstance(value, str) or not math.isfinite(float(value)) or float(value) < lo:
+            return f"option {key} of {self.name} must be a non-negative number, got {value!r}"
+        if float(value) > hi:
+            return f"option {key} of {self.name} is a fraction in [{lo:g}, {hi:g}], got {value!r}"
+        return None
 
     def signature(self) -> str:
         opts = [f"{k}={v:g}" for k, v in self.options]

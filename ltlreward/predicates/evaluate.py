@@ -20,7 +20,6 @@ naming the atom. Each atom's space is recorded (`spaces`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -139,13 +138,10 @@ def _check_call(call: Call, what: str, numeric: bool) -> PredicateInfo:
         if k not in info.option_names:
             allowed = ", ".join(info.option_names) or "none"
             raise CapabilityError(f"unknown option {k!r} for {info.name} in {what} (options: {allowed})")
-        num = v.value if isinstance(v, Quantity) else v
-        if isinstance(num, str) or not math.isfinite(float(num)) or float(num) < 0:
-            raise CapabilityError(
-                f"option {k} of {info.name} must be a non-negative number, got {v!r} in {what}"
-            )
-        if k in FRACTION_OPTIONS and (isinstance(v, Quantity) or float(v) > 1):
+        if isinstance(v, Quantity) and k in FRACTION_OPTIONS:
             raise CapabilityError(f"option {k} of {info.name} is a fraction in [0, 1], got {v!r} in {what}")
+        if (problem := info.option_problem(k, v.value if isinstance(v, Quantity) else v)) is not None:
+            raise CapabilityError(f"{problem} in {what}")
     return info
 
 
