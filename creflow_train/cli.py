@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="CreFlow post-training for flow video models.")
 
-DEFAULT_OUT = Path("benchmarks/creflow_toy")  # runs go to <this>/quick or <this>/run unless --out says otherwise
-SHIPPED_CACHE = Path(__file__).resolve().parents[1] / "benchmarks" / "creflow_toy" / "_work"  # source checkout
+DEFAULT_OUT = Path("out/creflow_toy")  # git-ignored: runs go to <this>/quick or <this>/run unless --out says otherwise
+SHIPPED_CACHE = Path(__file__).resolve().parents[1] / "benchmarks" / "creflow_toy" / "_work"  # read, never written
 
 
 @app.callback()
@@ -29,11 +29,11 @@ def toy(
     steps: Annotated[int | None, typer.Option(help="Post-training steps per arm (overrides the preset).")] = None,
     arms: Annotated[str, typer.Option(help="Comma-separated arms.")] = "nft,credit-nft,reflow,creflow",
     out: Annotated[Path | None, typer.Option(
-        help="Output directory (results.json, curves.csv, PNGs); default benchmarks/creflow_toy/quick or …/run.",
+        help="Output directory (results.json, curves.csv, PNGs); default out/creflow_toy/quick or …/run.",
     )] = None,
     cache: Annotated[Path | None, typer.Option(
-        help="Directory of the pretrained checkpoint, reused when the world and pretraining config match; "
-             "default the checkout's benchmarks/creflow_toy/_work, else OUT/_work.",
+        help="Directory of the pretrained checkpoint, reused when the world and pretraining config match (and "
+             "written there otherwise); default: read the checkout's shipped one, write OUT/_work.",
     )] = None,
     lr: Annotated[float | None, typer.Option(help="AdamW learning rate of every arm (default 1e-4).")] = None,
     anchor_outside: Annotated[float | None, typer.Option(
@@ -51,37 +51,16 @@ def toy(
     """Run the four-arm ablation (nft, credit-nft, reflow, creflow) and print each arm's final success rate."""
     import torch
 
-    from .toy.bench import AblationConfig, final_lines, quick_config, run_ablation
-    from .toy.train import ARMS
+    from .toy.bench import final_lines, run_ablation
 
     if threads > 0:
         torch.set_num_threads(threads)
-    chosen = tuple(a.strip() for a in arms.split(",") if a.strip())
-    unknown = [a for a in chosen if a not in ARMS]
-    if unknown:
-        typer.echo(f"error: unknown arm(s) {', '.join(unknown)}; expected: {', '.join(ARMS)}", err=True)
-        raise typer.Exit(2)
-    cfg = quick_config() if quick else AblationConfig(seeds=tuple(range(seeds)))
-    if steps is not None:
-        cfg = replace(cfg, rl=replace(cfg.rl, steps=steps))
-    if not 0.0 <= mask_floor <= 1.0:
-        typer.echo(f"error: --mask-floor must be in [0, 1], got {mask_floor}", err=True)
-        raise typer.Exit(2)
-    if mask_norm not in ("mask", "numel"):
-        typer.echo(f"error: --mask-norm must be one of: mask, numel (got {mask_norm!r})", err=True)
-        raise typer.Exit(2)
-    over = {k: v for k, v in (("lr", lr), ("anchor_outside", anchor_outside), ("kl_weight", kl_weight))
-            if v is not None}
-    bad = [k for k, v in over.items() if v < 0 or (k == "lr" and v == 0)]
-    if bad:
-        typer.echo(f"error: --{bad[0].replace('_', '-')} must be {'> 0' if bad[0] == 'lr' else '>= 0'}", err=True)
-        raise typer.Exit(2)
-    cfg = replace(cfg, rl=replace(cfg.rl, mask_floor=mask_floor, mask_norm=mask_norm, **over))
-    cfg = replace(cfg, arms=chosen)
+    cfg = _toy_config(quick, seeds, steps, arms, {"lr": lr, "anchor_outside": anchor_outside, "kl_weight": kl_weight,
+                                                   "mask_floor": mask_floor, "mask_norm": mask_norm})
     log = (lambda msg: typer.echo(msg, err=True)) if verbose else None
     out = out or DEFAULT_OUT / ("quick" if quick else "run")
-    cache = cache or (SHIPPED_CACHE if SHIPPED_CACHE.is_dir() else None)
-    summary = run_ablation(cfg, out, log, jobs=jobs, cache_dir=cache)
+    shipped = SHIPPED_CACHE if cache is None and SHIPPED_CACHE.is_dir() else None
+    summary = run_ablation(cfg, out, log, jobs=jobs, cache_dir=cache, shipped_cache=shipped)
     if as_json:
         typer.echo(json.dumps({
             "target_success": summary.target,
@@ -93,6 +72,44 @@ def toy(
         }))
     for line in final_lines(summary):
         typer.echo(line)
+
+
+def _toy_config(quick: bool, seeds: int, steps: int | None, arms: str, over: dict) -> Any:
+    """The AblationConfig of `creflow toy`'s options; a bad value raises typer.BadParameter (exit code 2)."""
+    from .toy.bench import AblationConfig, quick_config
+    from .toy.train import ARMS
+
+    chosen = tuple(a.strip() for a in arms.split(",") if a.strip())
+    unknown = [a for a in chosen if a not in ARMS]
+    if unknown:
+        raise typer.BadParameter(f"unknown arm(s) {', '.join(unknown)}; expected: {', '.join(ARMS)}",
+                                 param_hint="--arms")
+    if not 0.0 <= over["mask_floor"] <= 1.0:
+        raise typer.BadParameter(f"must be in [0, 1], got {over['mask_floor']}", param_hint="--mask-floor")
+    if over["mask_norm"] not in ("mask", "numel"):
+        raise typer.BadParameter(f"must be one of: mask, numel (got {over['mask_norm']!r})", param_hint="--mask-norm")
+    over = {k: v for k, v in over.items() if v is not None}
+    for key in ("lr", "anchor_outside", "kl_weight"):
+        if key in over and (over[key] < 0 or (key == "lr" and over[key] == 0)):
+            raise typer.BadParameter("must be > 0" if key == "lr" else "must be >= 0",
+                                     param_hint="--" + key.replace("_", "-"))
+    cfg = quick_config() if quick else AblationConfig(seeds=tuple(range(seeds)))
+    rl = replace(cfg.rl, **over, **({"steps": steps} if steps is not None else {}))
+    return replace(cfg, rl=rl, arms=chosen)
+
+
+@app.command("tiny-model")
+def tiny_model(
+    family: Annotated[str, typer.Argument(help="Model family: wan or ltx.")],
+    out: Annotated[Path, typer.Argument(help="Directory to write (diffusers layout).")],
+    seed: Annotated[int, typer.Option(help="Seed of the random initialisation.")] = 0,
+) -> None:
+    """Save a tiny random-initialised Wan or LTX-Video checkpoint for offline smoke runs of `creflow train`."""
+    from .testing import TINY_BUILDERS
+
+    if family not in TINY_BUILDERS:
+        raise typer.BadParameter(f"expected one of: {', '.join(TINY_BUILDERS)}", param_hint="FAMILY")
+    typer.echo(TINY_BUILDERS[family](out, seed=seed))
 
 
 @app.command()

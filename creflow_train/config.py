@@ -7,14 +7,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+from .families import FAMILIES
+
 LOSS_MODES = ("nft", "credit-nft", "reflow", "creflow")
-FAMILIES = ("auto", "wan", "ltx")
 MIXED_PRECISION = ("no", "bf16")
 DEFAULT_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
-
-
-class ConfigError(ValueError):
-    """A training config is invalid; the message names the key."""
 
 
 @dataclass
@@ -96,7 +94,8 @@ class TrainConfig:
         if not 0.0 <= self.decay_cap < 1.0:
             raise ConfigError(f"decay_cap: must be in [0, 1), got {self.decay_cap}")
         choices = {"loss": LOSS_MODES, "mask_norm": ("mask", "numel"), "adv_std": ("global", "group"),
-                   "sample_with": ("default", "old"), "family": FAMILIES, "mixed_precision": MIXED_PRECISION}
+                   "sample_with": ("default", "old"), "family": ("auto", *FAMILIES.names()),
+                   "mixed_precision": MIXED_PRECISION}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}: {getattr(self, key)!r} is not one of: {', '.join(allowed)}")

@@ -77,6 +77,29 @@ def _weighted_mean(err2: torch.Tensor, w: torch.Tensor, norm: str = "mask") -> t
     return _flat_sum(w * err2) / _flat_sum(w).clamp_min(MASK_SUM_MIN)
 
 
+def _branch_losses(
+    v_pos: torch.Tensor, v_neg: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor,
+    w: torch.Tensor, adaptive: bool, mask_norm: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sample L⁺, L⁻ (B,) and their x0-space weights (ones unless `adaptive`); see `nft_loss`."""
+    import torch
+
+    if not adaptive:
+        v = rf_velocity(x0, eps)
+        ones = torch.ones(x0.shape[0], dtype=x0.dtype, device=x0.device)
+        return _weighted_mean((v_pos - v).square(), w, mask_norm), _weighted_mean((v_neg - v).square(), w, mask_norm), \
+            ones, ones
+    tb = _bcast(t, x0)
+    x_t = rf_interpolate(x0, eps, t)
+    out = []
+    for v_pm in (v_pos, v_neg):
+        e = (x_t - tb * v_pm) - x0  # x̂0± − x0 = t·(v − v±)
+        weight = _weighted_mean(e.abs(), w).detach().clamp_min(X0_WEIGHT_MIN)
+        out.append((_weighted_mean(e.square(), w, mask_norm) / weight, weight))
+    (l_pos, w_pos), (l_neg, w_neg) = out
+    return l_pos, l_neg, w_pos, w_neg
+
+
 def nft_loss(
     v_theta: torch.Tensor,
     v_old: torch.Tensor,
@@ -104,29 +127,14 @@ def nft_loss(
     v_old must carry no gradient (the old policy is frozen for the step); with mask_floor = 0 the gradient is
     exactly zero wherever M = 0. DiffusionNFT further scales by C/β, a constant absorbed by the learning rate.
     """
-    import torch
-
     if beta <= 0:
         raise ValueError(f"beta must be > 0, got {beta}")
     v_old = v_old.detach()
-    v = rf_velocity(x0, eps)
     r = optimality_probability(advantages, clip)
     v_pos = (1 - beta) * v_old + beta * v_theta
     v_neg = (1 + beta) * v_old - beta * v_theta
     w = element_weights(mask, v_theta, mask_floor)
-    if adaptive:
-        tb = _bcast(t, x0)
-        x_t = rf_interpolate(x0, eps, t)
-        e_pos = (x_t - tb * v_pos) - x0  # x̂0⁺ − x0 = t·(v − v⁺)
-        e_neg = (x_t - tb * v_neg) - x0
-        w_pos = (_weighted_mean(e_pos.abs(), w)).detach().clamp_min(X0_WEIGHT_MIN)
-        w_neg = (_weighted_mean(e_neg.abs(), w)).detach().clamp_min(X0_WEIGHT_MIN)
-        l_pos = _weighted_mean(e_pos.square(), w, mask_norm) / w_pos
-        l_neg = _weighted_mean(e_neg.square(), w, mask_norm) / w_neg
-    else:
-        l_pos = _weighted_mean((v_pos - v).square(), w, mask_norm)
-        l_neg = _weighted_mean((v_neg - v).square(), w, mask_norm)
-        w_pos = w_neg = torch.ones_like(r)
+    l_pos, l_neg, w_pos, w_neg = _branch_losses(v_pos, v_neg, x0, eps, t, w, adaptive, mask_norm)
     per_sample = r * l_pos + (1 - r) * l_neg
     loss = per_sample.mean()
     terms = {

@@ -7,7 +7,7 @@ on the LoRA parameters; then θ_old follows θ by EMA. Steps with a non-finite l
 reported. With `micro_batch` the forwards run a few rows at a time and the loss pass accumulates gradients
 chunk by chunk (each chunk's loss scaled by its share of the rows), which gives the whole-batch gradient.
 Checkpoints hold the LoRA tensors, optimiser, step and every RNG state, so resuming is exact. The model
-family (Wan or LTX-Video, see families.py) is detected from the model directory; the loop is family-agnostic.
+family (Wan or LTX-Video, see creflow_train.families) is detected from the model directory; the loop is family-agnostic.
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ from .config import TrainConfig
 if TYPE_CHECKING:
     import torch
 
+    from .advantages import Advantages
     from .families import ModelParts, TextCond
     from .losses import CorrectiveTargets
+    from .rollout import Rollouts
 
 T_MIN, T_MAX = 0.02, 0.98  # training times stay away from the exact ends of the path
 CHECKPOINT_GLOB = "checkpoint-*.pt"
@@ -54,6 +56,20 @@ class StepResult:
         return {"step": self.step, "skipped": self.skipped, "reward_mean": clean(self.reward_mean),
                 "satisfied_frac": clean(self.satisfied_frac), "n_valid": self.n_valid,
                 "seconds": round(self.seconds, 4), **{k: clean(v) for k, v in self.terms.items()}}
+
+
+@dataclass
+class _Scored:
+    """One step's rollouts with their scores: this rank's rows, the global rewards/advantages and time draws."""
+
+    ro: Rollouts
+    info: dict[str, Any]
+    satisfied: torch.Tensor  # (n_local,) bool
+    rewards_all: torch.Tensor  # (N,) float32, every rank's rewards in rank order
+    satisfied_all: torch.Tensor  # (N,) bool
+    adv: Advantages  # over the global batch
+    t_draw: torch.Tensor  # (n_local,) NFT training times
+    t_reflow: torch.Tensor  # (n_local,) reflow training times
 
 
 class Trainer:
@@ -143,73 +159,97 @@ class Trainer:
         single-process gradient of the same global batch."""
         import torch
 
-        from .advantages import aggregate_group_masks, group_advantages
-        from .losses import corrective_targets, old_policy_decay
+        t0 = time.perf_counter()
+        sb = self._sample_and_score()
+        adv = sb.adv
+        result = StepResult(step=self.step + 1, skipped=None, reward_mean=float(sb.rewards_all.mean()),
+                            satisfied_frac=float(sb.satisfied_all.float().mean()), n_valid=adv.n_valid)
+        if not torch.isfinite(sb.rewards_all).all():
+            return self._finish(result, "non-finite reward", t0)
+        if adv.n_valid == 0:
+            return self._finish(result, "no advantage: every group's rewards are equal", t0)
+        self.optimizer.zero_grad(set_to_none=True)
+        global_loss, terms = self._backward_losses(sb)
+        result.terms = terms
+        if not np.isfinite(global_loss):  # every rank sees the same sum, so every rank skips together
+            return self._finish(result, "non-finite loss", t0)
+        return self._finish(result, self._apply_update(terms), t0)
+
+    def _sample_and_score(self) -> _Scored:
+        """Sample this rank's rollouts, score them, gather rewards and compute the global advantages and times."""
+        import torch
+
+        from .advantages import group_advantages
         from .rollout import sample_groups
 
-        cfg, t0 = self.cfg, time.perf_counter()
-        n_prompts, k, w = len(cfg.prompts), cfg.group_size, self.world
-        idx = [(self.step * cfg.prompts_per_step + i) % n_prompts for i in range(cfg.prompts_per_step)]
+        cfg, k = self.cfg, self.cfg.group_size
+        idx = [(self.step * cfg.prompts_per_step + i) % len(cfg.prompts) for i in range(cfg.prompts_per_step)]
         (lo, hi), n_global = self._rows(), cfg.prompts_per_step * k
-        n_local = hi - lo
         # this rank's whole groups; the whole batch's noise is drawn, so the stream matches one process
         ro = sample_groups(self.policy, [cfg.prompts[i] for i in idx], self.prompt_cond[idx], group_size=k,
                            shape=self.shape, steps=cfg.num_inference_steps, shift=cfg.shift, generator=self.generator,
                            which=cfg.sample_with, rows=(lo, hi), micro_batch=cfg.micro_batch)
-        groups = ro.groups
-        groups_all = torch.arange(cfg.prompts_per_step).repeat_interleave(k)
         rewards, info = self.reward_model(ro.videos)
         rewards_t = torch.as_tensor(np.asarray(rewards, np.float32))
-        satisfied = torch.as_tensor(np.asarray(info.get("all_satisfied", np.zeros(n_local, bool)), bool))
+        satisfied = torch.as_tensor(np.asarray(info.get("all_satisfied", np.zeros(hi - lo, bool)), bool))
         rewards_all = self._gather(rewards_t)
         satisfied_all = self._gather(satisfied.to(torch.uint8)).to(torch.bool)
+        groups_all = torch.arange(cfg.prompts_per_step).repeat_interleave(k)
         adv = group_advantages(rewards_all, groups_all, std=cfg.adv_std)  # identical on every rank
-        result = StepResult(step=self.step + 1, skipped=None, reward_mean=float(rewards_all.mean()),
-                            satisfied_frac=float(satisfied_all.float().mean()), n_valid=adv.n_valid)
         t_draw = self._times(n_global)[lo:hi]  # global draws, so the stream matches one process
         t_reflow = self._times(n_global)[lo:hi]
-        if not torch.isfinite(rewards_all).all():
-            return self._finish(result, "non-finite reward", t0)
-        if adv.n_valid == 0:
-            return self._finish(result, "no advantage: every group's rewards are equal", t0)
-        valid, a_local = adv.valid[lo:hi], adv.advantages[lo:hi]
-        masks = aggregate_group_masks(self._latent_masks(info, n_local), groups, ~satisfied)
+        return _Scored(ro, info, satisfied, rewards_all, satisfied_all, adv, t_draw, t_reflow)
+
+    def _backward_losses(self, sb: _Scored) -> tuple[float, dict[str, float]]:
+        """Backpropagate this rank's share of the policy and reflow losses; return the global loss and terms."""
+        import torch
+
+        from .advantages import aggregate_group_masks
+        from .losses import corrective_targets
+
+        cfg, w, (lo, hi), ro = self.cfg, self.world, self._rows(), sb.ro
+        valid, a_local = sb.adv.valid[lo:hi], sb.adv.advantages[lo:hi]
+        masks = aggregate_group_masks(self._latent_masks(sb.info, hi - lo), ro.groups, ~sb.satisfied)
         sel = torch.nonzero(valid, as_tuple=False).flatten()
         dev = ro.x0.device
         x0, eps, cond = ro.x0[sel.to(dev)], ro.eps[sel.to(dev)], ro.cond[sel]
-        m, a, t = (v[sel].to(dev, x0.dtype) for v in (masks, a_local, t_draw))
+        m, a, t = (v[sel].to(dev, x0.dtype) for v in (masks, a_local, sb.t_draw))
         reflow = cfg.loss in ("reflow", "creflow") and cfg.reflow_weight > 0
-        ct = corrective_targets(x0, m, groups[sel].to(dev), a > 0) if reflow else None
+        ct = corrective_targets(x0, m, ro.groups[sel].to(dev), a > 0) if reflow else None
         n_ct_local = len(ct) if ct is not None else 0
         n_valid_all, n_ct_all = self._sum([float(len(sel)), float(n_ct_local)])
-        params = self.policy.trainable_parameters()
-        self.optimizer.zero_grad(set_to_none=True)
         # a rank without valid samples computes nothing (its zero gradient still joins the all-reduce)
         local, terms = 0.0, {}
         if len(sel):  # this rank's share of the global mean, × W (the all-reduce averages over W ranks)
             local, terms = self._policy_loss(x0, eps, cond, m, a, t, share=w * len(sel) / n_valid_all)
         if ct is not None and n_ct_local:
-            t_r = t_reflow[sel].to(dev, x0.dtype)[ct.index]
+            t_r = sb.t_reflow[sel].to(dev, x0.dtype)[ct.index]
             scale = cfg.reflow_weight * w * n_ct_local / n_ct_all
             r_local, r_terms = self._reflow_loss(ct, eps, cond, t_r, scale)
             local, terms = local + r_local, {**terms, **r_terms}
         (global_loss,) = self._sum([local / w])  # the single-process loss value
         terms["loss"] = global_loss
-        result.terms = terms
-        if not np.isfinite(global_loss):  # every rank sees the same sum, so every rank skips together
-            return self._finish(result, "non-finite loss", t0)
+        return global_loss, terms
+
+    def _apply_update(self, terms: dict[str, float]) -> str | None:
+        """Average, clip and apply the accumulated gradients, then move θ_old; the skip reason or None."""
+        import torch
+
+        from .losses import old_policy_decay
+
+        cfg, params = self.cfg, self.policy.trainable_parameters()
         self._average_gradients(params)
         gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         terms["grad_norm"] = float(gnorm)
         if not torch.isfinite(gnorm):
             self.optimizer.zero_grad(set_to_none=True)
-            return self._finish(result, "non-finite gradient", t0)
+            return "non-finite gradient"
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         decay = old_policy_decay(self.step + 1, flat=cfg.decay_flat, uprate=cfg.decay_uprate, cap=cfg.decay_cap)
         self.policy.sync_old(decay)
         terms["old_decay"] = decay
-        return self._finish(result, None, t0)
+        return None
 
     def _policy_loss(
         self, x0: torch.Tensor, eps: torch.Tensor, cond: TextCond, m: torch.Tensor, a: torch.Tensor,

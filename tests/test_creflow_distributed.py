@@ -85,7 +85,7 @@ def _launch(world: int, config: Path, out: Path, fake_reward: bool) -> list[dict
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from creflow_train.policy import build_tiny_wan
+    from creflow_train.testing import build_tiny_wan
 
     return Path(build_tiny_wan(tmp_path_factory.mktemp("tiny_wan")))
 

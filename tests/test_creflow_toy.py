@@ -227,8 +227,8 @@ def test_cli_prints_four_lines(monkeypatch, tmp_path):
 
     seen = {}
 
-    def fake_run(cfg, out, log, jobs=1, cache_dir=None):
-        seen["cfg"], seen["out"], seen["jobs"], seen["cache"] = cfg, out, jobs, cache_dir
+    def fake_run(cfg, out, log, jobs=1, cache_dir=None, shipped_cache=None):
+        seen["cfg"], seen["out"], seen["jobs"], seen["cache"] = cfg, out, jobs, (cache_dir, shipped_cache)
         arms = {
             a: bench.ArmSummary(a, [0, 4], [0.1, s], [0, 0], [0, 0], [1, 1], [0, 0], s, 0.01, 1.0, 0.0)
             for a, s in zip(("nft", "credit-nft", "reflow", "creflow"), (0.25, 0.3125, 0.5, 0.6666), strict=True)
@@ -244,10 +244,12 @@ def test_cli_prints_four_lines(monkeypatch, tmp_path):
     ]
     assert seen["cfg"].seeds == (0,) and seen["cfg"].rl.steps == bench.quick_config().rl.steps
     assert seen["out"] == tmp_path and seen["jobs"] == 2
-    assert seen["cache"] == cli.SHIPPED_CACHE  # the checkout's pretrained checkpoint, whatever --out is
+    assert seen["cache"] == (None, cli.SHIPPED_CACHE)  # the checkout's checkpoint is read, whatever --out is
     assert (seen["cfg"].rl.lr, seen["cfg"].rl.anchor_outside, seen["cfg"].rl.kl_weight) == (1e-4, 0.0, 1e-4)
     assert CliRunner().invoke(cli.app, ["toy", "--quick"]).exit_code == 0
     assert seen["out"] == cli.DEFAULT_OUT / "quick"
+    assert CliRunner().invoke(cli.app, ["toy", "--quick", "--cache", str(tmp_path / "c")]).exit_code == 0
+    assert seen["cache"] == (tmp_path / "c", None)  # an explicit cache is read and written, the shipped one unused
     for flag in (["--lr", "0"], ["--anchor-outside", "-1"]):
         assert CliRunner().invoke(cli.app, ["toy", *flag]).exit_code == 2
     bad = CliRunner().invoke(cli.app, ["toy", "--arms", "nft,grpo"])
@@ -263,3 +265,38 @@ def test_line_plot_writes_png(tmp_path):
     p = line_plot(tmp_path / "a.png", {"x": (np.arange(3), np.array([0.1, 0.5, 0.9]), np.full(3, 0.05))},
                   title="t", xlabel="step", ylabel="s")
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_default_toy_outputs_are_git_ignored(root):
+    """A default `creflow toy` run writes under out/creflow_toy/, which git ignores: no tracked file changes."""
+    import shutil
+    import subprocess
+
+    from creflow_train import cli
+
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = [cli.DEFAULT_OUT / sub / name for sub in ("quick", "run")
+             for name in ("results.json", "curves.csv", "success.png", "_work/pretrained_0123456789.pt")]
+    res = subprocess.run(["git", "check-ignore", "--no-index", *map(str, paths)], cwd=root, capture_output=True,
+                         text=True, check=False)
+    assert sorted(res.stdout.split()) == sorted(map(str, paths))
+    tracked = subprocess.run(["git", "ls-files", str(cli.DEFAULT_OUT)], cwd=root, capture_output=True, text=True)
+    assert tracked.stdout == ""
+
+
+def test_pretrained_model_never_writes_into_the_shipped_cache(tmp_path, monkeypatch):
+    from creflow_train.toy import bench
+    from creflow_train.toy.pretrain import PretrainConfig
+
+    world, cfg = W.WorldConfig(frames=4), PretrainConfig(steps=1, batch=2, ch=8)
+    shipped, cache = tmp_path / "shipped", tmp_path / "cache"
+    shipped.mkdir()
+    model = bench.pretrained_model(world, cfg, cache, shipped=shipped)
+    assert list(shipped.iterdir()) == [] and len(list(cache.glob("pretrained_*.pt"))) == 1
+    (cache / next(cache.iterdir()).name).rename(shipped / next(cache.iterdir()).name)
+    monkeypatch.setattr(bench, "pretrain", lambda *a, **k: pytest.fail("the shipped checkpoint must be reused"))
+    again = bench.pretrained_model(world, cfg, cache, shipped=shipped)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values(),
+                                                  strict=True))
+    assert list(cache.iterdir()) == []

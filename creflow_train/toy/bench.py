@@ -80,22 +80,26 @@ def _cache_key(world: WorldConfig, cfg: PretrainConfig) -> str:
     return hashlib.sha1(json.dumps([asdict(world), asdict(cfg)], sort_keys=True).encode()).hexdigest()[:10]
 
 
-def pretrained_model(world: WorldConfig, cfg: PretrainConfig, cache_dir: Path | None, log=None) -> TinyVideoFlow:
-    """Load the pretrained model from `cache_dir` if this exact config was trained before, else train it."""
-    path = cache_dir / f"pretrained_{_cache_key(world, cfg)}.pt" if cache_dir else None
-    if path is not None and path.exists():
-        model = TinyVideoFlow(world.frames, world.size, ch=cfg.ch)
-        model.load_state_dict(torch.load(path, map_location="cpu"))
-        return model.eval()
+def pretrained_model(
+    world: WorldConfig, cfg: PretrainConfig, cache_dir: Path | None, log=None, shipped: Path | None = None
+) -> TinyVideoFlow:
+    """Load the pretrained model of this exact config from `shipped` (read only) or `cache_dir`, else train it
+    and save it in `cache_dir` (never in `shipped`: that is the checkout's tracked checkpoint directory)."""
+    name = f"pretrained_{_cache_key(world, cfg)}.pt"
+    for d in (shipped, cache_dir):
+        if d is not None and (d / name).exists():
+            model = TinyVideoFlow(world.frames, world.size, ch=cfg.ch)
+            model.load_state_dict(torch.load(d / name, map_location="cpu"))
+            return model.eval()
     t0 = time.perf_counter()
     model = pretrain(world, cfg, log_every=250 if log else 0)
     if log:
         log(f"pretrained in {time.perf_counter() - t0:.0f} s")
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = (cache_dir / name).with_suffix(".tmp")
         torch.save(model.state_dict(), tmp)
-        tmp.replace(path)
+        tmp.replace(cache_dir / name)
     return model
 
 
@@ -154,13 +158,14 @@ def _train_all(cfg: AblationConfig, base: TinyVideoFlow, evalset: EvalSet, jobs:
 
 
 def run_ablation(
-    cfg: AblationConfig, out_dir: Path | None = None, log=None, jobs: int = 1, cache_dir: Path | None = None
+    cfg: AblationConfig, out_dir: Path | None = None, log=None, jobs: int = 1, cache_dir: Path | None = None,
+    shipped_cache: Path | None = None,
 ) -> AblationSummary:
-    """Pretrain (or load from `cache_dir`, default out_dir/_work), post-train every arm for every seed (`jobs`
-    processes), summarise and write the outputs."""
+    """Pretrain (or load from `shipped_cache` or `cache_dir`, default out_dir/_work), post-train every arm for
+    every seed (`jobs` processes), summarise and write the outputs under `out_dir`."""
     t0 = time.perf_counter()
     cache = cache_dir or (out_dir / "_work" if out_dir else None)
-    base = pretrained_model(cfg.world, cfg.pretrain, cache, log)
+    base = pretrained_model(cfg.world, cfg.pretrain, cache, log, shipped=shipped_cache)
     evalset = EvalSet(cfg.world, cfg.rl, base)
     results = _train_all(cfg, base, evalset, jobs, log)
     pre_success = results[0].evals[0].success if results else None

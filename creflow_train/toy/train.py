@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..advantages import aggregate_group_masks, group_advantages
+from ..advantages import Advantages, aggregate_group_masks, group_advantages
 from ..losses import (
     CorrectiveTargets,
     corrective_reflow_loss,
@@ -30,7 +30,7 @@ from ..losses import (
 from ..masks import pixel_to_latent_mask
 from .judge import judge
 from .model import PATCH, TinyVideoFlow, encode, full_video, sample
-from .reward import score
+from .reward import ToyScore, score
 from .world import WorldConfig, first_frames, sample_layouts
 
 ARMS: dict[str, tuple[bool, bool]] = {  # name -> (credit-aware NFT, corrective reflow)
@@ -149,10 +149,23 @@ class StepInfo:
     terms: dict[str, float]
 
 
-def rl_step(arm: str, pol: Policies, world: WorldConfig, cfg: RLConfig, step: int, gen: torch.Generator) -> StepInfo:
-    """One step: sample K rollouts per prompt with θ_old, score, advantages, masks, losses, AdamW, EMA."""
+@dataclass
+class ToyRollouts:
+    """One step's groups: prompts, noises, clean latents, scores, advantages and the group-aggregated masks."""
+
+    groups: torch.Tensor  # (B,) prompt index
+    cond: torch.Tensor  # (B, 12, h, w) latent prompt frames
+    noise: torch.Tensor  # (B, 12, T−1, h, w) each rollout's initial noise
+    z0: torch.Tensor  # (B, 12, T−1, h, w) clean latents sampled with θ_old
+    score: ToyScore
+    adv: Advantages
+    lmask: torch.Tensor | None  # (B, T−1, h, w) latent masks (None when the arm needs none)
+    mask_seconds: float
+
+
+def sample_rollouts(arm: str, pol: Policies, world: WorldConfig, cfg: RLConfig, gen: torch.Generator) -> ToyRollouts:
+    """K rollouts per prompt from θ_old with the Euler solver, scored, with advantages and latent masks."""
     credit, reflow = ARMS[arm]
-    t_start = time.perf_counter()
     h = world.size // PATCH
     n = cfg.prompts * cfg.group
     groups = torch.arange(cfg.prompts).repeat_interleave(cfg.group)
@@ -168,12 +181,36 @@ def rl_step(arm: str, pol: Policies, world: WorldConfig, cfg: RLConfig, step: in
     if need_masks:
         lmask = pixel_to_latent_mask(sc.masks[:, 1:], temporal=1, spatial=PATCH)  # (B, T−1, h, w)
         lmask = aggregate_group_masks(lmask, groups, sc.violated)
-    mask_seconds = time.perf_counter() - t_mask
-    if adv.n_valid == 0:
-        return StepInfo(sc.rewards.mean().item(), None, time.perf_counter() - t_start, mask_seconds, {})
-    model, old, ref = pol.model.train(), pol.old, pol.ref
-    keep = adv.valid
-    x0, c, a = z0[keep], cond[keep], adv.advantages[keep]
+    return ToyRollouts(groups, cond, noise, z0, sc, adv, lmask, time.perf_counter() - t_mask)
+
+
+def rl_step(arm: str, pol: Policies, world: WorldConfig, cfg: RLConfig, step: int, gen: torch.Generator) -> StepInfo:
+    """One step: sample K rollouts per prompt with θ_old, score, advantages, masks, losses, AdamW, EMA."""
+    t_start = time.perf_counter()
+    ro = sample_rollouts(arm, pol, world, cfg, gen)
+    reward = ro.score.rewards.mean().item()
+    if ro.adv.n_valid == 0:
+        return StepInfo(reward, None, time.perf_counter() - t_start, ro.mask_seconds, {})
+    loss, terms, mask_seconds = _step_loss(arm, pol, cfg, ro, gen)
+    pol.opt.zero_grad(set_to_none=True)
+    if not torch.isfinite(loss):  # NaN/Inf guard: skip the update, report the step
+        return StepInfo(reward, None, time.perf_counter() - t_start, mask_seconds, terms)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(pol.model.parameters(), 1.0)
+    pol.opt.step()
+    d = old_policy_decay(step, flat=cfg.decay_flat, uprate=cfg.decay_uprate, cap=cfg.decay_cap)
+    ema_update_(list(pol.old.parameters()), list(pol.model.parameters()), d)
+    return StepInfo(reward, loss.item(), time.perf_counter() - t_start, mask_seconds, terms)
+
+
+def _step_loss(
+    arm: str, pol: Policies, cfg: RLConfig, ro: ToyRollouts, gen: torch.Generator
+) -> tuple[torch.Tensor, dict[str, float], float]:
+    """The arm's loss on the valid rollouts (NFT rows and reflow rows in one forward), its terms, mask seconds."""
+    credit, reflow = ARMS[arm]
+    model, old, ref, lmask, mask_seconds = pol.model.train(), pol.old, pol.ref, ro.lmask, ro.mask_seconds
+    keep = ro.adv.valid
+    x0, c, a = ro.z0[keep], ro.cond[keep], ro.adv.advantages[keep]
     nb = x0.shape[0]
     t = torch.rand(nb, generator=gen)
     eps = torch.randn(x0.shape, generator=gen)
@@ -181,14 +218,15 @@ def rl_step(arm: str, pol: Policies, world: WorldConfig, cfg: RLConfig, step: in
     ct = None
     if reflow:  # the reflow rows ride in the same forward pass as the NFT rows
         t_r = time.perf_counter()
-        ct = corrective_targets(z0, lmask, groups, ~sc.violated & adv.valid, close_diff=cfg.reflow_close_diff)
+        ct = corrective_targets(ro.z0, lmask, ro.groups, ~ro.score.violated & ro.adv.valid,
+                                close_diff=cfg.reflow_close_diff)
         if len(ct) > cfg.reflow_max:
             pick = torch.randperm(len(ct), generator=gen)[: cfg.reflow_max].sort().values
             ct = CorrectiveTargets(ct.index[pick], ct.x0_star[pick], ct.mask[pick])
         tr = torch.rand(len(ct), generator=gen)
-        x_r = rf_interpolate(ct.x0_star, noise[ct.index], tr)
+        x_r = rf_interpolate(ct.x0_star, ro.noise[ct.index], tr)
         mask_seconds += time.perf_counter() - t_r
-        v_all = model(torch.cat([x_t, x_r]), torch.cat([t, tr]), torch.cat([c, cond[ct.index]]))
+        v_all = model(torch.cat([x_t, x_r]), torch.cat([t, tr]), torch.cat([c, ro.cond[ct.index]]))
         v_theta, v_r = v_all[:nb], v_all[nb:]
     else:
         v_theta = model(x_t, t, c)
@@ -208,18 +246,11 @@ def rl_step(arm: str, pol: Policies, world: WorldConfig, cfg: RLConfig, step: in
         loss = loss + anchor
         terms.update(a_terms)
     if ct is not None and len(ct):
-        l_r, r_terms = corrective_reflow_loss(v_r, ct.x0_star, noise[ct.index], ct.mask, mask_floor=cfg.mask_floor)
+        l_r, r_terms = corrective_reflow_loss(v_r, ct.x0_star, ro.noise[ct.index], ct.mask,
+                                              mask_floor=cfg.mask_floor)
         loss = loss + cfg.reflow_weight * l_r
         terms.update(r_terms)
-    pol.opt.zero_grad(set_to_none=True)
-    if not torch.isfinite(loss):  # NaN/Inf guard: skip the update, report the step
-        return StepInfo(sc.rewards.mean().item(), None, time.perf_counter() - t_start, mask_seconds, terms)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    pol.opt.step()
-    d = old_policy_decay(step, flat=cfg.decay_flat, uprate=cfg.decay_uprate, cap=cfg.decay_cap)
-    ema_update_(list(old.parameters()), list(model.parameters()), d)
-    return StepInfo(sc.rewards.mean().item(), loss.item(), time.perf_counter() - t_start, mask_seconds, terms)
+    return loss, terms, mask_seconds
 
 
 def train_arm(

@@ -9,11 +9,10 @@ decodes at `decode_timestep` (the pipeline's default 0, hence no decode noise).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .families import TextCond, VideoFamily, save_tiny_tokenizer
+from .base import TextCond, VideoFamily
 
 if TYPE_CHECKING:
     import torch
@@ -96,44 +95,3 @@ class LtxFamily(VideoFamily):
         with torch.no_grad():
             video = vae.decode(z.to(vae.dtype), temb, return_dict=False)[0]  # (B, 3, T, H, W) in [-1, 1]
         return ((video.float().cpu() + 1) / 2).clamp(0, 1).permute(0, 2, 1, 3, 4).contiguous()
-
-
-def build_tiny_ltx(root: str | os.PathLike[str], seed: int = 0) -> str:
-    """Save a tiny random-initialised LTX-Video checkpoint (diffusers layout) for offline tests and smoke runs.
-
-    1-layer LTXVideoTransformer3DModel (2 heads × 8, patch 1, 8 latent channels), an AutoencoderKLLTXVideo with
-    8-channel blocks but LTX's real compression (patch 4 × three 2× stages: 8× temporal, 32× spatial; timestep
-    conditioned decoder, output conv scaled up for contrast), non-trivial latents_mean/std and scaling_factor, a
-    1-layer T5 encoder and a WordLevel tokenizer.
-    """
-    import torch
-    from diffusers import AutoencoderKLLTXVideo, LTXVideoTransformer3DModel
-    from transformers import T5Config, T5EncoderModel
-
-    out = os.fspath(root)
-    torch.manual_seed(seed)
-    LTXVideoTransformer3DModel(
-        in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=2, attention_head_dim=8,
-        cross_attention_dim=16, num_layers=1, caption_channels=16,
-    ).save_pretrained(os.path.join(out, "transformer"))
-    vae = AutoencoderKLLTXVideo(
-        latent_channels=8, block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
-        layers_per_block=(1, 1, 1, 1, 1), decoder_layers_per_block=(1, 1, 1, 1, 1),
-        spatio_temporal_scaling=(True, True, True, False), decoder_spatio_temporal_scaling=(True, True, True, False),
-        decoder_inject_noise=(False,) * 5, upsample_residual=(False,) * 4, upsample_factor=(1,) * 4,
-        timestep_conditioning=True, patch_size=4, patch_size_t=1, scaling_factor=0.9,
-    )
-    with torch.no_grad():
-        vae.latents_mean.copy_(torch.linspace(-0.2, 0.2, 8))
-        vae.latents_std.copy_(torch.linspace(0.8, 1.4, 8))
-        # random init decodes to low-contrast grey; 4× on the output conv gives saturated colours the colour
-        # grounder can see, so rewards differ between rollouts (as with the tiny Wan VAE)
-        vae.decoder.conv_out.conv.weight.mul_(4.0)
-    if (vae.temporal_compression_ratio, vae.spatial_compression_ratio) != (8, 32):
-        raise RuntimeError("tiny LTX VAE must compress like the real one (8× temporal, 32× spatial)")
-    vae.save_pretrained(os.path.join(out, "vae"))
-    t5 = T5Config(vocab_size=32, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
-                  relative_attention_num_buckets=8)
-    T5EncoderModel(t5).save_pretrained(os.path.join(out, "text_encoder"))
-    save_tiny_tokenizer(os.path.join(out, "tokenizer"))
-    return out

@@ -6,11 +6,10 @@ length (Wan's transformer takes no text mask); the VAE's latents_mean/std normal
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .families import TextCond, VideoFamily, save_tiny_tokenizer
+from .base import TextCond, VideoFamily
 
 if TYPE_CHECKING:
     import torch
@@ -68,30 +67,3 @@ class WanFamily(VideoFamily):
         with torch.no_grad():
             video = vae.decode(z.to(vae.dtype), return_dict=False)[0]  # (B, 3, T, H, W) in [-1, 1]
         return ((video.float().cpu() + 1) / 2).clamp(0, 1).permute(0, 2, 1, 3, 4).contiguous()
-
-
-def build_tiny_wan(root: str | os.PathLike[str], seed: int = 0) -> str:
-    """Save a tiny random-initialised Wan checkpoint (diffusers layout) for offline tests and smoke runs.
-
-    1-layer WanTransformer3DModel (2 heads × 8, patch (1, 2, 2), 4 latent channels), an AutoencoderKLWan
-    with base_dim 8 (4× temporal, 8× spatial compression), a 1-layer UMT5 encoder and a WordLevel tokenizer.
-    """
-    import torch
-    from diffusers import AutoencoderKLWan, WanTransformer3DModel
-    from transformers import UMT5Config, UMT5EncoderModel
-
-    out = os.fspath(root)
-    torch.manual_seed(seed)
-    WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=4,
-        text_dim=16, freq_dim=16, ffn_dim=32, num_layers=1, rope_max_seq_len=32,
-    ).save_pretrained(os.path.join(out, "transformer"))
-    AutoencoderKLWan(
-        base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1, temperal_downsample=[False, True, True],
-        latents_mean=[0.1, -0.1, 0.0, 0.2], latents_std=[1.5, 1.0, 0.8, 1.2],
-    ).save_pretrained(os.path.join(out, "vae"))
-    t5 = UMT5Config(vocab_size=32, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
-                    relative_attention_num_buckets=8)
-    UMT5EncoderModel(t5).save_pretrained(os.path.join(out, "text_encoder"))
-    save_tiny_tokenizer(os.path.join(out, "tokenizer"))
-    return out

@@ -1,28 +1,25 @@
-"""Model families the trainer drives: one adapter per diffusers video pipeline (Wan, LTX-Video).
+"""The adapter base of a model family: loaded parts, prompt conditioning and the `VideoFamily` interface.
 
 A family owns everything that differs between pipelines: loading its parts from a diffusers-layout directory
 (transformer/ vae/ text_encoder/ tokenizer/), the VAE's compression and latent shape, prompt encoding, the
 transformer call (its latent layout, timestep and conditioning inputs) and VAE decoding. The trainer, rollouts
 and LoRA policy only see (B, C, T′, H′, W′) latents, `TextCond` prompts and (B, T, C, H, W) frames in [0, 1].
-The family of a directory is read from transformer/config.json's `_class_name`.
+The concrete families (wan.py, ltx.py) import this module; the registry lives in the package's __init__.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .config import FAMILIES, ConfigError
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
 
 SUBFOLDERS = ("transformer", "vae", "text_encoder", "tokenizer")
-# transformer class name → family name; the classes live in wan.py / ltx.py (imported on demand)
-TRANSFORMER_CLASSES = {"WanTransformer3DModel": "wan", "LTXVideoTransformer3DModel": "ltx"}
 
 
 @dataclass
@@ -157,48 +154,11 @@ class VideoFamily:
         return self
 
 
-def family_class(name: str) -> type[VideoFamily]:
-    """The adapter class of family `name` ("wan" or "ltx")."""
-    if name == "wan":
-        from .wan import WanFamily
-
-        return WanFamily
-    if name == "ltx":
-        from .ltx import LtxFamily
-
-        return LtxFamily
-    raise ConfigError(f"family: {name!r} is not one of: {', '.join(FAMILIES)}")
-
-
-def _supported() -> str:
-    """'Class (family), …' for error messages."""
-    return ", ".join(f"{c} ({f})" for c, f in TRANSFORMER_CLASSES.items())
-
-
-def detect_family(model_dir: str | os.PathLike[str]) -> str:
-    """Family name of a diffusers directory from transformer/config.json's `_class_name`."""
-    root = os.fspath(model_dir)
-    path = os.path.join(root, "transformer", "config.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            cls = json.load(f).get("_class_name")
-    except FileNotFoundError as e:
-        raise ConfigError(f"model: {root} has no transformer/config.json (expected a diffusers video "
-                          f"checkpoint with {', '.join(s + '/' for s in SUBFOLDERS)})") from e
-    except (OSError, json.JSONDecodeError) as e:
-        raise ConfigError(f"model: {path} is unreadable: {e}") from e
-    if cls not in TRANSFORMER_CLASSES:
-        raise ConfigError(f"model: {root} holds a {cls!r} transformer, which no family supports "
-                          f"(supported: {_supported()}; or set family:)")
-    return TRANSFORMER_CLASSES[cls]
-
-
-def family_of_parts(parts: ModelParts) -> str:
-    """Family name of already loaded parts, from the transformer's class."""
-    cls = type(parts.transformer).__name__
-    if cls not in TRANSFORMER_CLASSES:
-        raise ConfigError(f"family: cannot tell the family of a {cls} transformer (supported: {_supported()})")
-    return TRANSFORMER_CLASSES[cls]
+def freeze(*modules: Any) -> None:
+    """No gradients and eval mode for every module (the base model never trains)."""
+    for m in modules:
+        m.requires_grad_(False)
+        m.eval()
 
 
 def check_subfolders(model_dir: str | os.PathLike[str], family: str) -> str:
@@ -208,37 +168,3 @@ def check_subfolders(model_dir: str | os.PathLike[str], family: str) -> str:
         if not os.path.isdir(os.path.join(root, sub)):
             raise ConfigError(f"model: {root} is missing subfolder {sub}/ (expected a diffusers {family} checkpoint)")
     return root
-
-
-def load_family(
-    model_dir: str | os.PathLike[str], family: str = "auto", *, frame_rate: float = 25.0, dtype: Any = None,
-    parts: ModelParts | None = None,
-) -> VideoFamily:
-    """Load (or wrap already loaded `parts`) as the adapter of `family`; "auto" detects it."""
-    if family == "auto":
-        family = family_of_parts(parts) if parts is not None else detect_family(model_dir)
-    cls = family_class(family)
-    return cls(parts if parts is not None else cls.load(model_dir, dtype), frame_rate=frame_rate)
-
-
-def freeze(*modules: Any) -> None:
-    """No gradients and eval mode for every module (the base model never trains)."""
-    for m in modules:
-        m.requires_grad_(False)
-        m.eval()
-
-
-TINY_WORDS = ("a", "red", "block", "moves", "to", "the", "green", "zone", "blue", "cup", "on", "table",
-              "gripper", "square", "carries", "goal")
-
-
-def save_tiny_tokenizer(path: str) -> None:
-    """A WordLevel tokenizer over TINY_WORDS (built offline with `tokenizers`), saved as a fast tokenizer."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2} | {w: 3 + i for i, w in enumerate(TINY_WORDS)}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="</s>",
-                            unk_token="<unk>").save_pretrained(path)
