@@ -26,8 +26,10 @@ def toy(
         "--quick", help="One seed, 12 steps (about a minute with the shipped checkpoint).",
     )] = False,
     seeds: Annotated[int, typer.Option(help="Number of seeds (full run).", min=1)] = 3,
+    first_seed: Annotated[int, typer.Option(help="Seeds are first_seed … first_seed + seeds − 1.", min=0)] = 0,
     steps: Annotated[int | None, typer.Option(help="Post-training steps per arm (overrides the preset).")] = None,
-    arms: Annotated[str, typer.Option(help="Comma-separated arms.")] = "nft,credit-nft,reflow,creflow",
+    arms: Annotated[str, typer.Option(help="Comma-separated arms (nft, credit-nft, reflow, creflow, nft-anchor, "
+                                           "nft-kl).")] = "nft,credit-nft,reflow,creflow",
     out: Annotated[Path | None, typer.Option(
         help="Output directory (results.json, curves.csv, PNGs); default out/creflow_toy/quick or …/run.",
     )] = None,
@@ -37,26 +39,30 @@ def toy(
     )] = None,
     lr: Annotated[float | None, typer.Option(help="AdamW learning rate of every arm (default 1e-4).")] = None,
     anchor_outside: Annotated[float | None, typer.Option(
-        help="Credit-aware arms: weight of the anchor to the reference outside the masks (default 1; 0 = off).",
+        help="Weight of the outside anchor of the anchored arms (and nft-kl's KL); 0 = off.",
     )] = None,
     kl_weight: Annotated[float | None, typer.Option(help="KL anchor weight of every arm (default 1e-4).")] = None,
-    mask_floor: Annotated[float, typer.Option(help="Weight let through outside violation masks (0-1).")] = 0.0,
-    mask_norm: Annotated[str, typer.Option(help="Credit-aware NFT normalisation: mask (ΣM) or numel.")] = "mask",
-    threads: Annotated[int, typer.Option(help="torch CPU threads (1 is fastest on a busy machine).")] = 0,
-    jobs: Annotated[int, typer.Option(help="Parallel processes, one (arm, seed) run each (1 thread each).",
-                                      min=1)] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON before the four lines.")] = False,
+    mask_floor: Annotated[float | None, typer.Option(help="Weight let through outside violation masks.")] = None,
+    mask_norm: Annotated[str | None, typer.Option(help="Credit-aware NFT normalisation: mask or numel.")] = None,
+    threads: Annotated[int, typer.Option(help="torch CPU threads inside each run.", min=1)] = 1,
+    jobs: Annotated[int, typer.Option(help="Parallel processes, one (arm, seed) run each.", min=1)] = 1,
+    timing_reps: Annotated[int, typer.Option(help="Interleaved steps per arm for the overhead figure (0 = skip).",
+                                             min=0)] = 6,
+    portable_math: Annotated[bool, typer.Option(
+        help="Pin the CPU kernels (ATEN_CPU_CAPABILITY=default, ONEDNN_MAX_CPU_ISA=AVX2, MKL_CBWR=COMPATIBLE) so "
+             "another x86 machine computes the same floats; --native-math uses the fastest ones.",
+    )] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON before the arm lines.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Narrate training.")] = False,
 ) -> None:
-    """Run the four-arm ablation (nft, credit-nft, reflow, creflow) and print each arm's final success rate."""
-    import torch
+    """Run the ablation arms (default nft, credit-nft, reflow, creflow) and print each arm's final success rate."""
+    _pin_math(portable_math)
+    from .toy.bench import final_lines, run_ablation  # after _pin_math: this imports torch
 
-    from .toy.bench import final_lines, run_ablation
-
-    if threads > 0:
-        torch.set_num_threads(threads)
-    cfg = _toy_config(quick, seeds, steps, arms, {"lr": lr, "anchor_outside": anchor_outside, "kl_weight": kl_weight,
-                                                   "mask_floor": mask_floor, "mask_norm": mask_norm})
+    loss_over = {"anchor_outside": anchor_outside, "kl_weight": kl_weight, "mask_floor": mask_floor,
+                 "mask_norm": mask_norm}
+    cfg = _toy_config(quick, range(first_seed, first_seed + seeds), steps, arms, lr, threads, loss_over)
+    cfg = replace(cfg, timing_reps=timing_reps if not quick else min(timing_reps, cfg.timing_reps))
     log = (lambda msg: typer.echo(msg, err=True)) if verbose else None
     out = out or DEFAULT_OUT / ("quick" if quick else "run")
     shipped = SHIPPED_CACHE if cache is None and SHIPPED_CACHE.is_dir() else None
@@ -74,7 +80,18 @@ def toy(
         typer.echo(line)
 
 
-def _toy_config(quick: bool, seeds: int, steps: int | None, arms: str, over: dict) -> Any:
+def _pin_math(portable: bool) -> None:
+    """Pin the CPU kernels before torch starts (see toy/mathenv.py); warn when torch already chose them
+    (results.json records the kernels actually used either way)."""
+    from .toy.mathenv import PORTABLE_MATH, pin_math
+
+    if portable and not pin_math():
+        typer.echo("warning: torch was imported before the CPU kernels could be pinned; for portable floats set "
+                   + " ".join(f"{k}={v}" for k, v in PORTABLE_MATH.items()) + " in the environment", err=True)
+
+
+def _toy_config(quick: bool, seeds: range, steps: int | None, arms: str, lr: float | None, threads: int,
+                loss_over: dict) -> Any:
     """The AblationConfig of `creflow toy`'s options; a bad value raises typer.BadParameter (exit code 2)."""
     from .toy.bench import AblationConfig, quick_config
     from .toy.train import ARMS
@@ -84,17 +101,16 @@ def _toy_config(quick: bool, seeds: int, steps: int | None, arms: str, over: dic
     if unknown:
         raise typer.BadParameter(f"unknown arm(s) {', '.join(unknown)}; expected: {', '.join(ARMS)}",
                                  param_hint="--arms")
-    if not 0.0 <= over["mask_floor"] <= 1.0:
-        raise typer.BadParameter(f"must be in [0, 1], got {over['mask_floor']}", param_hint="--mask-floor")
-    if over["mask_norm"] not in ("mask", "numel"):
-        raise typer.BadParameter(f"must be one of: mask, numel (got {over['mask_norm']!r})", param_hint="--mask-norm")
-    over = {k: v for k, v in over.items() if v is not None}
-    for key in ("lr", "anchor_outside", "kl_weight"):
-        if key in over and (over[key] < 0 or (key == "lr" and over[key] == 0)):
-            raise typer.BadParameter("must be > 0" if key == "lr" else "must be >= 0",
-                                     param_hint="--" + key.replace("_", "-"))
-    cfg = quick_config() if quick else AblationConfig(seeds=tuple(range(seeds)))
-    rl = replace(cfg.rl, **over, **({"steps": steps} if steps is not None else {}))
+    if lr is not None and not lr > 0:
+        raise typer.BadParameter("must be > 0", param_hint="--lr")
+    cfg = quick_config() if quick else AblationConfig(seeds=tuple(seeds))
+    try:
+        loss = replace(cfg.rl.loss, **{k: v for k, v in loss_over.items() if v is not None})
+    except ValueError as e:
+        key = str(e).split(":")[0]
+        raise typer.BadParameter(str(e), param_hint="--" + key.replace("_", "-")) from None
+    rl = replace(cfg.rl, loss=loss, threads=threads, **({"lr": lr} if lr is not None else {}),
+                 **({"steps": steps} if steps is not None else {}))
     return replace(cfg, rl=rl, arms=chosen)
 
 
