@@ -12,7 +12,7 @@ Drift compares the policy's sample with the pretrained model's sample from the s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
@@ -21,8 +21,14 @@ from .model import PATCH, TinyVideoFlow, encode, full_video, sample
 from .reward import score
 from .world import WorldConfig, first_frames, sample_layouts
 
-if TYPE_CHECKING:
-    from .train import RLConfig
+
+class EvalSettings(Protocol):
+    """What EvalSet reads from the run's config (train.RLConfig has these fields)."""
+
+    eval_seed: int
+    eval_prompts: int
+    eval_noises: int
+    sample_steps: int
 
 
 @dataclass
@@ -41,7 +47,7 @@ class EvalPoint:
 class EvalSet:
     """Fixed prompts and noises for evaluation, with the pretrained model's samples for drift."""
 
-    def __init__(self, world: WorldConfig, cfg: RLConfig, pretrained: TinyVideoFlow) -> None:
+    def __init__(self, world: WorldConfig, cfg: EvalSettings, pretrained: TinyVideoFlow) -> None:
         gen = torch.Generator().manual_seed(cfg.eval_seed)
         lay = sample_layouts(cfg.eval_prompts, world, gen)
         cond = encode(first_frames(lay, world, gen)[:, None])[:, :, 0]
