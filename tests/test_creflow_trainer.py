@@ -236,17 +236,21 @@ def test_non_finite_rewards_and_loss_skip_the_step(tiny_model: Path, tmp_path: P
     with torch.no_grad():  # poison θ_old's output projection (θ_old is used only inside the loss): NaN loss
         policy.old_parameters()[b_old][0, 0] = float("nan")
     assert trainer.train_step().skipped == "non-finite loss"
-    with torch.no_grad():  # restore θ_old, poison θ's first LoRA A: finite loss, non-finite gradient
-        policy.old_parameters()[b_old][0, 0] = 0.0
-        policy.trainable_parameters()[0][0, 0] = float("nan")  # to_k's A: CPU attention absorbs it forward
+    a_name, b_name = (f"blocks.0.attn1.to_out.0.lora_{x}.default.weight" for x in "AB")
+    a, b = (policy.trainable_parameters()[policy.default_names.index(n)] for n in (a_name, b_name))
+    with torch.no_grad():  # restore θ_old; scale θ's output LoRA to A·1e30, B = 1e-30: B·A·x stays O(1), so
+        policy.old_parameters()[b_old][0, 0] = 0.0  # rollouts and loss are finite, but ∂/∂B ~ 1e30·δ and
+        a.mul_(1e30)  # the float32 norm Σ g² overflows (no kernel's luck involved: 1e60 > 3.4e38)
+        b.fill_(1e-30)
+    poisoned = policy.lora_state_dict()
     res = trainer.train_step()
     assert res.skipped == "non-finite gradient" and res.step == 3 and trainer.step == 3
+    assert math.isfinite(res.terms["loss"])
     assert not trainer.optimizer.state  # AdamW never stepped
     after = policy.lora_state_dict()
     for k in before:
-        poisoned = k == policy.default_names[0]
-        assert int(after[k].isnan().sum()) == int(poisoned)
-        assert poisoned or torch.equal(before[k], after[k])
+        assert torch.equal(after[k], poisoned[k])  # nothing moved
+        assert k in (a_name, b_name) or torch.equal(before[k], after[k])
     lines = [json.loads(s) for s in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert [d["skipped"] for d in lines] == ["non-finite reward", "non-finite loss", "non-finite gradient"]
     assert lines[1]["loss"] is None and isinstance(lines[2]["loss"], float) and lines[2]["grad_norm"] is None
