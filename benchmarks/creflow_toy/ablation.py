@@ -103,7 +103,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("out/creflow_toy/ablation"))
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--lrs", default="1e-5,3e-5,1e-4,3e-4")
+    ap.add_argument("--lrs", default="1e-5,3e-5,1e-4,3e-4,1e-3")
     ap.add_argument("--sweep-seeds", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=5, help="seeds of the headline runs")
     ap.add_argument("--max-extend", type=int, default=2, help="grid extensions allowed to bracket NFT's optimum")
