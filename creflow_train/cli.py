@@ -23,7 +23,7 @@ def _root() -> None:
 @app.command()
 def toy(
     quick: Annotated[bool, typer.Option(
-        "--quick", help="One seed, 12 steps (about a minute with the shipped checkpoint).",
+        "--quick", help="One seed, 12 steps (about 2½ minutes on one core with the shipped checkpoint).",
     )] = False,
     seeds: Annotated[int, typer.Option(help="Number of seeds (full run).", min=1)] = 3,
     first_seed: Annotated[int, typer.Option(help="Seeds are first_seed … first_seed + seeds − 1.", min=0)] = 0,
