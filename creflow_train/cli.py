@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="CreFlow post-training for flow video models.")
 
-DEFAULT_OUT = Path("benchmarks/creflow_toy")  # runs go to <this>/quick or <this>/run unless --out says otherwise
-SHIPPED_CACHE = Path(__file__).resolve().parents[1] / "benchmarks" / "creflow_toy" / "_work"  # source checkout
+DEFAULT_OUT = Path("out/creflow_toy")  # git-ignored: runs go to <this>/quick or <this>/run unless --out says otherwise
+SHIPPED_CACHE = Path(__file__).resolve().parents[1] / "benchmarks" / "creflow_toy" / "_work"  # read, never written
 
 
 @app.callback()
@@ -23,65 +23,50 @@ def _root() -> None:
 @app.command()
 def toy(
     quick: Annotated[bool, typer.Option(
-        "--quick", help="One seed, 12 steps (about a minute with the shipped checkpoint).",
+        "--quick", help="One seed, 12 steps (about 2½ minutes on one core with the shipped checkpoint).",
     )] = False,
     seeds: Annotated[int, typer.Option(help="Number of seeds (full run).", min=1)] = 3,
+    first_seed: Annotated[int, typer.Option(help="Seeds are first_seed … first_seed + seeds − 1.", min=0)] = 0,
     steps: Annotated[int | None, typer.Option(help="Post-training steps per arm (overrides the preset).")] = None,
-    arms: Annotated[str, typer.Option(help="Comma-separated arms.")] = "nft,credit-nft,reflow,creflow",
+    arms: Annotated[str, typer.Option(help="Comma-separated arms (nft, credit-nft, reflow, creflow, nft-anchor, "
+                                           "nft-kl).")] = "nft,credit-nft,reflow,creflow",
     out: Annotated[Path | None, typer.Option(
-        help="Output directory (results.json, curves.csv, PNGs); default benchmarks/creflow_toy/quick or …/run.",
+        help="Output directory (results.json, curves.csv, PNGs); default out/creflow_toy/quick or …/run.",
     )] = None,
     cache: Annotated[Path | None, typer.Option(
-        help="Directory of the pretrained checkpoint, reused when the world and pretraining config match; "
-             "default the checkout's benchmarks/creflow_toy/_work, else OUT/_work.",
+        help="Directory of the pretrained checkpoint, reused when the world and pretraining config match (and "
+             "written there otherwise); default: read the checkout's shipped one, write OUT/_work.",
     )] = None,
     lr: Annotated[float | None, typer.Option(help="AdamW learning rate of every arm (default 1e-4).")] = None,
     anchor_outside: Annotated[float | None, typer.Option(
-        help="Credit-aware arms: weight of the anchor to the reference outside the masks (default 1; 0 = off).",
+        help="Weight of the outside anchor of the anchored arms (and nft-kl's KL); 0 = off.",
     )] = None,
     kl_weight: Annotated[float | None, typer.Option(help="KL anchor weight of every arm (default 1e-4).")] = None,
-    mask_floor: Annotated[float, typer.Option(help="Weight let through outside violation masks (0-1).")] = 0.0,
-    mask_norm: Annotated[str, typer.Option(help="Credit-aware NFT normalisation: mask (ΣM) or numel.")] = "mask",
-    threads: Annotated[int, typer.Option(help="torch CPU threads (1 is fastest on a busy machine).")] = 0,
-    jobs: Annotated[int, typer.Option(help="Parallel processes, one (arm, seed) run each (1 thread each).",
-                                      min=1)] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON before the four lines.")] = False,
+    mask_floor: Annotated[float | None, typer.Option(help="Weight let through outside violation masks.")] = None,
+    mask_norm: Annotated[str | None, typer.Option(help="Credit-aware NFT normalisation: mask or numel.")] = None,
+    threads: Annotated[int, typer.Option(help="torch CPU threads inside each run.", min=1)] = 1,
+    jobs: Annotated[int, typer.Option(help="Parallel processes, one (arm, seed) run each.", min=1)] = 1,
+    timing_reps: Annotated[int, typer.Option(help="Interleaved steps per arm for the overhead figure (0 = skip).",
+                                             min=0)] = 6,
+    portable_math: Annotated[bool, typer.Option(
+        help="Pin the CPU kernels (ATEN_CPU_CAPABILITY=default, ONEDNN_MAX_CPU_ISA=AVX2, MKL_CBWR=COMPATIBLE) so "
+             "another x86 machine computes the same floats; --native-math uses the fastest ones.",
+    )] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON before the arm lines.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Narrate training.")] = False,
 ) -> None:
-    """Run the four-arm ablation (nft, credit-nft, reflow, creflow) and print each arm's final success rate."""
-    import torch
+    """Run the ablation arms (default nft, credit-nft, reflow, creflow) and print each arm's final success rate."""
+    _pin_math(portable_math)
+    from .toy.bench import final_lines, run_ablation  # after _pin_math: this imports torch
 
-    from .toy.bench import AblationConfig, final_lines, quick_config, run_ablation
-    from .toy.train import ARMS
-
-    if threads > 0:
-        torch.set_num_threads(threads)
-    chosen = tuple(a.strip() for a in arms.split(",") if a.strip())
-    unknown = [a for a in chosen if a not in ARMS]
-    if unknown:
-        typer.echo(f"error: unknown arm(s) {', '.join(unknown)}; expected: {', '.join(ARMS)}", err=True)
-        raise typer.Exit(2)
-    cfg = quick_config() if quick else AblationConfig(seeds=tuple(range(seeds)))
-    if steps is not None:
-        cfg = replace(cfg, rl=replace(cfg.rl, steps=steps))
-    if not 0.0 <= mask_floor <= 1.0:
-        typer.echo(f"error: --mask-floor must be in [0, 1], got {mask_floor}", err=True)
-        raise typer.Exit(2)
-    if mask_norm not in ("mask", "numel"):
-        typer.echo(f"error: --mask-norm must be one of: mask, numel (got {mask_norm!r})", err=True)
-        raise typer.Exit(2)
-    over = {k: v for k, v in (("lr", lr), ("anchor_outside", anchor_outside), ("kl_weight", kl_weight))
-            if v is not None}
-    bad = [k for k, v in over.items() if v < 0 or (k == "lr" and v == 0)]
-    if bad:
-        typer.echo(f"error: --{bad[0].replace('_', '-')} must be {'> 0' if bad[0] == 'lr' else '>= 0'}", err=True)
-        raise typer.Exit(2)
-    cfg = replace(cfg, rl=replace(cfg.rl, mask_floor=mask_floor, mask_norm=mask_norm, **over))
-    cfg = replace(cfg, arms=chosen)
+    loss_over = {"anchor_outside": anchor_outside, "kl_weight": kl_weight, "mask_floor": mask_floor,
+                 "mask_norm": mask_norm}
+    cfg = _toy_config(quick, range(first_seed, first_seed + seeds), steps, arms, lr, threads, loss_over)
+    cfg = replace(cfg, timing_reps=timing_reps if not quick else min(timing_reps, cfg.timing_reps))
     log = (lambda msg: typer.echo(msg, err=True)) if verbose else None
     out = out or DEFAULT_OUT / ("quick" if quick else "run")
-    cache = cache or (SHIPPED_CACHE if SHIPPED_CACHE.is_dir() else None)
-    summary = run_ablation(cfg, out, log, jobs=jobs, cache_dir=cache)
+    shipped = SHIPPED_CACHE if cache is None and SHIPPED_CACHE.is_dir() else None
+    summary = run_ablation(cfg, out, log, jobs=jobs, cache_dir=cache, shipped_cache=shipped)
     if as_json:
         typer.echo(json.dumps({
             "target_success": summary.target,
@@ -93,6 +78,54 @@ def toy(
         }))
     for line in final_lines(summary):
         typer.echo(line)
+
+
+def _pin_math(portable: bool) -> None:
+    """Pin the CPU kernels before torch starts (see toy/mathenv.py); warn when torch already chose them
+    (results.json records the kernels actually used either way)."""
+    from .toy.mathenv import PORTABLE_MATH, pin_math
+
+    if portable and not pin_math():
+        typer.echo("warning: torch was imported before the CPU kernels could be pinned; for portable floats set "
+                   + " ".join(f"{k}={v}" for k, v in PORTABLE_MATH.items()) + " in the environment", err=True)
+
+
+def _toy_config(quick: bool, seeds: range, steps: int | None, arms: str, lr: float | None, threads: int,
+                loss_over: dict) -> Any:
+    """The AblationConfig of `creflow toy`'s options; a bad value raises typer.BadParameter (exit code 2)."""
+    from .toy.bench import AblationConfig, quick_config
+    from .toy.train import ARMS
+
+    chosen = tuple(a.strip() for a in arms.split(",") if a.strip())
+    unknown = [a for a in chosen if a not in ARMS]
+    if unknown:
+        raise typer.BadParameter(f"unknown arm(s) {', '.join(unknown)}; expected: {', '.join(ARMS)}",
+                                 param_hint="--arms")
+    if lr is not None and not lr > 0:
+        raise typer.BadParameter("must be > 0", param_hint="--lr")
+    cfg = quick_config() if quick else AblationConfig(seeds=tuple(seeds))
+    try:
+        loss = replace(cfg.rl.loss, **{k: v for k, v in loss_over.items() if v is not None})
+    except ValueError as e:
+        key = str(e).split(":")[0]
+        raise typer.BadParameter(str(e), param_hint="--" + key.replace("_", "-")) from None
+    rl = replace(cfg.rl, loss=loss, threads=threads, **({"lr": lr} if lr is not None else {}),
+                 **({"steps": steps} if steps is not None else {}))
+    return replace(cfg, rl=rl, arms=chosen)
+
+
+@app.command("tiny-model")
+def tiny_model(
+    family: Annotated[str, typer.Argument(help="Model family: wan or ltx.")],
+    out: Annotated[Path, typer.Argument(help="Directory to write (diffusers layout).")],
+    seed: Annotated[int, typer.Option(help="Seed of the random initialisation.")] = 0,
+) -> None:
+    """Save a tiny random-initialised Wan or LTX-Video checkpoint for offline smoke runs of `creflow train`."""
+    from .testing import TINY_BUILDERS
+
+    if family not in TINY_BUILDERS:
+        raise typer.BadParameter(f"expected one of: {', '.join(TINY_BUILDERS)}", param_hint="FAMILY")
+    typer.echo(TINY_BUILDERS[family](out, seed=seed))
 
 
 @app.command()

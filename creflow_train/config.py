@@ -7,19 +7,25 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-LOSS_MODES = ("nft", "credit-nft", "reflow", "creflow")
-FAMILIES = ("auto", "wan", "ltx")
+from .errors import ConfigError
+from .families import FAMILIES
+from .losses import LOSS_KEYS, LOSS_MODES, LossConfig
+
+NULLABLE = ("loss.reflow_close_diff",)  # keys whose YAML value may be null
 MIXED_PRECISION = ("no", "bf16")
 DEFAULT_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
-
-
-class ConfigError(ValueError):
-    """A training config is invalid; the message names the key."""
 
 
 @dataclass
 class TrainConfig:
     """Everything one `creflow train` run needs (paths, sampling, LoRA, losses, optimiser, logging).
+
+    The objective is `loss`, the same `LossConfig` `creflow toy` trains with (YAML: a `loss:` mapping of its
+    fields, or just the mode, `loss: creflow`); its defaults are the toy's validated settings. What differs
+    from the toy is said where it is set: lr 3e-4 and LoRA r32/α64 (DiffusionNFT's LoRA defaults; the toy
+    fine-tunes a 0.17 M-parameter model fully at 1e-4), and sampling with θ_old (both do).
+    `failure_reward` is the reward of a rollout ltlreward could not score (0, the lowest in-range reward; see
+    the README for DanceGRPO's −1 and why not here); such a rollout is a negative whose mask is the whole video.
 
     Memory and speed: `micro_batch` = N > 0 runs every transformer forward (rollout sampling, VAE decoding and
     the loss pass) N rows at a time, accumulating gradients so the update equals the whole-batch one (0 = all
@@ -45,26 +51,19 @@ class TrainConfig:
     grounder: str = "color"
     family: str = "auto"  # auto (from transformer/config.json's _class_name) | wan | ltx
     device: str = "cpu"  # torch device of the transformer, VAE and text encoder ("cuda", "cuda:1", …)
-    sample_with: str = "default"  # policy the solver samples with: "default" (θ) or "old" (θ_old)
+    sample_with: str = "old"  # policy the solver samples with: "old" (θ_old, as DiffusionNFT) or "default" (θ)
     lora_rank: int = 32
     lora_alpha: float = 64.0
     lora_targets: list[str] = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS))
-    loss: str = "creflow"  # nft | credit-nft | reflow | creflow
-    beta: float = 1.0
-    adv_clip: float = 5.0
-    adv_std: str = "global"
-    adaptive: bool = True
-    mask_floor: float = 0.0
-    mask_norm: str = "mask"
+    loss: LossConfig = field(default_factory=LossConfig)
     mask_dilate: int = 1
-    reflow_weight: float = 1.0
-    kl_weight: float = 1e-4
-    anchor_outside: float = 1.0  # credit-nft/creflow: weight of the anchor to the reference outside the masks
+    failure_reward: float = 0.0  # reward of a rollout that could not be scored (RewardModel's failure_reward)
     decay_flat: int = 0
     decay_uprate: float = 0.001
     decay_cap: float = 0.5
     lr: float = 3e-4
     weight_decay: float = 1e-4
+    adam_eps: float = 1e-8  # AdamW ε (DiffusionNFT's train.adam_epsilon)
     grad_clip: float = 1.0
     checkpoint_every: int = 10
     keep_checkpoints: int = 2
@@ -83,20 +82,17 @@ class TrainConfig:
                 raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
         if self.group_size < 2:
             raise ConfigError(f"group_size: need >= 2 rollouts per prompt, got {self.group_size}")
-        for key in ("lr", "beta", "adv_clip", "grad_clip", "lora_alpha", "shift", "fps"):
+        for key in ("lr", "grad_clip", "lora_alpha", "shift", "fps", "adam_eps"):
             if not float(getattr(self, key)) > 0:
                 raise ConfigError(f"{key}: must be > 0, got {getattr(self, key)}")
-        non_negative = ("kl_weight", "anchor_outside", "reflow_weight", "weight_decay", "decay_uprate", "mask_dilate",
-                        "decay_flat", "micro_batch")
+        non_negative = ("weight_decay", "decay_uprate", "mask_dilate", "decay_flat", "micro_batch")
         for key in non_negative:
             if float(getattr(self, key)) < 0:
                 raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
-        if not 0.0 <= self.mask_floor <= 1.0:
-            raise ConfigError(f"mask_floor: must be in [0, 1], got {self.mask_floor}")
         if not 0.0 <= self.decay_cap < 1.0:
             raise ConfigError(f"decay_cap: must be in [0, 1), got {self.decay_cap}")
-        choices = {"loss": LOSS_MODES, "mask_norm": ("mask", "numel"), "adv_std": ("global", "group"),
-                   "sample_with": ("default", "old"), "family": FAMILIES, "mixed_precision": MIXED_PRECISION}
+        choices = {"sample_with": ("default", "old"), "family": ("auto", *FAMILIES.names()),
+                   "mixed_precision": MIXED_PRECISION}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}: {getattr(self, key)!r} is not one of: {', '.join(allowed)}")
@@ -105,7 +101,7 @@ class TrainConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (for logging the run's config next to its checkpoints)."""
+        """Plain dict (for logging the run's config next to its checkpoints; `loss` is a nested dict)."""
         return asdict(self)
 
 
@@ -113,42 +109,67 @@ def config_from_dict(data: dict[str, Any], base_dir: str | os.PathLike[str] | No
     """Build and validate a TrainConfig; unknown or missing keys and wrong types raise ConfigError."""
     if not isinstance(data, dict):
         raise ConfigError(f"config must be a mapping of keys to values, got {type(data).__name__}")
-    known = {f.name: f for f in fields(TrainConfig)}
-    unknown = sorted(set(data) - set(known))
+    known = {f.name for f in fields(TrainConfig)}
+    moved = sorted(set(data) & set(LOSS_KEYS) - known)
+    if moved:
+        raise ConfigError(f"{moved[0]}: belongs under loss: (e.g. loss: {{mode: creflow, {moved[0]}: …}})")
+    unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown key (known: {', '.join(known)})")
+        raise ConfigError(f"{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
     missing = [k for k in ("model", "spec", "prompts", "output_dir") if k not in data]
     if missing:
         raise ConfigError(f"{missing[0]}: required key is missing")
     defaults = TrainConfig(model="", spec="", prompts=["x"], output_dir="")
-    values: dict[str, Any] = {}
-    for key, raw in data.items():
-        ref = getattr(defaults, key)
-        if key == "prompts" or key == "lora_targets":
-            if isinstance(raw, str) or not isinstance(raw, list):
-                raise ConfigError(f"{key}: must be a list of strings, got {raw!r}")
-            values[key] = [str(x) for x in raw]
-        elif isinstance(ref, bool):
-            if not isinstance(raw, bool):
-                raise ConfigError(f"{key}: must be true or false, got {raw!r}")
-            values[key] = raw
-        elif isinstance(ref, int):
-            if isinstance(raw, bool) or not isinstance(raw, int):
-                raise ConfigError(f"{key}: must be an integer, got {raw!r}")
-            values[key] = raw
-        elif isinstance(ref, float):
-            if isinstance(raw, bool) or not isinstance(raw, int | float):
-                raise ConfigError(f"{key}: must be a number, got {raw!r}")
-            values[key] = float(raw)
-        else:
-            if not isinstance(raw, str):
-                raise ConfigError(f"{key}: must be a string, got {raw!r}")
-            values[key] = raw
+    values = {key: _coerce(key, raw, getattr(defaults, key)) for key, raw in data.items() if key != "loss"}
+    if "loss" in data:
+        values["loss"] = _loss_config(data["loss"])
     if base_dir is not None:  # relative paths are relative to the config file
         for key in ("model", "spec", "output_dir"):
             p = Path(values[key]).expanduser()
             values[key] = os.path.normpath(p if p.is_absolute() else Path(base_dir) / p)
     return TrainConfig(**values).validate()
+
+
+def _coerce(key: str, raw: Any, ref: Any) -> Any:
+    """`raw` as the type of the default `ref` (lists of strings, bool, int, float, str; None where allowed)."""
+    if key in ("prompts", "lora_targets"):
+        if isinstance(raw, str) or not isinstance(raw, list):
+            raise ConfigError(f"{key}: must be a list of strings, got {raw!r}")
+        return [str(x) for x in raw]
+    if raw is None and key in NULLABLE:
+        return None
+    if isinstance(ref, bool):
+        if not isinstance(raw, bool):
+            raise ConfigError(f"{key}: must be true or false, got {raw!r}")
+        return raw
+    if isinstance(ref, int):
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise ConfigError(f"{key}: must be an integer, got {raw!r}")
+        return raw
+    if isinstance(ref, float):
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise ConfigError(f"{key}: must be a number, got {raw!r}")
+        return float(raw)
+    if not isinstance(raw, str):
+        raise ConfigError(f"{key}: must be a string, got {raw!r}")
+    return raw
+
+
+def _loss_config(raw: Any) -> LossConfig:
+    """The `loss:` entry: a mode name or a mapping of LossConfig fields; errors name `loss.<key>`."""
+    if isinstance(raw, str):
+        raw = {"mode": raw}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"loss: must be a mode ({', '.join(LOSS_MODES)}) or a mapping, got {raw!r}")
+    unknown = sorted(set(raw) - set(LOSS_KEYS))
+    if unknown:
+        raise ConfigError(f"loss.{unknown[0]}: unknown key (known: {', '.join(LOSS_KEYS)})")
+    ref = LossConfig()
+    values = {k: _coerce(f"loss.{k}", v, getattr(ref, k)) for k, v in raw.items()}
+    try:
+        return LossConfig(**values)
+    except ValueError as e:
+        raise ConfigError(f"loss.{e}") from None
 
 
 def load_config(path: str | os.PathLike[str]) -> TrainConfig:

@@ -5,10 +5,11 @@ are split into contiguous blocks of P/W whole groups per rank, so a group is nev
 noise and training times of the *global* batch from the shared, identically seeded generator and keeps its
 slice, so the union of the ranks' rollouts is exactly what one process with the same global batch samples.
 Rewards are all-gathered and the group advantages (including the batch-global std) are computed on the
-global reward vector, exactly as in one process. Each loss term is a mean over a global count N (valid
-samples, reflow targets), so rank r's term is rescaled by W·n_r/N before backward; the gradients are then
-averaged over ranks (DDP's all-reduce semantics), which makes the averaged gradient equal the single-process
-gradient. Rank 0 alone writes checkpoints (followed by a barrier) and logs.
+global reward vector, exactly as in one process. `creflow_objective` divides each rank's rows by the global
+row counts N (policy rows, reflow rows), and each rank backpropagates W × its loss; averaging the gradients
+over ranks (DDP's all-reduce semantics) then gives exactly the single-process gradient, and the summed
+losses and diagnostics are the single process's. Rank 0 alone writes checkpoints (followed by a barrier)
+and logs.
 """
 
 from __future__ import annotations
@@ -91,6 +92,14 @@ class DistributedTrainer(Trainer):
         t = torch.tensor(values, dtype=torch.float64, device=self.comm_device)
         dist.all_reduce(t)
         return t.cpu().tolist()
+
+    def _sum_terms(self, terms: dict[str, float]) -> dict[str, float]:
+        """Sum the ranks' additive diagnostics key by key (a rank without rows for a term contributes 0)."""
+        import torch.distributed as dist
+
+        every: list[dict[str, float]] = [{} for _ in range(self.world)]
+        dist.all_gather_object(every, terms)
+        return {k: sum(t.get(k, 0.0) for t in every) for k in sorted(set().union(*every))}
 
     def _average_gradients(self, params: list[torch.nn.Parameter]) -> None:
         """Average the LoRA gradients over ranks in one flat bucket (what DDP's reducer does)."""

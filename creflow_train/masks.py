@@ -4,11 +4,13 @@ Causal video VAEs (Wan: temporal 4, spatial 8; LTX-Video: temporal 8, spatial 32
 every following `temporal` frames into one latent frame, so T′ = 1 + (T − 1) // temporal; spatially each
 latent cell covers a `spatial`×`spatial` pixel block. A latent cell is blamed if any pixel it covers is
 (max-pool), then optionally dilated by a few latent cells. The trainer passes its model family's factors.
+`fill_empty_masks` gives a violating rollout with an empty mask its witness frames' whole extent.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,3 +71,39 @@ def pixel_to_latent_mask(
         k = (2 * dilate_time + 1, 2 * dilate + 1, 2 * dilate + 1)
         m = F.max_pool3d(m[:, None], kernel_size=k, stride=1, padding=(dilate_time, dilate, dilate))[:, 0]
     return m[0] if squeeze else m
+
+
+def fill_empty_masks(
+    masks: torch.Tensor, violated: torch.Tensor, frames: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Give every violating rollout whose mask is empty the whole extent of its witness frames.
+
+    masks (B, T, H, W) in [0, 1], violated (B,) bool, frames (B, T) bool (the frames the monitor's witnesses
+    name; a row without any means every frame). An empty mask is what a vanished object or a failed grounding
+    leaves; with mask_floor 0 such a negative would get no gradient while still counting in the batch mean.
+    Returns the masks and the (B,) bool rows that were filled (for the log).
+    """
+    import torch
+
+    frames = frames.to(torch.bool)
+    frames = torch.where(frames.any(dim=1, keepdim=True), frames, torch.ones_like(frames))
+    empty = violated.to(torch.bool) & ~(masks.reshape(masks.shape[0], -1) > 0).any(dim=1)
+    fill = frames[:, :, None, None].to(masks.dtype).expand_as(masks)
+    return torch.where(empty[:, None, None, None], fill, masks), empty
+
+
+def witness_frames(results: Sequence[Any], n_frames: int) -> np.ndarray:
+    """(B, T) bool: the frames named by the witnesses of each result's violated constraints.
+
+    `results` are ltlreward `RewardResult`s (`RewardModel(...)(videos)[1]["results"]`); frame indices are the
+    scored frames' (those of `RewardResult.masks`). A failed result (no constraints) names no frame.
+    """
+    import numpy as np
+
+    out = np.zeros((len(results), n_frames), bool)
+    for i, res in enumerate(results):
+        for c in getattr(res, "constraints", ()):
+            if not c.satisfied and c.witness is not None:
+                idx = [f for f in c.witness.frames if 0 <= f < n_frames]
+                out[i, idx] = True
+    return out

@@ -2,7 +2,7 @@
 
 One base model carries two peft LoRA adapters: "default" (θ, trainable) and "old" (θ_old, frozen, EMA of
 θ); the reference policy is the base with every adapter disabled. No full model copies are made. The
-family adapter (families.py) makes the actual transformer call, so the policy is family-agnostic.
+family adapter (creflow_train.families) makes the actual transformer call, so the policy is family-agnostic.
 """
 
 from __future__ import annotations
@@ -13,15 +13,13 @@ from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from .config import MIXED_PRECISION
-from .ltx import build_tiny_ltx
-from .wan import build_tiny_wan
 
 if TYPE_CHECKING:
     import torch
 
     from .families import TextCond, VideoFamily
 
-__all__ = ["MIXED_PRECISION", "WHICH", "LoraPolicy", "build_tiny_ltx", "build_tiny_wan"]
+__all__ = ["MIXED_PRECISION", "WHICH", "LoraPolicy"]
 
 WHICH = ("default", "old", "ref")
 TIMESTEP_SCALE = 1000.0  # diffusers flow-matching transformers take t·1000
@@ -142,3 +140,14 @@ class LoraPolicy:
         with torch.no_grad():
             for n, p in zip(names, self._default + self._old, strict=True):
                 p.copy_(state[n].to(p.device, p.dtype))
+
+
+def __getattr__(name: str) -> Any:
+    """`build_tiny_wan` / `build_tiny_ltx` moved to creflow_train.testing; the old import path still works."""
+    if name in ("build_tiny_wan", "build_tiny_ltx"):
+        from . import testing
+
+        warnings.warn(f"creflow_train.policy.{name} moved to creflow_train.testing.{name}", DeprecationWarning,
+                      stacklevel=2)
+        return getattr(testing, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

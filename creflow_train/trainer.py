@@ -1,13 +1,17 @@
-"""The CreFlow trainer: rollouts → ltlreward scores → advantages + latent masks → NFT/reflow/KL → AdamW step.
+"""The CreFlow trainer: rollouts → ltlreward scores → advantages + latent masks → `creflow_objective` → AdamW.
 
-One `train_step` samples K rollouts for each of the step's prompts with the deterministic Euler solver,
-decodes and scores them in process with `ltlreward.RewardModel`, turns the violation masks into latent masks,
-draws one t per rollout, and minimises credit-aware NFT (or plain NFT) + corrective reflow + the KL anchor
-on the LoRA parameters; then θ_old follows θ by EMA. Steps with a non-finite loss or gradient are skipped and
-reported. With `micro_batch` the forwards run a few rows at a time and the loss pass accumulates gradients
-chunk by chunk (each chunk's loss scaled by its share of the rows), which gives the whole-batch gradient.
+One `train_step` samples K rollouts for each of the step's prompts with the deterministic Euler solver (from
+θ_old by default, as DiffusionNFT), decodes and scores them in process with `ltlreward.RewardModel`, turns
+the violation masks into latent masks (a violating rollout with an empty mask gets its witness frames' whole
+extent), and minimises `losses.creflow_objective` under `cfg.loss` — the objective `creflow toy` trains
+with — on the LoRA parameters; then θ_old follows θ by EMA. The NFT/KL/anchor rows are built from fresh
+forward-process noise drawn from the trainer's generator (DiffusionNFT; resume stays exact), the reflow rows
+from each negative's own rollout noise (reflow corrects the sampler's coupling). Steps with a non-finite loss
+or gradient are skipped and reported. With `micro_batch` the forwards run a few rows at a time and the loss
+pass accumulates gradients chunk by chunk (the objective divides every chunk by the whole batch's row count),
+which gives the whole-batch gradient.
 Checkpoints hold the LoRA tensors, optimiser, step and every RNG state, so resuming is exact. The model
-family (Wan or LTX-Video, see families.py) is detected from the model directory; the loop is family-agnostic.
+family (Wan or LTX-Video, see creflow_train.families) is detected from the model directory; the loop is family-agnostic.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from .config import TrainConfig
 if TYPE_CHECKING:
     import torch
 
-    from .families import ModelParts, TextCond
+    from .advantages import Advantages
+    from .families import ModelParts
     from .losses import CorrectiveTargets
+    from .rollout import Rollouts
 
 T_MIN, T_MAX = 0.02, 0.98  # training times stay away from the exact ends of the path
 CHECKPOINT_GLOB = "checkpoint-*.pt"
@@ -56,6 +62,22 @@ class StepResult:
                 "seconds": round(self.seconds, 4), **{k: clean(v) for k, v in self.terms.items()}}
 
 
+@dataclass
+class _Scored:
+    """One step's rollouts with their scores: this rank's rows, the global rewards/advantages and draws."""
+
+    ro: Rollouts
+    info: dict[str, Any]
+    satisfied: torch.Tensor  # (n_local,) bool
+    rewards_all: torch.Tensor  # (N,) float32, every rank's rewards in rank order
+    satisfied_all: torch.Tensor  # (N,) bool
+    adv: Advantages  # over the global batch
+    t_draw: torch.Tensor  # (n_local,) NFT training times
+    t_reflow: torch.Tensor  # (n_local,) reflow training times
+    eps_fwd: torch.Tensor  # (n_local, C, T′, H′, W′) fresh forward-process noise of the NFT rows
+    reflow_rows: torch.Tensor  # (n_local,) bool: the negatives that get a reflow row (whole-batch selection)
+
+
 class Trainer:
     """Holds the model parts, LoRA policy, reward model, optimiser and RNG; `run` trains to cfg.steps."""
 
@@ -79,10 +101,11 @@ class Trainer:
         if reward_model is None:
             from ltlreward import RewardModel
 
-            reward_model = RewardModel(cfg.spec, grounder=cfg.grounder, fps=cfg.fps)
+            reward_model = RewardModel(cfg.spec, grounder=cfg.grounder, fps=cfg.fps,
+                                       failure_reward=cfg.failure_reward)
         self.reward_model = reward_model
         self.optimizer = torch.optim.AdamW(self.policy.trainable_parameters(), lr=cfg.lr,
-                                           weight_decay=cfg.weight_decay)
+                                           weight_decay=cfg.weight_decay, eps=cfg.adam_eps)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # rollout noise and training times
         self.prompt_cond = self.family.encode_prompts(cfg.prompts, cfg.max_sequence_length)
         self.step = 0
@@ -92,11 +115,12 @@ class Trainer:
         self._tb: Any = None
 
     # ---------------------------------------------------------------- one step
-    def _latent_masks(self, info: dict[str, Any], n: int) -> torch.Tensor:
-        """Pixel violation masks (T,H,W) → latent (B,T′,H′,W′); rollouts without a mask get zeros."""
+    def _latent_masks(self, info: dict[str, Any], violated: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
+        """Pixel violation masks (T,H,W) → latent (B,T′,H′,W′); a violating rollout whose mask is empty (or
+        missing: a failed score) gets its witness frames' whole extent. Returns the masks and the filled rows."""
         import torch
 
-        from .masks import pixel_to_latent_mask
+        from .masks import fill_empty_masks, pixel_to_latent_mask, witness_frames
 
         _, tl, hl, wl = self.shape
         pix = np.zeros((n, self.cfg.num_frames, self.cfg.height, self.cfg.width), np.float32)
@@ -106,11 +130,13 @@ class Trainer:
                 if m.shape != pix.shape[1:]:
                     raise ValueError(f"reward mask {i} has shape {m.shape}, expected {pix.shape[1:]}")
                 pix[i] = m
-        lat = pixel_to_latent_mask(torch.from_numpy(pix), temporal=self.family.temporal,
-                                   spatial=self.family.spatial, dilate=self.cfg.mask_dilate)
+        frames = witness_frames(info.get("results") or [None] * n, self.cfg.num_frames)
+        filled_pix, filled = fill_empty_masks(torch.from_numpy(pix), violated, torch.from_numpy(frames))
+        lat = pixel_to_latent_mask(filled_pix, temporal=self.family.temporal, spatial=self.family.spatial,
+                                   dilate=self.cfg.mask_dilate)
         if tuple(lat.shape[1:]) != (tl, hl, wl):
             raise ValueError(f"latent mask shape {tuple(lat.shape[1:])} != latent shape {(tl, hl, wl)}")
-        return lat
+        return lat, filled
 
     def _times(self, n: int) -> torch.Tensor:
         """One training time per sample, uniform on [T_MIN, T_MAX], from the trainer's generator."""
@@ -136,6 +162,10 @@ class Trainer:
     def _average_gradients(self, params: list[torch.nn.Parameter]) -> None:
         """Average gradients over processes (one process: nothing to do)."""
 
+    def _sum_terms(self, terms: dict[str, float]) -> dict[str, float]:
+        """Sum additive diagnostics over processes by key (one process: the terms themselves)."""
+        return terms
+
     def train_step(self) -> StepResult:
         """One step: sample this rank's whole groups, score, advantages over the global batch, and (unless every
         group is uninformative or the loss is non-finite) update. With one process the collectives are identities;
@@ -143,137 +173,157 @@ class Trainer:
         single-process gradient of the same global batch."""
         import torch
 
-        from .advantages import aggregate_group_masks, group_advantages
-        from .losses import corrective_targets, old_policy_decay
+        t0 = time.perf_counter()
+        sb = self._sample_and_score()
+        adv = sb.adv
+        result = StepResult(step=self.step + 1, skipped=None, reward_mean=float(sb.rewards_all.mean()),
+                            satisfied_frac=float(sb.satisfied_all.float().mean()), n_valid=adv.n_valid)
+        if not torch.isfinite(sb.rewards_all).all():
+            return self._finish(result, "non-finite reward", t0)
+        if adv.n_valid == 0 and not self.cfg.loss.keep_zero_advantage:
+            return self._finish(result, "no advantage: every group's rewards are equal", t0)
+        self.optimizer.zero_grad(set_to_none=True)
+        global_loss, terms = self._backward_losses(sb)
+        result.terms = terms
+        if not np.isfinite(global_loss):  # every rank sees the same sum, so every rank skips together
+            return self._finish(result, "non-finite loss", t0)
+        return self._finish(result, self._apply_update(terms), t0)
+
+    def _sample_and_score(self) -> _Scored:
+        """Sample this rank's rollouts, score them, gather rewards; the global advantages and every draw."""
+        import torch
+
+        from .advantages import group_advantages
+        from .losses import reflow_negatives
         from .rollout import sample_groups
 
-        cfg, t0 = self.cfg, time.perf_counter()
-        n_prompts, k, w = len(cfg.prompts), cfg.group_size, self.world
-        idx = [(self.step * cfg.prompts_per_step + i) % n_prompts for i in range(cfg.prompts_per_step)]
+        cfg, k, lc = self.cfg, self.cfg.group_size, self.cfg.loss
+        idx = [(self.step * cfg.prompts_per_step + i) % len(cfg.prompts) for i in range(cfg.prompts_per_step)]
         (lo, hi), n_global = self._rows(), cfg.prompts_per_step * k
-        n_local = hi - lo
         # this rank's whole groups; the whole batch's noise is drawn, so the stream matches one process
         ro = sample_groups(self.policy, [cfg.prompts[i] for i in idx], self.prompt_cond[idx], group_size=k,
                            shape=self.shape, steps=cfg.num_inference_steps, shift=cfg.shift, generator=self.generator,
                            which=cfg.sample_with, rows=(lo, hi), micro_batch=cfg.micro_batch)
-        groups = ro.groups
-        groups_all = torch.arange(cfg.prompts_per_step).repeat_interleave(k)
         rewards, info = self.reward_model(ro.videos)
         rewards_t = torch.as_tensor(np.asarray(rewards, np.float32))
-        satisfied = torch.as_tensor(np.asarray(info.get("all_satisfied", np.zeros(n_local, bool)), bool))
+        satisfied = torch.as_tensor(np.asarray(info.get("all_satisfied", np.zeros(hi - lo, bool)), bool))
         rewards_all = self._gather(rewards_t)
         satisfied_all = self._gather(satisfied.to(torch.uint8)).to(torch.bool)
-        adv = group_advantages(rewards_all, groups_all, std=cfg.adv_std)  # identical on every rank
-        result = StepResult(step=self.step + 1, skipped=None, reward_mean=float(rewards_all.mean()),
-                            satisfied_frac=float(satisfied_all.float().mean()), n_valid=adv.n_valid)
-        t_draw = self._times(n_global)[lo:hi]  # global draws, so the stream matches one process
-        t_reflow = self._times(n_global)[lo:hi]
-        if not torch.isfinite(rewards_all).all():
-            return self._finish(result, "non-finite reward", t0)
-        if adv.n_valid == 0:
-            return self._finish(result, "no advantage: every group's rewards are equal", t0)
-        valid, a_local = adv.valid[lo:hi], adv.advantages[lo:hi]
-        masks = aggregate_group_masks(self._latent_masks(info, n_local), groups, ~satisfied)
-        sel = torch.nonzero(valid, as_tuple=False).flatten()
-        dev = ro.x0.device
-        x0, eps, cond = ro.x0[sel.to(dev)], ro.eps[sel.to(dev)], ro.cond[sel]
-        m, a, t = (v[sel].to(dev, x0.dtype) for v in (masks, a_local, t_draw))
-        reflow = cfg.loss in ("reflow", "creflow") and cfg.reflow_weight > 0
-        ct = corrective_targets(x0, m, groups[sel].to(dev), a > 0) if reflow else None
-        n_ct_local = len(ct) if ct is not None else 0
-        n_valid_all, n_ct_all = self._sum([float(len(sel)), float(n_ct_local)])
-        params = self.policy.trainable_parameters()
-        self.optimizer.zero_grad(set_to_none=True)
-        # a rank without valid samples computes nothing (its zero gradient still joins the all-reduce)
+        groups_all = torch.arange(cfg.prompts_per_step).repeat_interleave(k)
+        adv = group_advantages(rewards_all, groups_all, std=lc.adv_std)  # identical on every rank
+        # global draws in a fixed order, so the stream (and resume) matches one process
+        t_draw, t_reflow = self._times(n_global)[lo:hi], self._times(n_global)[lo:hi]
+        eps_fwd = torch.randn((n_global, *self.shape), generator=self.generator, dtype=torch.float32)[lo:hi]
+        chosen = reflow_negatives(groups_all, satisfied_all, lc.reflow_max, self.generator) if lc.reflow else \
+            torch.zeros(n_global, dtype=torch.bool)
+        return _Scored(ro, info, satisfied, rewards_all, satisfied_all, adv, t_draw, t_reflow,
+                       eps_fwd.to(ro.x0.device), chosen[lo:hi])
+
+    def _backward_losses(self, sb: _Scored) -> tuple[float, dict[str, float]]:
+        """Backpropagate this rank's share of the objective; return the global loss value and terms."""
+        from .advantages import aggregate_group_masks
+        from .losses import corrective_targets, policy_rows
+
+        lc, (lo, hi), ro = self.cfg.loss, self._rows(), sb.ro
+        masks, n_fallback = None, 0
+        if lc.needs_masks:
+            latent, filled = self._latent_masks(sb.info, ~sb.satisfied, hi - lo)
+            masks, n_fallback = aggregate_group_masks(latent, ro.groups, ~sb.satisfied), int(filled.sum())
+        rows = policy_rows(sb.adv.valid[lo:hi], lc)
+        ct = None
+        if lc.reflow:
+            ct = corrective_targets(ro.x0, masks.to(ro.x0.device), ro.groups.to(ro.x0.device),
+                                    sb.satisfied.to(ro.x0.device), close_diff=lc.reflow_close_diff,
+                                    select=sb.reflow_rows)
+        n_rows, n_ct, n_fb = self._sum([float(len(rows)), float(len(ct) if ct is not None else 0), float(n_fallback)])
         local, terms = 0.0, {}
-        if len(sel):  # this rank's share of the global mean, × W (the all-reduce averages over W ranks)
-            local, terms = self._policy_loss(x0, eps, cond, m, a, t, share=w * len(sel) / n_valid_all)
-        if ct is not None and n_ct_local:
-            t_r = t_reflow[sel].to(dev, x0.dtype)[ct.index]
-            scale = cfg.reflow_weight * w * n_ct_local / n_ct_all
-            r_local, r_terms = self._reflow_loss(ct, eps, cond, t_r, scale)
-            local, terms = local + r_local, {**terms, **r_terms}
-        (global_loss,) = self._sum([local / w])  # the single-process loss value
-        terms["loss"] = global_loss
-        result.terms = terms
-        if not np.isfinite(global_loss):  # every rank sees the same sum, so every rank skips together
-            return self._finish(result, "non-finite loss", t0)
+        if len(rows):  # a rank without rows computes nothing (its zero gradient still joins the all-reduce)
+            local, terms = self._policy_loss(sb, rows, masks, int(n_rows))
+        if ct is not None and len(ct):
+            r_local, r_terms = self._reflow_loss(ct, sb, int(n_ct))
+            local, terms = local + r_local, _add(terms, r_terms)
+        terms = self._sum_terms(terms)
+        (global_loss,) = self._sum([local])  # the single-process loss value
+        terms |= {"loss": global_loss, "policy_rows": n_rows, "reflow_n": n_ct, "mask_fallback_n": n_fb}
+        return global_loss, terms
+
+    def _apply_update(self, terms: dict[str, float]) -> str | None:
+        """Average, clip and apply the accumulated gradients, then move θ_old; the skip reason or None."""
+        import torch
+
+        from .losses import old_policy_decay
+
+        cfg, params = self.cfg, self.policy.trainable_parameters()
         self._average_gradients(params)
         gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         terms["grad_norm"] = float(gnorm)
         if not torch.isfinite(gnorm):
             self.optimizer.zero_grad(set_to_none=True)
-            return self._finish(result, "non-finite gradient", t0)
+            return "non-finite gradient"
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         decay = old_policy_decay(self.step + 1, flat=cfg.decay_flat, uprate=cfg.decay_uprate, cap=cfg.decay_cap)
         self.policy.sync_old(decay)
         terms["old_decay"] = decay
-        return self._finish(result, None, t0)
+        return None
 
     def _policy_loss(
-        self, x0: torch.Tensor, eps: torch.Tensor, cond: TextCond, m: torch.Tensor, a: torch.Tensor,
-        t: torch.Tensor, *, share: float,
+        self, sb: _Scored, rows: torch.Tensor, masks: torch.Tensor | None, n_all: int
     ) -> tuple[float, dict[str, float]]:
-        """(Credit-aware) NFT + KL anchor over the valid rows, backpropagated micro-batch by micro-batch.
+        """The objective's NFT/KL/anchor terms over this rank's `rows`, backpropagated micro-batch by micro-batch.
 
-        Both losses are batch means of per-sample terms, so a chunk of n_c of the n rows contributes its own
-        mean × n_c/n (× `share`, the rank's loss scale) and the accumulated gradient is the whole batch's.
-        Returns the summed scaled loss value and the row-weighted mean of the chunks' diagnostics.
+        x_t = (1 − t)·x0 + t·ε with ε the fresh forward-process noise; every chunk is divided by the whole
+        batch's row count `n_all` (all ranks), so the accumulated gradient and the summed terms are the
+        batch's. Returns this rank's loss value and terms.
         """
-        from .losses import credit_nft_loss, kl_anchor_loss, nft_loss, outside_anchor_loss, rf_interpolate
+        from .losses import PolicyBatch, creflow_objective, rf_interpolate
         from .rollout import row_slices
 
-        cfg, n = self.cfg, x0.shape[0]
-        credit = cfg.loss in ("credit-nft", "creflow")
-        anchor = credit and cfg.anchor_outside > 0
-        common = {"beta": cfg.beta, "clip": cfg.adv_clip, "adaptive": cfg.adaptive}
+        lc, ro, dev = self.cfg.loss, sb.ro, sb.ro.x0.device
+        rows_d = rows.to(dev)
+        x0, eps, cond = ro.x0[rows_d], sb.eps_fwd[rows_d], ro.cond[rows]
+        lo, hi = self._rows()
+        a, t = (v[rows].to(dev, x0.dtype) for v in (sb.adv.advantages[lo:hi], sb.t_draw))
+        m = masks[rows].to(dev, x0.dtype) if masks is not None else None
+        violated = (~sb.satisfied)[rows].to(dev)
         total, terms = 0.0, {}
-        for r in row_slices(n, cfg.micro_batch):
+        for r in row_slices(len(rows), self.cfg.micro_batch):
             x_t = rf_interpolate(x0[r], eps[r], t[r])
             v_theta = self.policy.velocity(x_t, t[r], cond[r], "default")
             v_old = self.policy.velocity(x_t, t[r], cond[r], "old")
-            if credit:
-                loss, chunk = credit_nft_loss(v_theta, v_old, x0[r], eps[r], t[r], a[r], m[r],
-                                              mask_floor=cfg.mask_floor, mask_norm=cfg.mask_norm, **common)
-            else:
-                loss, chunk = nft_loss(v_theta, v_old, x0[r], eps[r], t[r], a[r], **common)
-            if cfg.kl_weight > 0 or anchor:
-                v_ref = self.policy.velocity(x_t, t[r], cond[r], "ref")
-            if cfg.kl_weight > 0:
-                kl, kl_terms = kl_anchor_loss(v_theta, v_ref, cfg.kl_weight)
-                loss, chunk = loss + kl, {**chunk, **kl_terms}
-            if anchor:
-                keep, a_terms = outside_anchor_loss(v_theta, v_ref, m[r], cfg.anchor_outside)
-                loss, chunk = loss + keep, {**chunk, **a_terms}
-            total += self._backward(loss, share * (r.stop - r.start) / n)
-            _add_weighted(terms, chunk, (r.stop - r.start) / n)
+            v_ref = self.policy.velocity(x_t, t[r], cond[r], "ref") if lc.needs_ref else None
+            batch = PolicyBatch(v_theta, v_old, x0[r], eps[r], t[r], a[r], v_ref,
+                                m[r] if m is not None else None, violated[r])
+            loss, chunk = creflow_objective(lc, batch, n_policy=n_all)
+            total += self._backward(loss, self.world)
+            terms = _add(terms, chunk)
         return total, terms
 
-    def _reflow_loss(
-        self, ct: CorrectiveTargets, eps: torch.Tensor, cond: TextCond, t: torch.Tensor, scale: float
-    ) -> tuple[float, dict[str, float]]:
-        """Corrective reflow on the negatives' targets (rows ct.index of eps/cond, times t), micro-batched like
-        `_policy_loss`: each chunk's batch mean × n_c/n × `scale`. Returns the loss value and diagnostics."""
-        from .losses import corrective_reflow_loss, rf_interpolate
+    def _reflow_loss(self, ct: CorrectiveTargets, sb: _Scored, n_all: int) -> tuple[float, dict[str, float]]:
+        """The objective's reflow rows (this rank's negatives ct.index, their own rollout noise), micro-batched like
+        `_policy_loss` and divided by the whole batch's reflow count `n_all`. Returns the loss value and terms."""
+        from .losses import ReflowBatch, creflow_objective, rf_interpolate
         from .rollout import row_slices
 
-        n, total, terms = len(ct), 0.0, {}
-        for r in row_slices(n, self.cfg.micro_batch):
+        ro, dev = sb.ro, sb.ro.x0.device
+        t = sb.t_reflow.to(dev, ro.x0.dtype)
+        total, terms = 0.0, {}
+        for r in row_slices(len(ct), self.cfg.micro_batch):
             rows, x0_star = ct.index[r], ct.x0_star[r]
-            v = self.policy.velocity(rf_interpolate(x0_star, eps[rows], t[r]), t[r], cond[rows])
-            loss, chunk = corrective_reflow_loss(v, x0_star, eps[rows], ct.mask[r], mask_floor=self.cfg.mask_floor)
-            total += self._backward(loss, scale * (r.stop - r.start) / n)
-            _add_weighted(terms, chunk, (r.stop - r.start) / n)
-        terms["reflow_n"] = float(n)  # a count, not a mean
+            eps = ro.eps[rows]  # the negative's own initial noise: reflow corrects the sampler's coupling
+            v = self.policy.velocity(rf_interpolate(x0_star, eps, t[rows]), t[rows], ro.cond[rows.cpu()])
+            loss, chunk = creflow_objective(self.cfg.loss, reflow=ReflowBatch(v, x0_star, eps, ct.mask[r]),
+                                            n_reflow=n_all)
+            total += self._backward(loss, self.world)
+            terms = _add(terms, chunk)
         return total, terms
 
     @staticmethod
     def _backward(loss: torch.Tensor, scale: float) -> float:
-        """Accumulate the gradient of scale·loss into the LoRA parameters; return its value."""
-        scaled = loss * scale
-        scaled.backward()
-        return float(scaled.detach())
+        """Accumulate the gradient of scale·loss into the LoRA parameters (scale W: the all-reduce averages over
+        W ranks); return the unscaled loss value."""
+        (loss * scale).backward()
+        return float(loss.detach())
 
     def _finish(self, result: StepResult, skipped: str | None, t0: float) -> StepResult:
         """Advance the step counter, log the step (JSONL, tensorboard) and return it."""
@@ -379,7 +429,6 @@ class Trainer:
         return out
 
 
-def _add_weighted(acc: dict[str, float], terms: dict[str, float], weight: float) -> None:
-    """acc[k] += weight·terms[k]: chunk diagnostics (batch means) → the whole batch's means."""
-    for key, value in terms.items():
-        acc[key] = acc.get(key, 0.0) + weight * value
+def _add(acc: dict[str, float], terms: dict[str, float]) -> dict[str, float]:
+    """acc + terms key by key (chunk terms are each a chunk's share of a whole-batch mean)."""
+    return {k: acc.get(k, 0.0) + terms.get(k, 0.0) for k in acc | terms}

@@ -20,6 +20,17 @@ pytest.importorskip("yaml")
 
 from test_creflow_trainer import write_config  # noqa: E402  (the trainer tests' config helper)
 
+U32 = 2.0**-24
+ADAM_EPS = 1e-3  # a test-sized AdamW ε: the update lr·m̂/(√v̂ + ε) then moves at most 2·lr/ε per unit of gradient
+REORDER = 12 * 8 * U32  # float32 reordering bound of a gradient entry, relative to the largest (see the micro-batch
+# test in test_creflow_trainer.py): ranks sum the same row contributions in another order
+
+
+def lora_tolerance(logs: list[dict], lr: float) -> float:
+    """Bound on a LoRA entry's difference after len(logs) Adam steps whose gradients differ by at most
+    REORDER·max|g| ≤ REORDER·‖g‖₂ per step (‖g‖₂ from the log)."""
+    return sum(2 * lr / ADAM_EPS * REORDER * d["grad_norm"] for d in logs if d["skipped"] is None)
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -85,15 +96,16 @@ def _launch(world: int, config: Path, out: Path, fake_reward: bool) -> list[dict
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from creflow_train.policy import build_tiny_wan
+    from creflow_train.testing import build_tiny_wan
 
     return Path(build_tiny_wan(tmp_path_factory.mktemp("tiny_wan")))
 
 
+@pytest.mark.slow
 def test_two_spawned_ranks_match_one_process(tiny_model: Path, tmp_path: Path) -> None:
     """Unequal valid/reflow counts per rank (RowReward): only the W·n_r/N loss rescaling makes them agree."""
     model, fake_reward = tiny_model, True  # RowReward in every rank and in the single process
-    over = {"steps": 2, "prompts_per_step": 4, "group_size": 4, "checkpoint_every": 1,
+    over = {"steps": 2, "prompts_per_step": 4, "group_size": 4, "checkpoint_every": 1, "adam_eps": ADAM_EPS,
             "prompts": ["a red block moves to the green zone", "a blue cup on the table", "a gripper"]}
     single_dir, multi_dir = tmp_path / "single", tmp_path / "multi"
     single_dir.mkdir()
@@ -106,14 +118,16 @@ def test_two_spawned_ranks_match_one_process(tiny_model: Path, tmp_path: Path) -
     ref, r0, r1 = one[0]["lora"], two[0]["lora"], two[1]["lora"]
     assert r0.keys() == r1.keys() == ref.keys()
     assert all(torch.equal(r0[k], r1[k]) for k in r0)  # replicas never drift apart
-    for k in ref:
-        assert torch.allclose(r0[k], ref[k], rtol=1e-4, atol=1e-6), k
-    lora0 = {k: v for k, v in ref.items() if ".lora_B.default." in k}
-    assert any(float(v.abs().max()) > 1e-3 for v in lora0.values())  # B started at 0: training moved it
-
     # rank 0 alone logged, and its global statistics are the single process's
     logs = [[json.loads(s) for s in (d / "run" / "train_log.jsonl").read_text().splitlines()]
             for d in (single_dir, multi_dir)]
+    tol = lora_tolerance(logs[0], 0.01)
+    assert 0 < tol < 1e-4
+    for k in ref:
+        assert float((r0[k] - ref[k]).abs().max()) <= tol, k
+    lora0 = {k: v for k, v in ref.items() if ".lora_B.default." in k}
+    assert any(float(v.abs().max()) > 1e-3 for v in lora0.values())  # B started at 0: training moved it
+
     assert [d["step"] for d in logs[1]] == [1, 2]
     assert any(d["skipped"] is None for d in logs[0])
     assert [d["n_valid"] for d in logs[0]] == [12, 12]  # 4 on rank 0 (group 1 has none), 8 on rank 1
@@ -123,22 +137,23 @@ def test_two_spawned_ranks_match_one_process(tiny_model: Path, tmp_path: Path) -
         assert a["satisfied_frac"] == b["satisfied_frac"]
         for key in ("loss", "grad_norm"):
             if a["skipped"] is None:
-                assert a[key] == pytest.approx(b[key], rel=1e-4), key
+                assert a[key] == pytest.approx(b[key], rel=REORDER), key
     ckpts = sorted(p.name for p in (multi_dir / "run" / "checkpoints").glob("*"))
     assert ckpts == ["checkpoint-0000001.pt", "checkpoint-0000002.pt"]
     state = torch.load(multi_dir / "run" / "checkpoints" / ckpts[-1], weights_only=True)
     assert all(torch.equal(state["lora"][k], r0[k]) for k in r0)
 
 
+@pytest.mark.slow
 def test_accelerate_launch_cli_matches_one_process(tiny_model: Path, tmp_path: Path) -> None:
     """`accelerate launch --multi_gpu --num_processes 2 -m creflow_train.cli train` = `creflow train`."""
     import subprocess
     import sys
 
-    over = {"steps": 2, "prompts_per_step": 2, "group_size": 4, "checkpoint_every": 2}
+    over = {"steps": 2, "prompts_per_step": 2, "group_size": 4, "checkpoint_every": 2, "adam_eps": ADAM_EPS}
     env = os.environ | {"OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
     env.pop("WORLD_SIZE", None)
-    runs = {}
+    runs, logs = {}, {}
     for name in ("single", "multi"):
         (tmp_path / name).mkdir()
         config = str(write_config(tmp_path / name, tiny_model, **over))
@@ -155,10 +170,17 @@ def test_accelerate_launch_cli_matches_one_process(tiny_model: Path, tmp_path: P
         assert (ranks in res.stderr) == (name == "multi") and res.stderr.count("step 2: reward") == 1
         runs[name] = torch.load(tmp_path / name / "run" / "checkpoints" / "checkpoint-0000002.pt",
                                 weights_only=True)
+        logs[name] = [json.loads(s) for s in (tmp_path / name / "run" / "train_log.jsonl").read_text().splitlines()]
     single, multi = runs["single"]["lora"], runs["multi"]["lora"]
     assert multi.keys() == single.keys()
+    for a, b in zip(logs["single"], logs["multi"], strict=True):  # the real RewardModel: same scores and counts
+        assert (a["skipped"], a["reward_mean"], a["reflow_n"], a["policy_rows"]) == \
+            (b["skipped"], b["reward_mean"], b["reflow_n"], b["policy_rows"])
+        assert a["loss"] == pytest.approx(b["loss"], rel=REORDER) and a["grad_norm"] == pytest.approx(
+            b["grad_norm"], rel=REORDER)
+    tol = lora_tolerance(logs["single"], 0.01)
     for k in single:
-        assert torch.allclose(multi[k], single[k], rtol=1e-4, atol=1e-6), k
+        assert float((multi[k] - single[k]).abs().max()) <= tol, k
     assert runs["multi"]["step"] == 2
 
 

@@ -35,6 +35,7 @@ X0 = [[1.0, 0.0], [0.0, 2.0]]
 EPS = [[0.0, 1.0], [1.0, 0.0]]
 V_THETA = [[-1.0, 0.0], [2.0, -2.0]]
 ADV = [5.0, -2.5]
+K = 5.0 / 0.5  # DiffusionNFT's C/β factor at C = 5, β = 0.5
 
 
 def _nft_inputs(t=(0.5, 1.0)):
@@ -48,8 +49,16 @@ def test_rectified_flow_interpolant_and_velocity():
     assert rf_velocity(x0, eps).tolist() == [[-2.0, 4.0]]
 
 
-def test_optimality_probability_clips():
-    assert optimality_probability(T([-10.0, -5.0, 0.0, 2.5, 7.0]), clip=5.0).tolist() == [0, 0, 0.5, 0.75, 1]
+def test_optimality_probability_clips_and_adv_modes():
+    a = T([-10.0, -5.0, -2.5, 0.0, 2.5, 7.0])
+    assert optimality_probability(a, clip=5.0).tolist() == [0, 0, 0.25, 0.5, 0.75, 1]
+    # DiffusionNFT's train.adv_mode variants, applied to clip(A, −C, C) before r = ½ + ½·Â/C
+    assert optimality_probability(a, 5.0, "positive_only").tolist() == [0.5, 0.5, 0.5, 0.5, 0.75, 1]
+    assert optimality_probability(a, 5.0, "negative_only").tolist() == [0, 0, 0.25, 0.5, 0.5, 0.5]
+    assert optimality_probability(a, 5.0, "one_only").tolist() == [0.5, 0.5, 0.5, 0.5, 0.6, 0.6]
+    assert optimality_probability(a, 5.0, "binary").tolist() == [0.4, 0.4, 0.4, 0.5, 0.6, 0.6]
+    with pytest.raises(ValueError, match="binary"):
+        optimality_probability(a, 5.0, "sign")
 
 
 def test_nft_loss_plain_value_and_gradient():
@@ -57,13 +66,13 @@ def test_nft_loss_plain_value_and_gradient():
     loss, terms = nft_loss(v_theta, v_old, x0, eps, t, adv, beta=0.5, adaptive=False)
     # sample 0: v⁺−v = [0.5, −1] → mean sq 0.625; r = 1 → 0.625
     # sample 1: v⁺−v = [0, 1] → 0.5; v⁻−v = [−2, 3] → 6.5; 0.25·0.5 + 0.75·6.5 = 5.0
-    assert loss.item() == pytest.approx((0.625 + 5.0) / 2)
+    assert loss.item() == pytest.approx(K * (0.625 + 5.0) / 2)
     assert terms["nft_r_mean"] == pytest.approx(0.625)
     loss.backward()
-    # ∂/∂v_θ = [r·2(v⁺−v)·β + (1−r)·2(v⁻−v)·(−β)] / 2 elements / 2 samples
+    # ∂/∂v_θ = C/β·[r·2(v⁺−v)·β + (1−r)·2(v⁻−v)·(−β)] / 2 elements / 2 samples
     s0 = [1 * 2 * 0.5 * 0.5 / 4, 1 * 2 * -1 * 0.5 / 4]
     s1 = [(0.25 * 2 * 0 * 0.5 + 0.75 * 2 * -2 * -0.5) / 4, (0.25 * 2 * 1 * 0.5 + 0.75 * 2 * 3 * -0.5) / 4]
-    assert v_theta.grad.flatten().tolist() == pytest.approx(s0 + s1)
+    assert v_theta.grad.flatten().tolist() == pytest.approx([K * g for g in s0 + s1])
     assert s0 + s1 == pytest.approx([0.125, -0.25, 0.375, -0.5])
 
 
@@ -74,11 +83,11 @@ def test_nft_loss_adaptive_x0_weighting():
     l0 = 1.0 * (0.15625 / 0.375)
     # sample 1 (t=1): e⁺ = [0, −1] → 0.5 / 0.5 = 1; e⁻ = [2, −3] → 6.5 / 2.5 = 2.6
     l1 = 0.25 * 1.0 + 0.75 * 2.6
-    assert loss.item() == pytest.approx((l0 + l1) / 2)
+    assert loss.item() == pytest.approx(K * (l0 + l1) / 2)
     assert terms["nft_x0_weight_pos"] == pytest.approx((0.375 + 0.5) / 2)
-    # the weight is stop-gradient: sample 0's gradient is r·2·e⁺·(−t·β)/w⁺/2 elements/2 samples
+    # the weight is stop-gradient: sample 0's gradient is C/β·r·2·e⁺·(−t·β)/w⁺/2 elements/2 samples
     loss.backward()
-    g00 = 2 * -0.25 * (-0.5 * 0.5) / 0.375 / 4
+    g00 = K * 2 * -0.25 * (-0.5 * 0.5) / 0.375 / 4
     assert v_theta.grad[0, 0].item() == pytest.approx(g00)
 
 
@@ -87,8 +96,8 @@ def test_nft_loss_beta_one_negative_branch_ignores_v_old_mix():
     v_theta = T([[1.0, 1.0]]).requires_grad_(True)
     v_old, x0, eps = T([[1.0, 0.0]]), T([[0.0, 0.0]]), T([[0.0, 0.0]])
     loss, _ = nft_loss(v_theta, v_old, x0, eps, T([0.5]), T([-5.0]), beta=1.0, adaptive=False)
-    # v⁻ = [1, −1], v = 0 → mean sq = 1
-    assert loss.item() == pytest.approx(1.0)
+    # v⁻ = [1, −1], v = 0 → mean sq = 1, × C/β = 5
+    assert loss.item() == pytest.approx(5.0)
 
 
 def test_credit_nft_gradient_zero_outside_mask():
@@ -96,12 +105,12 @@ def test_credit_nft_gradient_zero_outside_mask():
     mask = T([[1.0, 0.0], [0.0, 1.0]])
     loss, terms = credit_nft_loss(v_theta, v_old, x0, eps, t, adv, mask, beta=0.5, adaptive=False)
     # sample 0 keeps element 0: (v⁺−v)² = 0.25, r = 1 → 0.25; sample 1 keeps element 1: 0.25·1 + 0.75·9 = 7
-    assert loss.item() == pytest.approx((0.25 + 7.0) / 2)
+    assert loss.item() == pytest.approx(K * (0.25 + 7.0) / 2)
     assert terms["credit_nft_mask_frac"] == pytest.approx(0.5)
     loss.backward()
     # inside M: normalised by ΣM = 1 per sample, / 2 samples
-    g0 = 1 * 2 * 0.5 * 0.5 / 2
-    g1 = (0.25 * 2 * 1 * 0.5 + 0.75 * 2 * 3 * -0.5) / 2
+    g0 = K * 1 * 2 * 0.5 * 0.5 / 2
+    g1 = K * (0.25 * 2 * 1 * 0.5 + 0.75 * 2 * 3 * -0.5) / 2
     assert v_theta.grad.flatten().tolist() == pytest.approx([g0, 0.0, 0.0, g1])
     assert v_theta.grad[0, 1].item() == 0.0 and v_theta.grad[1, 0].item() == 0.0  # exactly zero
 
@@ -111,7 +120,7 @@ def test_credit_nft_numel_normalisation():
     mask = T([[1.0, 0.0], [0.0, 1.0]])
     loss, _ = credit_nft_loss(v_theta, v_old, x0, eps, t, adv, mask, beta=0.5, adaptive=False, mask_norm="numel")
     # the same masked sums as above, divided by the 2 elements instead of ΣM = 1: (0.25/2 + 7/2) / 2
-    assert loss.item() == pytest.approx((0.25 / 2 + 7.0 / 2) / 2)
+    assert loss.item() == pytest.approx(K * (0.25 / 2 + 7.0 / 2) / 2)
     loss.backward()
     assert v_theta.grad[0, 1].item() == 0.0 and v_theta.grad[1, 0].item() == 0.0
     with pytest.raises(ValueError, match="mask, numel"):
@@ -133,12 +142,12 @@ def test_credit_nft_mask_floor_lets_gradient_through():
     loss, _ = credit_nft_loss(v_theta, v_old, x0, eps, t, adv, mask, beta=0.5, adaptive=False, mask_floor=0.5)
     loss.backward()
     # W = 0.5 + 0.5·M = [[1, .5], [.5, 1]], ΣW = 1.5: sample 0, element 1: r·W·2(v⁺−v)·β / ΣW / 2 samples
-    assert v_theta.grad[0, 1].item() == pytest.approx(1 * 0.5 * 2 * -1 * 0.5 / 1.5 / 2)
+    assert v_theta.grad[0, 1].item() == pytest.approx(K * 1 * 0.5 * 2 * -1 * 0.5 / 1.5 / 2)
     # sample 0 value: (1·0.25 + 0.5·1) / 1.5
     v_theta2, v_old, x0, eps, t, adv = _nft_inputs()
     loss0, _ = credit_nft_loss(v_theta2[:1], v_old[:1], x0[:1], eps[:1], t[:1], adv[:1], mask[:1], beta=0.5,
                                adaptive=False, mask_floor=0.5)
-    assert loss0.item() == pytest.approx((0.25 + 0.5 * 1.0) / 1.5)
+    assert loss0.item() == pytest.approx(K * (0.25 + 0.5 * 1.0) / 1.5)
 
 
 def test_credit_nft_with_full_mask_equals_nft():
@@ -274,3 +283,163 @@ def test_pixel_to_latent_mask_dilation_and_batch():
     assert torch.nonzero(lat[1, 0]).tolist() == [[r, c] for r in (1, 2, 3) for c in (2, 3, 4)]
     lat2 = pixel_to_latent_mask(m.numpy(), temporal=1, spatial=2)
     assert lat2.shape == (2, 1, 3, 3) and lat2[1, 0, 1, 1].item() == 1.0 and lat2.sum().item() == 1.0
+
+
+# ---------------------------------------------------------------- the one objective and its row rules
+from creflow_train.losses import (  # noqa: E402
+    LossConfig,
+    PolicyBatch,
+    ReflowBatch,
+    creflow_objective,
+    own_mask_probability,
+    policy_rows,
+    reflow_negatives,
+)
+from creflow_train.masks import fill_empty_masks, witness_frames  # noqa: E402
+
+
+def _batch(seed: int = 0, b: int = 4):
+    g = torch.Generator().manual_seed(seed)
+    shape = (b, 2, 3, 4, 4)
+    v_theta, v_old, v_ref, x0, eps = (torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(5))
+    mask = (torch.rand(b, 3, 4, 4, generator=g, dtype=torch.float64) > 0.5).to(torch.float64)
+    t = torch.rand(b, generator=g, dtype=torch.float64)
+    adv = torch.tensor([2.0, -1.0, 0.5, -3.0], dtype=torch.float64)[:b]
+    violated = torch.tensor([True, True, False, True])[:b]
+    return PolicyBatch(v_theta.requires_grad_(True), v_old, x0, eps, t, adv, v_ref, mask, violated)
+
+
+def test_loss_config_validates_and_derives_needs():
+    assert LossConfig().mode == "creflow" and LossConfig().nft_scale == 5.0
+    assert LossConfig(beta=0.1).nft_scale == pytest.approx(50.0)
+    nft = LossConfig(mode="nft", anchor_outside=0.0, kl_weight=0.0)
+    assert not nft.needs_masks and not nft.needs_ref and not nft.reflow and not nft.credit
+    assert LossConfig(mode="nft").needs_masks  # the outside anchor reads the masks in any mode
+    assert not LossConfig(mode="creflow", reflow_weight=0.0).reflow
+    for bad, key in [({"mode": "grpo"}, "mode"), ({"adv_mode": "sign"}, "adv_mode"), ({"beta": 0.0}, "beta"),
+                     ({"own_mask_r_max": 1.5}, "own_mask_r_max"), ({"reflow_max": -1}, "reflow_max"),
+                     ({"mask_norm": "sum"}, "mask_norm"), ({"reflow_close_diff": -1.0}, "reflow_close_diff")]:
+        with pytest.raises(ValueError, match=rf"^{key}:"):
+            LossConfig(**bad)
+
+
+def test_objective_is_the_sum_of_its_terms():
+    """creflow_objective = C/β·credit-NFT + λ_KL·KL + λ·anchor (+ w·reflow), each equal to the public term."""
+    b = _batch()
+    cfg = LossConfig(mode="credit-nft", kl_weight=0.01, anchor_outside=2.0, own_mask_r_max=1.0)  # no r cap
+    loss, terms = creflow_objective(cfg, b)
+    nft, _ = credit_nft_loss(b.v_theta, b.v_old, b.x0, b.eps, b.t, b.advantages, b.mask)
+    kl, _ = kl_anchor_loss(b.v_theta, b.v_ref, 0.01)
+    anchor, _ = outside_anchor_loss(b.v_theta, b.v_ref, b.mask, 2.0)
+    assert loss.item() == pytest.approx((nft + kl + anchor).item(), rel=1e-12)
+    assert terms["credit_nft_loss"] == pytest.approx(nft.item(), rel=1e-12)
+    assert terms["kl_loss"] == pytest.approx(kl.item()) and terms["anchor_loss"] == pytest.approx(anchor.item())
+    x0s, eps_r, m_r = b.x0[:2] * 0.5, b.eps[:2], b.mask[:2]
+    v_r = b.v_theta[:2] * 0.3
+    rb = ReflowBatch(v_r, x0s, eps_r, m_r)
+    both, t2 = creflow_objective(LossConfig(mode="creflow", kl_weight=0.01, anchor_outside=2.0,
+                                            own_mask_r_max=1.0, reflow_weight=0.7), b, rb)
+    refl, _ = corrective_reflow_loss(v_r, x0s, eps_r, m_r)
+    assert both.item() == pytest.approx((nft + kl + anchor + 0.7 * refl).item(), rel=1e-12)
+    assert t2["reflow_loss"] == pytest.approx(0.7 * refl.item())
+    plain, _ = creflow_objective(LossConfig(mode="nft", kl_weight=0.0, anchor_outside=0.0), b)
+    assert plain.item() == pytest.approx(nft_loss(b.v_theta, b.v_old, b.x0, b.eps, b.t, b.advantages)[0].item())
+    with pytest.raises(ValueError, match="needs masks"):
+        creflow_objective(LossConfig(mode="credit-nft"), PolicyBatch(b.v_theta, b.v_old, b.x0, b.eps, b.t,
+                                                                     b.advantages, b.v_ref))
+
+
+def test_objective_chunks_add_up_to_the_whole_batch():
+    """With the whole batch's counts, chunk losses, gradients and terms sum to the whole batch's (micro-batches
+    and data-parallel ranks rely on this)."""
+    b = _batch()
+    cfg = LossConfig(mode="creflow", kl_weight=0.01)
+    rb = ReflowBatch(b.v_theta[1:4] * 0.5, b.x0[1:4], b.eps[1:4], b.mask[1:4])
+    whole, terms = creflow_objective(cfg, b, rb)
+    (g_whole,) = torch.autograd.grad(whole, b.v_theta, retain_graph=True)
+    parts, acc = [], {}
+    for rows, rrows in ((slice(0, 1), slice(0, 2)), (slice(1, 4), slice(2, 3))):
+        pb = PolicyBatch(*(getattr(b, f)[rows] if getattr(b, f) is not None else None for f in
+                           ("v_theta", "v_old", "x0", "eps", "t", "advantages", "v_ref", "mask", "violated")))
+        rbc = ReflowBatch(rb.v_theta[rrows], rb.x0_star[rrows], rb.eps[rrows], rb.mask[rrows])
+        loss, t = creflow_objective(cfg, pb, rbc, n_policy=4, n_reflow=3)
+        parts.append(loss)
+        for k, v in t.items():
+            acc[k] = acc.get(k, 0.0) + v
+    (g_parts,) = torch.autograd.grad(sum(parts), b.v_theta)
+    assert sum(p.item() for p in parts) == pytest.approx(whole.item(), rel=1e-12)
+    assert torch.allclose(g_parts, g_whole, rtol=1e-12, atol=0)
+    assert acc == pytest.approx(terms, rel=1e-12)
+
+
+def test_a_violating_rollout_is_never_a_positive_inside_its_own_mask():
+    """Bug 2 (r): with graded rewards a violating rollout can sit above its group mean (A > 0, r > ½); inside its
+    own mask r is capped at own_mask_r_max = ½, so there it is treated exactly as a zero-advantage row."""
+    b = _batch()
+    adv = torch.tensor([4.0, -1.0, 0.5, -3.0], dtype=torch.float64)  # row 0 violates and has A > 0
+    b.advantages = adv
+    cfg = LossConfig(mode="credit-nft", kl_weight=0.0, anchor_outside=0.0)
+    loss, _ = creflow_objective(cfg, b)
+    capped = adv.clone()
+    capped[0] = 0.0  # r = ½ for row 0; rows 1 and 3 violate with r < ½ (kept), row 2 is satisfied (kept)
+    want, _ = credit_nft_loss(b.v_theta, b.v_old, b.x0, b.eps, b.t, capped, b.mask)
+    assert loss.item() == pytest.approx(want.item(), rel=1e-12)
+    uncapped, _ = creflow_objective(LossConfig(mode="credit-nft", kl_weight=0.0, anchor_outside=0.0,
+                                               own_mask_r_max=1.0), b)
+    assert abs(uncapped.item() - loss.item()) > 1e-3  # the cap changes the loss
+    zero, _ = creflow_objective(LossConfig(mode="credit-nft", kl_weight=0.0, anchor_outside=0.0,
+                                           own_mask_r_max=0.0), b)
+    neg = adv.clone()
+    neg[[0, 1, 3]] = -5.0  # r = 0 inside every violating row's mask
+    assert zero.item() == pytest.approx(credit_nft_loss(b.v_theta, b.v_old, b.x0, b.eps, b.t, neg, b.mask)[0].item())
+    soft = own_mask_probability(torch.tensor([0.9]), torch.tensor([[0.0, 0.5, 1.0]]), torch.tensor([True]),
+                                torch.zeros(1, 3), 0.5)
+    assert soft.flatten().tolist() == pytest.approx([0.9, 0.7, 0.5])  # a soft mask interpolates
+
+
+def test_policy_rows_keep_zero_advantage_groups_by_default():
+    valid = torch.tensor([True, True, False, False, True])
+    assert policy_rows(valid, LossConfig()).tolist() == [0, 1, 2, 3, 4]  # DiffusionNFT: A = 0 rows train
+    assert policy_rows(valid, LossConfig(keep_zero_advantage=False)).tolist() == [0, 1, 4]  # the precursor
+    b = _batch()
+    b.advantages = torch.zeros(4, dtype=torch.float64)
+    loss, _ = creflow_objective(LossConfig(mode="nft", kl_weight=0.0, anchor_outside=0.0, adaptive=False), b)
+    loss.backward()  # r = ½, β = 1: the gradient is C/β·(v_θ − v_old)·2/(n·B) — a pull towards θ_old
+    n = b.x0[0].numel()
+    assert torch.allclose(b.v_theta.grad, 5.0 * 2 * (b.v_theta - b.v_old).detach() / (n * 4), rtol=1e-12)
+
+
+def test_reflow_negatives_are_violators_in_groups_with_a_satisfied_rollout():
+    """Bug 2 (positives): positives are `all_satisfied`, not "above the group mean"."""
+    groups = torch.tensor([0, 0, 0, 1, 1, 2, 2])
+    satisfied = torch.tensor([True, False, False, False, False, True, True])
+    assert reflow_negatives(groups, satisfied).tolist() == [False, True, True, False, False, False, False]
+    g = torch.Generator().manual_seed(0)
+    one = reflow_negatives(groups, satisfied, max_rows=1, generator=g)
+    assert int(one.sum()) == 1 and bool(one[1] | one[2])
+    again = reflow_negatives(groups, satisfied, max_rows=1, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(one, again)
+    x0 = T([[1.0], [3.0], [5.0], [0.0], [0.0], [2.0], [2.0]])
+    ct = corrective_targets(x0, torch.ones(7, 1, dtype=torch.float64), groups, satisfied, select=one)
+    assert len(ct) == 1 and ct.x0_star.tolist() == [[1.0]]  # the one positive's latent
+
+
+def test_fill_empty_masks_uses_the_witness_frames():
+    masks = torch.zeros(4, 3, 2, 2)
+    masks[1, 0, 0, 0] = 1.0  # row 1 has a mask of its own
+    violated = torch.tensor([True, True, False, True])
+    frames = torch.tensor([[False, True, False], [True, True, True], [False] * 3, [False] * 3])
+    out, filled = fill_empty_masks(masks, violated, frames)
+    assert filled.tolist() == [True, False, False, True]
+    assert out[0].sum(dim=(1, 2)).tolist() == [0.0, 4.0, 0.0]  # frame 1, whole extent
+    assert torch.equal(out[1], masks[1]) and out[2].sum() == 0  # own mask kept; satisfied row untouched
+    assert out[3].sum() == 12  # no witness frame named: every frame
+
+    class C:
+        def __init__(self, sat, frames):
+            self.satisfied = sat
+            self.witness = None if frames is None else type("W", (), {"frames": frames})()
+
+    results = [type("R", (), {"constraints": [C(False, (0, 2, 9)), C(True, None)]})(),
+               type("R", (), {"constraints": []})()]
+    assert witness_frames(results, 3).tolist() == [[True, False, True], [False, False, False]]

@@ -25,7 +25,7 @@ LTX = {"num_frames": 9, "height": 64, "width": 64}  # 1 + 8 frames, 2 × 32 pixe
 
 @pytest.fixture(scope="module")
 def tiny_ltx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from creflow_train.policy import build_tiny_ltx
+    from creflow_train.testing import build_tiny_ltx
 
     return Path(build_tiny_ltx(tmp_path_factory.mktemp("tiny_ltx")))
 
@@ -33,7 +33,7 @@ def tiny_ltx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_pack_unpack_round_trip_is_exact_and_matches_the_pipeline() -> None:
     from diffusers import LTXPipeline
 
-    from creflow_train.ltx import pack_latents, unpack_latents
+    from creflow_train.families.ltx import pack_latents, unpack_latents
 
     x = torch.randn(2, 3, 4, 6, 8)
     for p, pt in ((1, 1), (2, 1), (2, 2)):
@@ -48,7 +48,7 @@ def test_pack_unpack_round_trip_is_exact_and_matches_the_pipeline() -> None:
 def test_family_detection_and_clear_errors(tiny_ltx: Path, tmp_path: Path) -> None:
     from creflow_train.config import ConfigError
     from creflow_train.families import detect_family, load_family
-    from creflow_train.policy import build_tiny_wan
+    from creflow_train.testing import build_tiny_wan
 
     wan = Path(build_tiny_wan(tmp_path / "wan"))
     assert detect_family(tiny_ltx) == "ltx" and detect_family(wan) == "wan"
@@ -73,7 +73,7 @@ def test_tiny_ltx_compresses_like_ltx_and_follows_the_pipeline(tiny_ltx: Path) -
 
     from creflow_train.config import ConfigError
     from creflow_train.families import load_family
-    from creflow_train.ltx import LtxFamily
+    from creflow_train.families.ltx import LtxFamily
     from creflow_train.policy import LoraPolicy
 
     fam = load_family(tiny_ltx, frame_rate=16.0)

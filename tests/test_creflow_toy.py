@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 torch = pytest.importorskip("torch")
+
+from dataclasses import replace  # noqa: E402
 
 from creflow_train.toy import world as W  # noqa: E402
 from creflow_train.toy.grounder import Thresholds, ground, signals  # noqa: E402
@@ -164,20 +168,23 @@ def test_one_training_step_updates_and_evaluates(arm):
     before = [p.detach().clone() for p in model.parameters()]
     res = train_arm(arm, model, CFG, cfg, seed=0, evalset=evalset)
     assert [e.step for e in res.evals] == [0, 1]
-    assert res.evals[0].drift == 0.0  # the pretrained model against itself
+    e0 = res.evals[0]  # the pretrained model against itself
+    assert e0.drift_outside == 0.0 and (e0.drift_kept == 0.0 or math.isnan(e0.drift_kept))
     assert len(res.step_seconds) == 1
     # the pretrained weights passed in are never modified (each arm trains a copy)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
+@pytest.mark.slow
 def test_parallel_runs_equal_sequential_runs():
+    """jobs 2 (spawned workers) = jobs 1 in this process, whatever this process's thread count: train_arm pins it."""
     pytest.importorskip("lark")
     from creflow_train.toy.bench import AblationConfig, _train_all
 
     model, cfg, evalset = _tiny_setup(steps=2)
     ab = AblationConfig(rl=cfg, seeds=(0, 1), arms=("nft", "creflow"))
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the workers use one thread; float sums depend on the thread count
+    torch.set_num_threads(2)
     try:
         seq = _train_all(ab, model, evalset, jobs=1)
     finally:
@@ -185,38 +192,60 @@ def test_parallel_runs_equal_sequential_runs():
     par = _train_all(ab, model, evalset, jobs=2)
     assert [(r.arm, r.seed) for r in par] == [("nft", 0), ("creflow", 0), ("nft", 1), ("creflow", 1)]
     for a, b in zip(seq, par, strict=True):
-        assert [(e.success, e.valid, e.drift) for e in a.evals] == [(e.success, e.valid, e.drift) for e in b.evals]
+        assert repr(a.evals) == repr(b.evals) and a.losses == b.losses  # repr: exact floats, NaN equal to NaN
 
 
-def test_credit_arm_with_empty_masks_does_not_move_weights(monkeypatch):
+def test_two_runs_of_a_short_arm_give_identical_curves():
+    """Determinism: the same (arm, seed, config) twice gives bit-identical losses and evaluations, the run pins
+    deterministic algorithms and one thread, and the caller's settings come back afterwards."""
     pytest.importorskip("lark")
+    from creflow_train.toy.train import train_arm
+
+    model, cfg, evalset = _tiny_setup(steps=3)
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    runs = [train_arm("creflow", model, CFG, cfg, seed=4, evalset=evalset) for _ in range(2)]
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == (threads, det)
+    a, b = runs
+    assert a.losses == b.losses and repr(a.evals) == repr(b.evals)
+    assert len(a.losses) == 3 and any(v is not None for v in a.losses)
+    other = train_arm("creflow", model, CFG, cfg, seed=5, evalset=evalset)
+    assert other.losses != a.losses  # the seed matters: the equality above is not vacuous
+
+
+def test_violating_rollouts_with_empty_masks_fall_back_to_their_witness_frames(monkeypatch):
+    """Bug 3 (toy side): a violating rollout with an empty mask used to get zero credit-NFT gradient while still
+    counting in the batch mean (the weights did not move); now its witness frames' whole extent is its mask."""
+    pytest.importorskip("lark")
+    from creflow_train.losses import LossConfig
     from creflow_train.toy import train as T
     from creflow_train.toy.reward import ToyScore
 
     model, cfg, evalset = _tiny_setup()
-    captured = {}
+    cfg = replace(cfg, loss=LossConfig(mode="credit-nft", anchor_outside=0.0, kl_weight=0.0))
 
     def fake_score(videos, *, with_masks=True, **_):
         b, t, _, h, w = videos.shape
         rewards = torch.linspace(0, 1, b)  # every group has an advantage
         sat = torch.zeros(b, 6, dtype=torch.bool)
-        return ToyScore(rewards, sat, torch.zeros(b, t, h, w) if with_masks else None, ("a",) * 6)
+        frames = torch.zeros(b, t, dtype=torch.bool)
+        frames[:, 3] = True  # every witness names frame 3
+        return ToyScore(rewards, sat, torch.zeros(b, t, h, w), ("a",) * 6, frames)
 
     monkeypatch.setattr(T, "score", fake_score)
-    real_adamw = torch.optim.AdamW
+    monkeypatch.setattr(T.EvalSet, "evaluate", lambda self, m, step: T.EvalPoint(step, 0, 0, 0, 0, 0, 0))
+    seen = {}
+    real = T.sample_rollouts
 
-    def spy(params, **kw):
-        opt = real_adamw(params, **kw)
-        captured["opt"] = opt
-        return opt
+    def spy(*a, **k):
+        seen["ro"] = ro = real(*a, **k)
+        return ro
 
-    monkeypatch.setattr(torch.optim, "AdamW", spy)
-    monkeypatch.setattr(T.EvalSet, "evaluate", lambda self, m, step: T.EvalPoint(step, 0, 0, 0, 0))
+    monkeypatch.setattr(T, "sample_rollouts", spy)
     res = T.train_arm("credit-nft", model, CFG, cfg, seed=0, evalset=evalset)
-    trained = captured["opt"].param_groups[0]["params"]
-    # masks are all zero and mask_floor = 0: the NFT gradient vanishes, the KL anchor is 0 at θ = θ_ref
-    assert all(torch.equal(a, b) for a, b in zip(trained, model.parameters(), strict=True))
-    assert res.skipped_steps == 0
+    n = cfg.prompts * cfg.group
+    assert res.mask_fallbacks == n and res.losses[0] is not None and res.losses[0] > 0
+    lmask = seen["ro"].lmask  # (B, T−1, h, w): frame 3 of the video is latent frame 2, all of it
+    assert torch.equal(lmask[:, 2], torch.ones_like(lmask[:, 2])) and lmask[:, [0, 1, 3]].sum() == 0
 
 
 def test_cli_prints_four_lines(monkeypatch, tmp_path):
@@ -224,13 +253,16 @@ def test_cli_prints_four_lines(monkeypatch, tmp_path):
 
     from creflow_train import cli
     from creflow_train.toy import bench
+    from creflow_train.toy.mathenv import PORTABLE_MATH
 
+    for k, v in PORTABLE_MATH.items():  # as a shell that set them would: the CLI keeps them, warns of nothing
+        monkeypatch.setenv(k, v)
     seen = {}
 
-    def fake_run(cfg, out, log, jobs=1, cache_dir=None):
-        seen["cfg"], seen["out"], seen["jobs"], seen["cache"] = cfg, out, jobs, cache_dir
+    def fake_run(cfg, out, log, jobs=1, cache_dir=None, shipped_cache=None):
+        seen["cfg"], seen["out"], seen["jobs"], seen["cache"] = cfg, out, jobs, (cache_dir, shipped_cache)
         arms = {
-            a: bench.ArmSummary(a, [0, 4], [0.1, s], [0, 0], [0, 0], [1, 1], [0, 0], s, 0.01, 1.0, 0.0)
+            a: bench.ArmSummary(a, [0, 4], [0], {"success": [0.1, s], "drift_kept": [0, 0.01]}, {}, {}, 1.0, 0.0)
             for a, s in zip(("nft", "credit-nft", "reflow", "creflow"), (0.25, 0.3125, 0.5, 0.6666), strict=True)
         }
         return bench.AblationSummary(arms, 0.25, 0.1, 1.0)
@@ -244,12 +276,20 @@ def test_cli_prints_four_lines(monkeypatch, tmp_path):
     ]
     assert seen["cfg"].seeds == (0,) and seen["cfg"].rl.steps == bench.quick_config().rl.steps
     assert seen["out"] == tmp_path and seen["jobs"] == 2
-    assert seen["cache"] == cli.SHIPPED_CACHE  # the checkout's pretrained checkpoint, whatever --out is
-    assert (seen["cfg"].rl.lr, seen["cfg"].rl.anchor_outside, seen["cfg"].rl.kl_weight) == (1e-4, 0.0, 1e-4)
+    assert seen["cache"] == (None, cli.SHIPPED_CACHE)  # the checkout's checkpoint is read, whatever --out is
+    rl = seen["cfg"].rl
+    assert (rl.lr, rl.loss.anchor_outside, rl.loss.kl_weight, rl.threads) == (1e-4, 0.0, 1e-4, 1)
+    assert "warning" not in res.output
     assert CliRunner().invoke(cli.app, ["toy", "--quick"]).exit_code == 0
     assert seen["out"] == cli.DEFAULT_OUT / "quick"
-    for flag in (["--lr", "0"], ["--anchor-outside", "-1"]):
-        assert CliRunner().invoke(cli.app, ["toy", *flag]).exit_code == 2
+    assert CliRunner().invoke(cli.app, ["toy", "--quick", "--cache", str(tmp_path / "c")]).exit_code == 0
+    assert seen["cache"] == (tmp_path / "c", None)  # an explicit cache is read and written, the shipped one unused
+    for flag in (["--lr", "0"], ["--anchor-outside", "-1"], ["--mask-norm", "sum"], ["--mask-floor", "2"]):
+        assert CliRunner().invoke(cli.app, ["toy", *flag]).exit_code == 2, flag
+    assert CliRunner().invoke(cli.app, ["toy", "--quick", "--seeds", "2", "--first-seed", "3"]).exit_code == 0
+    assert seen["cfg"].seeds == (0,)  # --quick fixes its one seed
+    assert CliRunner().invoke(cli.app, ["toy", "--seeds", "2", "--first-seed", "3", "--arms", "nft-kl"]).exit_code == 0
+    assert seen["cfg"].seeds == (3, 4) and seen["cfg"].arms == ("nft-kl",)
     bad = CliRunner().invoke(cli.app, ["toy", "--arms", "nft,grpo"])
     assert bad.exit_code == 2
 
@@ -263,3 +303,38 @@ def test_line_plot_writes_png(tmp_path):
     p = line_plot(tmp_path / "a.png", {"x": (np.arange(3), np.array([0.1, 0.5, 0.9]), np.full(3, 0.05))},
                   title="t", xlabel="step", ylabel="s")
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_default_toy_outputs_are_git_ignored(root):
+    """A default `creflow toy` run writes under out/creflow_toy/, which git ignores: no tracked file changes."""
+    import shutil
+    import subprocess
+
+    from creflow_train import cli
+
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = [cli.DEFAULT_OUT / sub / name for sub in ("quick", "run")
+             for name in ("results.json", "curves.csv", "success.png", "_work/pretrained_0123456789.pt")]
+    res = subprocess.run(["git", "check-ignore", "--no-index", *map(str, paths)], cwd=root, capture_output=True,
+                         text=True, check=False)
+    assert sorted(res.stdout.split()) == sorted(map(str, paths))
+    tracked = subprocess.run(["git", "ls-files", str(cli.DEFAULT_OUT)], cwd=root, capture_output=True, text=True)
+    assert tracked.stdout == ""
+
+
+def test_pretrained_model_never_writes_into_the_shipped_cache(tmp_path, monkeypatch):
+    from creflow_train.toy import bench
+    from creflow_train.toy.pretrain import PretrainConfig
+
+    world, cfg = W.WorldConfig(frames=4), PretrainConfig(steps=1, batch=2, ch=8)
+    shipped, cache = tmp_path / "shipped", tmp_path / "cache"
+    shipped.mkdir()
+    model = bench.pretrained_model(world, cfg, cache, shipped=shipped)
+    assert list(shipped.iterdir()) == [] and len(list(cache.glob("pretrained_*.pt"))) == 1
+    (cache / next(cache.iterdir()).name).rename(shipped / next(cache.iterdir()).name)
+    monkeypatch.setattr(bench, "pretrain", lambda *a, **k: pytest.fail("the shipped checkpoint must be reused"))
+    again = bench.pretrained_model(world, cfg, cache, shipped=shipped)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values(),
+                                                  strict=True))
+    assert list(cache.iterdir()) == []

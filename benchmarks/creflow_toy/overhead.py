@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python benchmarks/creflow_toy/overhead.py --reps 12 --lr 1e-4
 
 Prints the median seconds of one post-training step per arm and CreFlow's overhead over NFT (masks, the
-outside anchor and the reflow rows). Uses the checkout's cached pretrained model (pretrains it if missing).
+outside anchor and the reflow rows). Uses the checkout's shipped pretrained model (pretrains it in memory if missing; writes nothing).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     world = WorldConfig()
-    base = pretrained_model(world, PretrainConfig(), CACHE)
+    base = pretrained_model(world, PretrainConfig(), None, shipped=CACHE)
     times = measure_overhead(base, world, replace(RLConfig(), lr=args.lr), reps=args.reps)
     for arm, sec in times.items():
         print(f"{arm:>10}: {sec:.3f} s/step")

@@ -15,7 +15,7 @@ import torch
 
 from .model import TinyVideoFlow
 from .pretrain import PretrainConfig, pretrain
-from .train import ARMS, ArmResult, EvalSet, RLConfig, measure_overhead, train_arm
+from .train import ARMS, DEFAULT_ARMS, ArmResult, EvalSet, RLConfig, deterministic, measure_overhead, train_arm
 from .world import WorldConfig
 
 
@@ -27,7 +27,7 @@ class AblationConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     rl: RLConfig = field(default_factory=RLConfig)
     seeds: tuple[int, ...] = (0, 1, 2)
-    arms: tuple[str, ...] = tuple(ARMS)
+    arms: tuple[str, ...] = DEFAULT_ARMS
     timing_reps: int = 6  # interleaved steps per arm for the overhead figure (0 = skip)
 
 
@@ -37,23 +37,37 @@ def quick_config() -> AblationConfig:
     return AblationConfig(rl=rl, seeds=(0,), timing_reps=2)
 
 
+METRICS = ("success", "reward_success", "valid", "drift_kept", "distractor_shift", "drift_outside")
+
+
 @dataclass
 class ArmSummary:
-    """Seed-aggregated figures of one arm."""
+    """Seed-aggregated figures of one arm: per metric, the mean and std curves and the per-seed final values."""
 
     arm: str
     steps: list[int]
-    success_mean: list[float]
-    success_std: list[float]
-    reward_success_mean: list[float]
-    valid_mean: list[float]
-    drift_mean: list[float]
-    final_success: float
-    final_drift: float
+    seeds: list[int]
+    mean: dict[str, list[float]]  # metric -> mean over seeds at every evaluation step
+    std: dict[str, list[float]]  # metric -> population std over seeds
+    final: dict[str, list[float]]  # metric -> each seed's value at the last evaluation
     step_seconds: float
     mask_reflow_seconds: float
     steps_to_target: int | None = None
     skipped_steps: int = 0
+    mask_fallbacks: int = 0
+
+    @property
+    def final_success(self) -> float:
+        return self.mean["success"][-1]
+
+    @property
+    def final_drift(self) -> float:
+        """The headline off-target drift (`drift_kept`) at the last evaluation, mean over seeds."""
+        return self.mean["drift_kept"][-1]
+
+    @property
+    def success_mean(self) -> list[float]:
+        return self.mean["success"]
 
 
 @dataclass
@@ -80,45 +94,44 @@ def _cache_key(world: WorldConfig, cfg: PretrainConfig) -> str:
     return hashlib.sha1(json.dumps([asdict(world), asdict(cfg)], sort_keys=True).encode()).hexdigest()[:10]
 
 
-def pretrained_model(world: WorldConfig, cfg: PretrainConfig, cache_dir: Path | None, log=None) -> TinyVideoFlow:
-    """Load the pretrained model from `cache_dir` if this exact config was trained before, else train it."""
-    path = cache_dir / f"pretrained_{_cache_key(world, cfg)}.pt" if cache_dir else None
-    if path is not None and path.exists():
-        model = TinyVideoFlow(world.frames, world.size, ch=cfg.ch)
-        model.load_state_dict(torch.load(path, map_location="cpu"))
-        return model.eval()
+def pretrained_model(
+    world: WorldConfig, cfg: PretrainConfig, cache_dir: Path | None, log=None, shipped: Path | None = None
+) -> TinyVideoFlow:
+    """Load the pretrained model of this exact config from `shipped` (read only) or `cache_dir`, else train it
+    and save it in `cache_dir` (never in `shipped`: that is the checkout's tracked checkpoint directory)."""
+    name = f"pretrained_{_cache_key(world, cfg)}.pt"
+    for d in (shipped, cache_dir):
+        if d is not None and (d / name).exists():
+            model = TinyVideoFlow(world.frames, world.size, ch=cfg.ch)
+            model.load_state_dict(torch.load(d / name, map_location="cpu"))
+            return model.eval()
     t0 = time.perf_counter()
     model = pretrain(world, cfg, log_every=250 if log else 0)
     if log:
         log(f"pretrained in {time.perf_counter() - t0:.0f} s")
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = (cache_dir / name).with_suffix(".tmp")
         torch.save(model.state_dict(), tmp)
-        tmp.replace(path)
+        tmp.replace(cache_dir / name)
     return model
 
 
 def summarise(results: list[ArmResult], pretrained_success: float, seconds: float, config: dict) -> AblationSummary:
-    """Average curves over seeds; target = NFT's final mean success; steps for each arm to reach it."""
+    """Aggregate curves over seeds; target = NFT's final mean success; steps for each arm to reach it."""
     arms: dict[str, ArmSummary] = {}
     for arm in dict.fromkeys(r.arm for r in results):
         rs = [r for r in results if r.arm == arm]
-        steps = [e.step for e in rs[0].evals]
-        succ = np.array([[e.success for e in r.evals] for r in rs])
+        curves = {m: np.array([[getattr(e, m) for e in r.evals] for r in rs], dtype=np.float64) for m in METRICS}
         arms[arm] = ArmSummary(
-            arm=arm,
-            steps=steps,
-            success_mean=succ.mean(0).tolist(),
-            success_std=succ.std(0).tolist(),
-            reward_success_mean=np.mean([[e.reward_success for e in r.evals] for r in rs], 0).tolist(),
-            valid_mean=np.mean([[e.valid for e in r.evals] for r in rs], 0).tolist(),
-            drift_mean=np.mean([[e.drift for e in r.evals] for r in rs], 0).tolist(),
-            final_success=float(succ.mean(0)[-1]),
-            final_drift=float(np.mean([r.evals[-1].drift for r in rs])),
+            arm=arm, steps=[e.step for e in rs[0].evals], seeds=[r.seed for r in rs],
+            mean={m: np.nanmean(c, 0).tolist() for m, c in curves.items()},
+            std={m: np.nanstd(c, 0).tolist() for m, c in curves.items()},
+            final={m: c[:, -1].tolist() for m, c in curves.items()},
             step_seconds=float(np.mean([np.mean(r.step_seconds) for r in rs])),
             mask_reflow_seconds=float(np.mean([np.mean(r.mask_reflow_seconds) for r in rs])),
             skipped_steps=int(sum(r.skipped_steps for r in rs)),
+            mask_fallbacks=int(sum(r.mask_fallbacks for r in rs)),
         )
     target = arms["nft"].final_success if "nft" in arms else float("nan")
     for a in arms.values():
@@ -128,9 +141,8 @@ def summarise(results: list[ArmResult], pretrained_success: float, seconds: floa
 
 
 def _train_job(job: tuple) -> ArmResult:
-    """One (arm, seed) run in a worker process (one torch thread: the runs are the parallelism)."""
+    """One (arm, seed) run in a worker process (train_arm fixes its own thread count)."""
     arm, seed, base, world, rl, evalset = job
-    torch.set_num_threads(1)
     return train_arm(arm, base, world, rl, seed, evalset)
 
 
@@ -154,26 +166,37 @@ def _train_all(cfg: AblationConfig, base: TinyVideoFlow, evalset: EvalSet, jobs:
 
 
 def run_ablation(
-    cfg: AblationConfig, out_dir: Path | None = None, log=None, jobs: int = 1, cache_dir: Path | None = None
+    cfg: AblationConfig, out_dir: Path | None = None, log=None, jobs: int = 1, cache_dir: Path | None = None,
+    shipped_cache: Path | None = None,
 ) -> AblationSummary:
-    """Pretrain (or load from `cache_dir`, default out_dir/_work), post-train every arm for every seed (`jobs`
-    processes), summarise and write the outputs."""
+    """Pretrain (or load from `shipped_cache` or `cache_dir`, default out_dir/_work), post-train every arm for
+    every seed (`jobs` processes), summarise and write the outputs under `out_dir`."""
     t0 = time.perf_counter()
     cache = cache_dir or (out_dir / "_work" if out_dir else None)
-    base = pretrained_model(cfg.world, cfg.pretrain, cache, log)
-    evalset = EvalSet(cfg.world, cfg.rl, base)
+    base = pretrained_model(cfg.world, cfg.pretrain, cache, log, shipped=shipped_cache)
+    with deterministic(cfg.rl.threads):
+        evalset = EvalSet(cfg.world, cfg.rl, base)
     results = _train_all(cfg, base, evalset, jobs, log)
     pre_success = results[0].evals[0].success if results else None
     timing = measure_overhead(base, cfg.world, cfg.rl, reps=cfg.timing_reps) if cfg.timing_reps else {}
-    summary = summarise(results, pre_success or 0.0, time.perf_counter() - t0, asdict(cfg))
+    summary = summarise(results, pre_success or 0.0, time.perf_counter() - t0, asdict(cfg) | {"math": math_env()})
     summary.interleaved_step_seconds = timing
     if out_dir is not None:
         write_outputs(summary, results, out_dir)
     return summary
 
 
+def math_env() -> dict[str, str | None]:
+    """What decides the float results besides the code: torch version, the CPU kernels in use, thread settings."""
+    import os
+
+    keys = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "OMP_NUM_THREADS")
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            **{k: os.environ.get(k) for k in keys}}
+
+
 def write_outputs(summary: AblationSummary, results: list[ArmResult], out_dir: Path) -> None:
-    """results.json (summary), curves.csv (every eval of every seed), success.png and drift.png."""
+    """results.json (summary, per-seed finals), curves.csv (every eval of every seed), success.png, drift.png."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = {
         "target_success": None if math.isnan(summary.target) else summary.target,
@@ -187,11 +210,15 @@ def write_outputs(summary: AblationSummary, results: list[ArmResult], out_dir: P
     (out_dir / "results.json").write_text(json.dumps(data, indent=1))
     with open(out_dir / "curves.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["arm", "seed", "step", "success", "reward_success", "valid", "drift"])
+        w.writerow(["arm", "seed", "step", *METRICS])
         for r in results:
             for e in r.evals:
-                w.writerow([r.arm, r.seed, e.step, f"{e.success:.4f}", f"{e.reward_success:.4f}",
-                            f"{e.valid:.4f}", f"{e.drift:.5f}"])
+                w.writerow([r.arm, r.seed, e.step, *(f"{getattr(e, m):.5f}" for m in METRICS)])
+    _plots(summary, out_dir)
+
+
+def _plots(summary: AblationSummary, out_dir: Path) -> None:
+    """success.png (mean ± std over seeds) and drift.png (the headline drift) of every arm."""
     try:
         from .plot import line_plot
     except ImportError:  # pragma: no cover - OpenCV is a core dependency
@@ -199,19 +226,19 @@ def write_outputs(summary: AblationSummary, results: list[ArmResult], out_dir: P
     arms = summary.arms.values()
     line_plot(
         out_dir / "success.png",
-        {a.arm: (np.array(a.steps), np.array(a.success_mean), np.array(a.success_std)) for a in arms},
+        {a.arm: (np.array(a.steps), np.array(a.mean["success"]), np.array(a.std["success"])) for a in arms},
         title="toy carry: held-out judge success vs training steps (mean ± std over seeds)",
         xlabel="training step", ylabel="success",
     )
-    top = max(max(a.drift_mean) for a in arms) * 1.1 + 1e-6
+    top = max(np.nanmax(a.mean["drift_kept"]) for a in arms) * 1.1 + 1e-6
     line_plot(
         out_dir / "drift.png",
-        {a.arm: (np.array(a.steps), np.array(a.drift_mean), None) for a in arms},
-        title="off-target drift vs the pretrained sample (mean |dpixel| outside violation masks)",
-        xlabel="training step", ylabel="drift", ylim=(0.0, top),
+        {a.arm: (np.array(a.steps), np.array(a.mean["drift_kept"]), None) for a in arms},
+        title="off-target drift: mean |dpixel| on pairs the pretrained model already solves",
+        xlabel="training step", ylabel="drift", ylim=(0.0, float(top)),
     )
 
 
 def final_lines(summary: AblationSummary) -> list[str]:
-    """The four closing lines of `creflow toy`: `<arm>: success NN.N%`."""
+    """The closing lines of `creflow toy`, one per arm: `<arm>: success NN.N%`."""
     return [f"{a}: success {100 * summary.arms[a].final_success:.1f}%" for a in ARMS if a in summary.arms]

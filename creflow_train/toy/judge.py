@@ -78,3 +78,21 @@ def judge(
         [((obs.centres[k] - obs.centres[k][:, :1]).norm(dim=-1) <= 0.5).all(dim=1) for k in ("blue", "yellow")]
     ).all(dim=0)
     return Verdict(valid, reached, delivered, carried, undisturbed)
+
+
+def distractor_shift(videos: torch.Tensor, *, colour_tol: float = 0.2) -> torch.Tensor:
+    """(B,) mean over the blue and yellow distractors of their largest centre displacement from frame 0 (px).
+
+    Measured with the judge's strict colour tolerance, not the reward's grounder; frames where a distractor is
+    not seen are ignored, and a video where neither is seen at frame 0 gets NaN.
+    """
+    import torch
+
+    obs = ground(videos, tol=colour_tol)
+    shifts = []
+    for k in ("blue", "yellow"):
+        c = obs.centres[k]  # (B, T, 2)
+        d = (c - c[:, :1]).norm(dim=-1)  # (B, T), NaN where unseen
+        m = torch.where(d.isnan(), torch.full_like(d, -1.0), d).amax(dim=1)
+        shifts.append(torch.where(m < 0, torch.full_like(m, float("nan")), m))
+    return torch.stack(shifts).nanmean(dim=0)

@@ -47,12 +47,14 @@ def entity_regions(videos: torch.Tensor) -> dict[str, torch.Tensor]:
 
 @dataclass
 class ToyScore:
-    """Rewards (B,), per-constraint verdicts (B, C), and violation masks (B, T, H, W) in [0, 1] (or None)."""
+    """Rewards (B,), per-constraint verdicts (B, C), violation masks (B, T, H, W) in [0, 1] (or None) and the
+    frames (B, T) the violated constraints' witnesses name."""
 
     rewards: torch.Tensor
     satisfied: torch.Tensor
     masks: torch.Tensor | None
     constraint_names: tuple[str, ...]
+    witness_frames: torch.Tensor | None = None
 
     @property
     def violated(self) -> torch.Tensor:
@@ -79,7 +81,6 @@ def score(
     """Score videos (B, T, 3, H, W) in [0, 1] against the toy spec; masks only when `with_masks`."""
     import numpy as np
     import torch
-    import torch.nn.functional as F
 
     from ltlreward import monitor
 
@@ -90,22 +91,35 @@ def score(
     weights = torch.tensor([c.weight for c in res.constraints], dtype=torch.float32)
     sat = torch.from_numpy(np.asarray(res.satisfied)).to(torch.bool)  # (B, C)
     rewards = (sat.float() * weights).sum(dim=1) / weights.sum()
-    masks = None
+    masks = witness = None
     if with_masks:
-        b, t, _, h, w = videos.shape
-        frames = {e: torch.zeros(b, t, dtype=torch.bool) for e in ENTITIES}
-        for c in res.constraints:
-            for key, m in c.atom_masks.items():
-                for e in c.atom_entities.get(key, ()):
-                    frames[e] |= torch.from_numpy(np.asarray(m))
-        regions = entity_regions(videos)
-        masks = torch.zeros(b, t, h, w)
-        for e, fr in frames.items():
-            if fr.any():
-                if dilate_time > 0:
-                    k = 2 * dilate_time + 1
-                    fr = F.max_pool1d(fr.float()[:, None], k, stride=1, padding=dilate_time)[:, 0] > 0
-                masks = torch.maximum(masks, (regions[e] & fr[:, :, None, None]).float())
-        if dilate > 0:
-            masks = F.max_pool2d(masks, 2 * dilate + 1, stride=1, padding=dilate)
-    return ToyScore(rewards, sat, masks, tuple(c.name for c in res.constraints))
+        masks, witness = _masks(videos, res, sat, dilate, dilate_time)
+    return ToyScore(rewards, sat, masks, tuple(c.name for c in res.constraints), witness)
+
+
+def _masks(videos: torch.Tensor, res, sat: torch.Tensor, dilate: int, dilate_time: int):
+    """Violation masks (B, T, H, W) and witness frames (B, T) of a monitor result (see `score`)."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    b, t, _, h, w = videos.shape
+    frames = {e: torch.zeros(b, t, dtype=torch.bool) for e in ENTITIES}
+    witness = torch.zeros(b, t, dtype=torch.bool)
+    for j, c in enumerate(res.constraints):
+        for key, m in c.atom_masks.items():
+            mt = torch.from_numpy(np.asarray(m))
+            witness |= mt & ~sat[:, j : j + 1]
+            for e in c.atom_entities.get(key, ()):
+                frames[e] |= mt
+    regions = entity_regions(videos)
+    masks = torch.zeros(b, t, h, w)
+    for e, fr in frames.items():
+        if fr.any():
+            if dilate_time > 0:
+                k = 2 * dilate_time + 1
+                fr = F.max_pool1d(fr.float()[:, None], k, stride=1, padding=dilate_time)[:, 0] > 0
+            masks = torch.maximum(masks, (regions[e] & fr[:, :, None, None]).float())
+    if dilate > 0:
+        masks = F.max_pool2d(masks, 2 * dilate + 1, stride=1, padding=dilate)
+    return masks, witness
