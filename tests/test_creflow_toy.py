@@ -169,7 +169,10 @@ def test_one_training_step_updates_and_evaluates(arm):
     res = train_arm(arm, model, CFG, cfg, seed=0, evalset=evalset)
     assert [e.step for e in res.evals] == [0, 1]
     e0 = res.evals[0]  # the pretrained model against itself
-    assert e0.drift_outside == 0.0 and (e0.drift_kept == 0.0 or math.isnan(e0.drift_kept))
+    # the copy samples what the pretrained model sampled, up to float32 summation order under another
+    # thread count: pixels are O(1), so a few ulps of float32 per pixel bound the mean |Δ| (exact 0 on one CPU)
+    tol = 16 * torch.finfo(torch.float32).eps
+    assert e0.drift_outside <= tol and (e0.drift_kept <= tol or math.isnan(e0.drift_kept))
     assert len(res.step_seconds) == 1
     # the pretrained weights passed in are never modified (each arm trains a copy)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
