@@ -209,6 +209,8 @@ def _no_move_mod(m: NoMove, c: _ModContext) -> None:
 def _while_mod(m: While, c: _ModContext) -> None:
     f = state_formula(m.state, c.world)
     last = c.plan.phases[-1]
+    c.world.warnings.append(f'read "while / keeping {state_words(m.state, c.world)}" as: it holds from the start '
+                            f"until {last.english}")
     c.cs.add(f"while_{c.plan.obj}", T.until(f, last.formula), f"the condition holds until {last.english}")
 
 
