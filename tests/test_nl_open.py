@@ -217,3 +217,14 @@ def test_keep_held_until_starts_when_held_and_a_perfect_execution_satisfies_it()
 
 def test_keep_open_until_still_holds_from_the_start():
     assert formulas("Keep the gripper open until it reaches the cup.") == {"gripper_open(gripper) U near(gripper, cup)"}
+
+
+def test_held_objects_pushed_are_placed_and_fixtures_are_not_lifted():
+    assert formulas("Pick up the peg, then push it into the hole.") == formulas(
+        "Pick up the peg, then insert it into the hole.")
+    got = compile_text("Grasp the drawer and pull it open.")
+    fs = {format_formula(c.formula) for c in got.spec.constraints}
+    assert "F holding(gripper, drawer)" in fs and not any("lifted(drawer)" in f for f in fs)
+    assert got.warnings == ('the drawer is fixed in place: "grasp" is read as reaching and grasping it, no lift',)
+    assert compile_text("Hit the button.").warnings == (
+        'touching the button does not press it; say "press" if it must be pressed',)

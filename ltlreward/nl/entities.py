@@ -25,6 +25,8 @@ CONTAINERS = frozenset({"drawer", "cabinet", "dustbin", "bin", "box", "bowl", "b
                         "fridge", "cupboard", "glass", "hole", "slot", "socket", "trashcan", "dishwasher"})
 PEGS = frozenset({"peg", "plug", "pin", "rod", "stick", "key"})
 BUTTONS = frozenset({"button", "switch", "key", "buzzer", "lever"})
+FIXTURES = frozenset({"drawer", "door", "cabinet", "cupboard", "window", "fridge", "microwave", "oven", "dishwasher",
+                      "faucet", "tap", "handle", "knob", "lever", "switch", "button"})  # grasped, never lifted
 HEAD_SYNONYMS = {"cube": "block", "brick": "block", "bin": "dustbin", "trashcan": "dustbin",
                  "wastebasket": "dustbin", "wastebin": "dustbin", "puck": "puck"}
 COMPOUND_SYNONYMS = {("trash", "can"): "dustbin", ("garbage", "can"): "dustbin", ("trash", "bin"): "dustbin",
@@ -213,4 +215,4 @@ def ident(s: str) -> str:
     return s if s and not s[0].isdigit() else f"e_{s}"
 
 
-__all__ = ["BUTTONS", "CONTAINERS", "PEGS", "REGIONS", "SURFACES", "World", "ident"]
+__all__ = ["BUTTONS", "CONTAINERS", "FIXTURES", "PEGS", "REGIONS", "SURFACES", "World", "ident"]

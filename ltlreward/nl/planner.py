@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from . import templates as T
-from .entities import BUTTONS, CONTAINERS, PEGS, World
+from .entities import BUTTONS, CONTAINERS, FIXTURES, PEGS, World
 from .errors import NLError
 from .ir import NP, Arm, Duration, Parsed, Plural, RowOrder, StackOrder, Start, Step
 
@@ -76,6 +76,9 @@ def _pick(a: _Act) -> T.Plan | None:
         if any(isinstance(m, Duration) for m in a.step.mods):  # "… and hold it up for 2 s": a phase of its own
             return T.keep_held(a.grip, a.obj, a.on)
         return None  # already held up by this gripper ("pick up the cup and hold it")
+    if a.head in FIXTURES and a.step.verb == "pick":
+        a.world.warnings.append(f'{a.on} is fixed in place: "grasp" is read as reaching and grasping it, no lift')
+        return T.grasp_fixture(a.grip, a.obj, a.on)
     return T.two_arm_lift(a.grip, a.obj, a.on) if a.grip.together else T.pick(a.grip, a.obj, a.on)
 
 
@@ -95,8 +98,17 @@ def _push(a: _Act) -> T.Plan:
     """push / slide: to the destination (at it unless said), or along; a button pushed is pressed."""
     if a.dest is None and a.head in BUTTONS:
         return T.press(a.grip, a.obj, a.on)
+    if a.dest is not None and a.held.get(a.obj) is not None and a.held.get(a.obj) == a.grip:
+        return _place(a)  # "pick up the peg, then push it into the hole": a held object is placed (inserted)
     rel = None if a.dest is None else ("at" if a.step.rel in (None, "to") else a.step.rel)
     return T.push(a.grip, a.obj, a.on, rel, a.dest, a.world.label(a.dest) if a.dest else None)
+
+
+def _touch(a: _Act) -> T.Plan:
+    """touch / hit: reach and touch (a button touched is not pressed: a warning says to say "press")."""
+    if a.head in BUTTONS:
+        a.world.warnings.append(f'touching {a.on} does not press it; say "press" if it must be pressed')
+    return T.touch(a.grip, a.obj, a.on)
 
 
 def _pour(a: _Act) -> T.Plan:
@@ -112,7 +124,7 @@ def _articulate(a: _Act) -> T.Plan:
 
 _OBJECT_TEMPLATES: dict[str, Callable[[_Act], T.Plan | None]] = {
     "pick": _pick, "hold": _pick, "lift": _pick, "place": _place, "insert": _place, "push": _push,
-    "reach": lambda a: T.reach(a.grip, a.obj, a.on), "touch": lambda a: T.touch(a.grip, a.obj, a.on),
+    "reach": lambda a: T.reach(a.grip, a.obj, a.on), "touch": _touch,
     "open": _articulate, "close": _articulate, "turn_on": _articulate, "turn_off": _articulate,
     "press": lambda a: T.press(a.grip, a.obj, a.on), "pour": _pour,
     "release": lambda a: T.release(a.grip, a.obj, a.on),

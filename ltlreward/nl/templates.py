@@ -178,6 +178,11 @@ def pick(g: Grip, o: str, on: str) -> Plan:
                 effect=g.holding(o))
 
 
+def grasp_fixture(g: Grip, o: str, on: str) -> Plan:
+    """Grasp something fixed in place (a drawer, a door): reach and grasp, no lift and nothing carried."""
+    return Plan(approach(g, o, on)[:2], subject=(), final=False, held_after={o: g}, obj=o, effect=g.holding(o))
+
+
 def keep_held(g: Grip, o: str, on: str) -> Plan:
     """Hold what is already held up (a duration gives it its length): one phase, o held up."""
     return Plan([Phase("hold", conj(g.holding(o), atom("lifted", o)), f"{g.label} holds {on} up")], subject=(o,),
