@@ -228,3 +228,9 @@ def test_held_objects_pushed_are_placed_and_fixtures_are_not_lifted():
     assert got.warnings == ('the drawer is fixed in place: "grasp" is read as reaching and grasping it, no lift',)
     assert compile_text("Hit the button.").warnings == (
         'touching the button does not press it; say "press" if it must be pressed',)
+
+
+def test_a_step_that_uses_what_the_other_arm_did_stays_ordered():
+    fs = formulas("The left arm opens the cabinet and the right arm puts the mouse into it.")
+    assert any('"the cabinet is open"' in f and "inside(mouse, cabinet)" in f and f.startswith("F (near(left")
+               for f in fs)

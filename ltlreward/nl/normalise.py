@@ -80,7 +80,7 @@ class Normalised:
 
 _VERB_SLOT_BEFORE = frozenset({",", "and", "then", "to", "next", "first", "finally", "please", "also", "should",
                                "must", "arm", "gripper", "hand", "arms", "grippers", "hands", "now", "afterwards",
-                               "lastly", "you", "robot", "that", "once", "after", "before", "then,", "again"})
+                               "lastly", "you", "robot", "that", "once", "after", "before", "again"})
 
 
 def _sentences(words: list[Word]) -> list[list[Word]]:
@@ -94,6 +94,7 @@ def _sentences(words: list[Word]) -> list[list[Word]]:
 
 
 def _starts_with(ws: list[Word], i: int, phrase: tuple[str, ...]) -> bool:
+    """Whether the words from position i spell `phrase`."""
     return tuple(w.text for w in ws[i : i + len(phrase)]) == phrase
 
 
@@ -284,6 +285,7 @@ def passive_to_active(norm: Normalised, keywords: frozenset[str]) -> Normalised 
 
 
 def _active(ws: list[Word], keywords: frozenset[str]) -> list[Word] | None:
+    """One sentence "NP [modal] be VERB-ed REST" as "VERB NP REST" ("by ARM" → "with ARM"); None if not passive."""
     texts = [w.text for w in ws]
     be = next((i for i, t in enumerate(texts) if t in BE_WORDS), None)
     if be is None or be == 0 or be + 1 >= len(ws):

@@ -696,7 +696,10 @@ def _alongside(a: Step, b: Step) -> bool:
     """"A with the left arm and B with the right arm": two steps of two different named arms joined by "and",
     on objects of their own (no pronoun back to A), run at the same time."""
     arms = {getattr(s.arm, "which", None) for s in (a, b)}
-    return arms == {"left", "right"} and not any(isinstance(o, NP) and o.pronoun for o in b.objs)
+    if arms != {"left", "right"} or any(isinstance(o, NP) and o.pronoun for o in b.objs):
+        return False
+    acted_on = {o.head for o in a.objs if isinstance(o, (NP, Plural))}
+    return not (isinstance(b.dest, NP) and (b.dest.pronoun or b.dest.head in acted_on))  # "… puts it into it"
 
 
 def _threads(steps: list[Step], roles: list[tuple[Arm, int]]) -> tuple[Step, ...]:
@@ -915,6 +918,7 @@ def _parse_sentence(sent: Any, kw: frozenset[str], text: str) -> Tree:
 
 
 def _try_parse(text: str) -> Tree | None:
+    """The tree of `text`, or None when the grammar rejects it."""
     try:
         return _lark().parse(text)
     except UnexpectedInput:

@@ -64,6 +64,7 @@ def G_for(f: Formula, bound: float, unit: str) -> Formula:
 
 
 def _interval(bound: float, unit: str) -> Interval:
+    """[0, bound] in seconds ("s") or whole frames."""
     if unit == "s":
         return Interval(0.0, float(bound), "s")
     return Interval(0, int(bound), "f")
