@@ -234,3 +234,32 @@ def test_a_step_that_uses_what_the_other_arm_did_stays_ordered():
     fs = formulas("The left arm opens the cabinet and the right arm puts the mouse into it.")
     assert any('"the cabinet is open"' in f and "inside(mouse, cabinet)" in f and f.startswith("F (near(left")
                for f in fs)
+
+
+@pytest.mark.parametrize("text", [
+    "Left arm: grab the hammer. Right arm: grab the block.",
+    "Lift the mug, then put it back where it was.",
+    "Lift the cup and hold it up for at least 2 seconds, then set it down on the table within 9 s.",
+    "Open the drawer, and only after that put the cup inside.",
+    "Touch the green button, not the red one.",
+    "Put both bottles in the dustbin, carrying at most one at a time, without spilling them.",
+])
+def test_new_ir_nodes_round_trip_through_json(text):
+    from ltlreward.nl import Parsed, parse_text
+
+    parsed = parse_text(text)
+    assert Parsed.from_json(json.loads(json.dumps(parsed.to_json()))) == parsed
+
+
+def test_position_is_still_a_noun():
+    assert "F G (at(block, position) & !holding(gripper, block))" in formulas("Move the block to the position.")
+
+
+def test_compile_cli_json_carries_the_warnings():
+    from typer.testing import CliRunner
+
+    from ltlreward.cli import app
+
+    res = CliRunner().invoke(app, ["compile", "Pick up teh cup", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["warnings"][0].startswith('spelling: read "teh" as "the"')

@@ -92,7 +92,7 @@ MODALS = frozenset({"could", "can", "would", "will", "may", "should", "must"})  
 SUBJECT_STARTS = frozenset({"the", "both", "each", "either", "left", "right", "one", "your", "its", "robot"})
 BE_WORDS = frozenset({"be", "is", "are", "gets", "get", "been", "being"})  # passive auxiliaries
 # verbs the grammar does not have, read as one it has (a warning names the reading)
-VERB_SYNONYMS = {"hang": "put", "pop": "put", "stick": "insert", "position": "put", "shift": "move",
+VERB_SYNONYMS = {"hang": "put", "pop": "put", "stick": "insert", "shift": "move",
                  "tuck": "put", "stash": "put", "plop": "put", "grip": "grab", "clutch": "grab", "snatch": "grab",
                  "yank": "pull", "tug": "pull", "elevate": "lift", "hoist": "lift", "hand-off": "hand",
                  "shove": "push", "poke": "press", "jab": "press", "deliver": "bring", "haul": "carry",
