@@ -263,3 +263,10 @@ def test_compile_cli_json_carries_the_warnings():
     res = CliRunner().invoke(app, ["compile", "Pick up teh cup", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["warnings"][0].startswith('spelling: read "teh" as "the"')
+
+
+def test_one_names_an_object_said_before_the_step():
+    with pytest.raises(NLError, match='"one" does not refer to anything mentioned before'):
+        compile_text("Put the blue one on the plate.")
+    assert "F G (on(red_block, blue_block) & !holding(gripper, red_block))" in formulas(
+        "ok so pick up the red block and stack it on the blue one")

@@ -47,6 +47,7 @@ class World:
         self.warnings: list[str] = []
         self.last_arm: str | None = None
         self.mentions: list[str] = []  # object entities in the order they were said (repeats included)
+        self.said_before: int | None = None  # while a step's arguments resolve: mentions before the step
 
     # -- grippers
     def grip(self, arm: Arm | None) -> T.Grip:
@@ -127,7 +128,8 @@ class World:
 
     def _one(self, np: NP, exclude: tuple[str, ...]) -> NP:
         """"the blue one" → "the blue block": the head of the object said last (a warning says so)."""
-        prev = next(iter(reversed(self.mentions)), None)
+        before = self.mentions if self.said_before is None else self.mentions[: self.said_before]
+        prev = next(iter(reversed(before)), None)
         if prev is None:
             raise NLError(f'"{np.text}": "one" does not refer to anything mentioned before', text=self.text)
         head = self.head_of(prev)

@@ -135,8 +135,10 @@ def _arguments(step: Step, world: World) -> tuple[str | None, list[str]]:
     """The step's destination entity and object entities, resolved in the order they were said (a pronoun or
     implied destination is another object than the step's own; "where it was" is the object's start region); a
     source is noted as an entity only."""
+    world.said_before = len(world.mentions)  # "the blue one" names the head of an object said before this step
     dest = world.np(step.dest) if isinstance(step.dest, NP) and not step.dest.pronoun else None
     objs = world.objs(step.objs, remember=False)
+    world.said_before = None
     if isinstance(step.dest, NP) and step.dest.pronoun:
         dest = world.np(step.dest, exclude=tuple(objs))
     if isinstance(step.dest, Start):
