@@ -114,6 +114,22 @@ def test_self_check_rejects_a_contradiction():
         self_check(replace(res, spec=spec, text=format_spec(spec)))
 
 
+def test_self_check_accepts_the_rules_compilations_of_the_development_set():
+    """No false alarm: long order chains and no-drop rules are satisfiable on the traces tried."""
+    for e in load_examples()[::10]:
+        self_check(compile_rules(e.text))
+
+
+def test_noun_phrases_need_a_noun():
+    words = noun_words("Put the two bottles into the dustbin.")
+    with pytest.raises(IRError, match="not valid IR text"):
+        parse_ir_text("place 2 in dustbin\nend", words)  # a count alone is not a noun phrase
+    p = parse_ir_text("place 2 bottles in dustbin\nend", words)
+    assert (p.steps[0].objs[0].head, p.steps[0].objs[0].count) == ("bottle", 2)
+    p = parse_ir_text("pick bottle 2\nend", words)  # "bottle 2" = the second bottle
+    assert (p.steps[0].objs[0].head, p.steps[0].objs[0].ordinal) == ("bottle", 2)
+
+
 def test_model_errors_name_the_package_or_file(tmp_path):
     with pytest.raises(BackendError, match="unknown llm model 'gpt'"):
         model_file("gpt")

@@ -89,6 +89,12 @@ _ALWAYS_WORDS = ("left", "right", "top", "bottom", "middle", "1", "2", "3", "4",
                  "third", "fourth", "fifth")
 
 
+def _is_modifier(word: str) -> bool:
+    """A word that modifies a noun but cannot be one: a count, ordinal, place, size or colour word."""
+    return (word.isdigit() or word in COUNTS or word == "both" or word in ORDINALS or word in PLACES
+            or word in SIZE_RANK or word in COLOURS)
+
+
 def _alts(words: Iterable[str]) -> str:
     """A Lark alternation of string literals, longest first (so no literal is a prefix of a later one)."""
     return " | ".join(f'"{w}"' for w in sorted(set(words), key=lambda w: (-len(w), w)))
@@ -165,7 +171,9 @@ def grammar(words: tuple[str, ...], lines: int = MAX_LINES) -> str:
         "target: np | arm",
         "arm: ARM",
         'np: PRONOUN | named',
-        'named: WORD | WORD " " WORD | WORD " " WORD " " WORD | WORD " " WORD " " WORD " " WORD',
+        'named: _mods? _nouns (" " DIGIT)?',
+        '_mods: MODW " " | MODW " " MODW " " | MODW " " MODW " " MODW " "',
+        '_nouns: NOUNW | NOUNW " " NOUNW | NOUNW " " NOUNW " " NOUNW',
         f"VERB: {_alts(verbs)}",
         f"ARMVERB: {_alts(_ARM_VERBS)}",
         f"REL: {_alts(REL_WORDS.values())}",
@@ -181,7 +189,9 @@ def grammar(words: tuple[str, ...], lines: int = MAX_LINES) -> str:
         f"PRED: {_alts(get_args(Predicate))}",
         f"ARM: {_alts(ARM_WORDS.values())}",
         f"PRONOUN: {_alts(PRONOUNS)}",
-        f"WORD: {_alts(words)}",
+        f"MODW: {_alts(w for w in words if _is_modifier(w))}",
+        f"NOUNW: {_alts([w for w in words if not _is_modifier(w)] or ['object'])}",
+        'DIGIT: "1" | "2" | "3" | "4" | "5"',
     ]) + "\n"
 
 
