@@ -86,5 +86,6 @@ def test_assign_specs_binds_each_videos_sidecar(tmp_path):
     specs, notes = assign_specs(items, from_descriptions=True)
     assert {e.name for e in specs[0].entities} == {"block", "plate", "gripper"}
     assert specs[1] is None
-    assert any("no entity of" in n and "'tray'" in n or "'cup'" in n for n in notes)
+    assert f"'put the cup on the tray': no entity of {tmp_path / 'b.sidecar.json'} matches 'tray' ('tray'); its " \
+        "entities: block, plate, gripper (rename it in the description or the file)" in notes
     assert notes[-1] == "no spec for (description not compilable or its entities not in the sidecar): 1 video(s) not scored"

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     with a.out.open("w") as f:
         for row in rows:
             row = {**row, "video": str((base / row["video"]).resolve()), "task_description": said[row["task"]]}
-            row["spec"] = str((Path(__file__).resolve().parents[2] / row["spec"])) if row.get("spec") else None
+            row["spec"] = str(Path(__file__).resolve().parents[2] / row["spec"]) if row.get("spec") else None
             f.write(json.dumps(row) + "\n")
     print(f"{len(rows)} rows written to {a.out}")
     return 0
