@@ -81,6 +81,7 @@ def test_max_lines_counts_clause_connectors():
     assert g.startswith('start: first "end"') and "line?" not in g.splitlines()[0]
 
 
+@pytest.mark.slow
 def test_fewshot_pool_is_the_development_set_in_ir_text():
     pool = load_examples()
     assert len(pool) == 102 and FEWSHOT_PATH.name == "nl_fewshot.jsonl"
@@ -137,6 +138,21 @@ def test_model_errors_name_the_package_or_file(tmp_path):
         model_file(tmp_path / "nope.gguf")
     with pytest.raises(ValueError, match="unknown backend 'gpt'; available: rules, llm, auto"):
         compile_text("pick up the cup", backend="gpt")
+
+
+def test_a_missing_weights_package_is_named():
+    from ltlreward.nl.llm import MODELS, ModelInfo
+
+    def absent():
+        raise ImportError("no_such_weights")
+
+    MODELS.register("absent-test", ModelInfo("no-such-weights", absent, "none"))
+    try:
+        with pytest.raises(BackendError, match=r"the llm model 'absent-test' needs its weights package: pip "
+                                               r"install no-such-weights"):
+            model_file("absent-test")
+    finally:
+        MODELS.unregister("absent-test")
 
 
 def test_auto_uses_rules_when_they_compile():
