@@ -73,6 +73,23 @@ def test_ir_text_nouns_are_the_descriptions_own_words():
         parse_ir_text("place it on plate\nend", words)  # the first line cannot start with a pronoun
 
 
+def test_render_refuses_what_ir_text_cannot_say():
+    from ltlreward.nl.ir import NP, Step
+    from ltlreward.nl.irtext import render_step
+
+    class Later(Step):  # an IR grown a field since IR text was written
+        pass
+
+    import dataclasses
+
+    grown = dataclasses.make_dataclass("Grown", [("within", float | None, dataclasses.field(default=None))],
+                                       bases=(Later,), frozen=True)
+    step = grown(verb="pick", objs=(NP(head="cup", text="cup"),), within=5.0)
+    with pytest.raises(NLError, match=r"IR text cannot express Grown\.within yet"):
+        render_step(step)
+    assert render_step(grown(verb="pick", objs=(NP(head="cup", text="cup"),))) == "pick cup"
+
+
 def test_max_lines_counts_clause_connectors():
     assert max_lines("Push the puck to the goal.") == 1
     assert max_lines("Open the drawer and put the bowl inside.") == 2

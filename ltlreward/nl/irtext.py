@@ -25,6 +25,7 @@ this form (few-shot examples are the rules backend's IR rendered so).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterable
 from typing import get_args
@@ -32,6 +33,7 @@ from typing import get_args
 from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError, VisitError
 
+from .errors import NLError
 from .ir import (
     NP,
     Arm,
@@ -206,6 +208,7 @@ def _np_words(n: NP) -> list[str]:
 
 def render_np(n: NP | Plural) -> str:
     """A noun phrase as words ("second red bowl", "2 bottles", "red green blue blocks")."""
+    _check_expressible(n, _NP_FIELDS if isinstance(n, NP) else _PLURAL_FIELDS)
     if isinstance(n, NP):
         return " ".join(_np_words(n))
     lead = [str(n.count)] if n.count and not (n.colours or n.sizes) else []
@@ -218,6 +221,7 @@ def _target(t: NP | Plural | Arm) -> str:
 
 def render_state(s: State) -> str:
     """STATE: "drawer is open", "left arm is not holds cup"."""
+    _check_expressible(s, frozenset({"subject", "pred", "obj", "negated"}))
     obj = f" {_target(s.obj)}" if s.obj is not None else ""
     return f"{_target(s.subject)} is {'not ' if s.negated else ''}{s.pred}{obj}"
 
@@ -235,7 +239,23 @@ def _render_mod(m: Modifier) -> str:
         return f"manner {m.word}"
     if isinstance(m, ArmMod):
         return f"with {ARM_WORDS[m.arm.which]}"
-    return "keep there" if isinstance(m, KeepThere) else "at end"
+    if isinstance(m, (KeepThere, AtEnd)):
+        return "keep there" if isinstance(m, KeepThere) else "at end"
+    raise NLError(f"IR text cannot express the modifier {type(m).__name__} yet")
+
+
+_NP_FIELDS = frozenset({"head", "words", "colour", "size", "ordinal", "place", "pronoun", "text"})
+_PLURAL_FIELDS = frozenset({"head", "words", "count", "colours", "sizes", "text"})
+_STEP_FIELDS = frozenset({"verb", "objs", "dest", "rel", "src", "arm", "mods", "arm_arg", "contents", "stack",
+                          "row"})
+
+
+def _check_expressible(node: object, known: frozenset[str]) -> None:
+    """NLError when `node` sets a field IR text has no syntax for (an IR grown since this module was written):
+    rendering it would drop the field silently."""
+    for f in dataclasses.fields(node):  # type: ignore[arg-type]
+        if f.name not in known and getattr(node, f.name) != f.default:
+            raise NLError(f"IR text cannot express {type(node).__name__}.{f.name} yet")
 
 
 def _render_row(r: RowOrder) -> str:
@@ -249,7 +269,8 @@ def _render_row(r: RowOrder) -> str:
 
 
 def render_step(s: Step) -> str:
-    """One step line."""
+    """One step line (NLError for a field IR text has no syntax for)."""
+    _check_expressible(s, _STEP_FIELDS)
     parts = [s.verb]
     if s.objs:
         parts.append(" and ".join(render_np(o) for o in s.objs))
@@ -273,6 +294,7 @@ def render_step(s: Step) -> str:
 
 def render_statement(st: Forbid | Rule) -> str:
     """One Forbid or Rule line."""
+    _check_expressible(st, frozenset({"action", "targets", "kind", "states"}))
     if isinstance(st, Forbid):
         return " ".join([f"never {st.action}", *([" and ".join(render_np(t) for t in st.targets)]
                                                   if st.targets else [])])
