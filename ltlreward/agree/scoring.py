@@ -15,13 +15,16 @@ from typing import Any
 
 @dataclass
 class Scored:
-    """One video's verdict under one method: reward (NaN on failure), verdict, violated constraints."""
+    """One video's verdict under one method: reward (NaN on failure), verdict, violated constraints, and the
+    backend that grounded it with the reason (what `auto` chose and why)."""
 
     video: str
     reward: float
     satisfied: bool
     error: str | None = None
     violated: list[dict[str, Any]] = field(default_factory=list)
+    grounder: str | None = None
+    grounder_reason: str | None = None
 
 
 def _from_record(rec: dict[str, Any]) -> Scored:
@@ -34,7 +37,8 @@ def _from_record(rec: dict[str, Any]) -> Scored:
             violated.append({"name": c["name"], "robustness": c.get("robustness"),
                              "frames": (w.get("frames") or [])[:12], "entities": w.get("entities") or []})
     return Scored(str(rec.get("video")), float("nan") if reward is None else float(reward),
-                  bool(rec.get("satisfied")), rec.get("error"), violated)
+                  bool(rec.get("satisfied")), rec.get("error"), violated, rec.get("grounder"),
+                  rec.get("grounder_reason"))
 
 
 def score_with_specs(videos: Sequence[str], specs: Sequence[Any], grounder: str, *, workers: int = 1,
