@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import LtlRewardError, SpecError
+from .errors import LtlRewardError, problem_text
 
 
 def _fmt(e: dict[str, Any]) -> str:
@@ -141,8 +141,8 @@ def run_agree(
     console = console or Console()
     err = err_console or Console(stderr=True)
 
-    def usage(msg: str) -> int:
-        err.print(f"[red]error:[/red] {msg}", markup=True, highlight=False)
+    def usage(problem: BaseException | str) -> int:
+        err.print(problem_text(problem), style="red", markup=False, highlight=False)  # one 'error:' prefix
         return 2
 
     chosen = list(BASELINES.names() if baselines is None else baselines)
@@ -157,10 +157,8 @@ def run_agree(
                            baselines=chosen, workers=workers, n_boot=n_boot, seed=seed, graded=graded is not None,
                            overlay_dir=overlay_dir, progress=progress,
                            model_options={"prompts": prompts} if prompts else None)
-    except SpecError as e:
-        return usage(e.render() if hasattr(e, "render") else str(e))
-    except (LabelError, LtlRewardError, ValueError) as e:
-        return usage(str(e))
+    except (LabelError, LtlRewardError, ValueError) as e:  # a SpecError prints its own located lines
+        return usage(e)
     data = report.to_json()
     _write_outputs(report, data, out, markdown)
     if json_output:
