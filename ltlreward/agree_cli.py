@@ -50,10 +50,11 @@ def _print_report(console: Any, report: Any, max_rows: int) -> None:
         console.print(f"confusion (spec): TP {c['tp']}  FP {c['fp']}  FN {c['fn']}  TN {c['tn']}")
     if spec.per_task:
         pt = Table(title="per task (spec)")
-        for col in ("task", "n", "positives", "accuracy", "balanced accuracy"):
+        for col in ("task", "n", "positives", "accuracy", "balanced accuracy", "auroc"):
             pt.add_column(col, justify="left" if col == "task" else "right")
         for task, d in spec.per_task.items():
-            pt.add_row(task, str(d["n"]), str(d["positives"]), _fmt(d["accuracy"]), _fmt(d["balanced_accuracy"]))
+            pt.add_row(task, str(d["n"]), str(d["positives"]), _fmt(d["accuracy"]), _fmt(d["balanced_accuracy"]),
+                       _fmt(d["auroc"]))
         console.print(pt)
     if report.disagreements:
         dt = Table(title=f"disagreements (spec vs label), {len(report.disagreements)} shown")
