@@ -5,7 +5,8 @@ before issue #18 (tests/agree_reference.py) against the rank-based ones in ltlre
 
 Both run on the same data (scores on 100 levels, so with ties) and the same (n_boot + 1, n) weight matrix
 (the point estimate and the replicates, as `bootstrap_metrics` builds it); the script checks the results are
-equal bit for bit and prints the best of `repeat` wall times of each, with the 1-minute load average.
+equal bit for bit and prints the best of `repeat` wall and process-CPU times of each (CPU time sums BLAS
+threads), with the 1-minute load average.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ from agree_reference import auroc_pairwise, spearman_pairwise  # noqa: E402
 from ltlreward.agree.statistics import auroc_weighted, counts_matrix, spearman_weighted  # noqa: E402
 
 
-def _best(fn, repeat: int) -> tuple[float, np.ndarray]:
-    """Best wall time of `repeat` calls, and the last result."""
-    times, out = [], None
+def _best(fn, repeat: int) -> tuple[float, float, np.ndarray]:
+    """Best wall time and best process CPU time (all threads) of `repeat` calls, and the last result."""
+    walls, cpus, out = [], [], None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return min(walls), min(cpus), out
 
 
 def main() -> None:
@@ -52,16 +54,19 @@ def main() -> None:
     rows = {}
     for name, old, new in (("auroc", lambda: auroc_pairwise(C, y, s), lambda: auroc_weighted(C, y, s)),
                            ("spearman", lambda: spearman_pairwise(C, g, s), lambda: spearman_weighted(C, g, s))):
-        t_old, r_old = _best(old, a.repeat)
-        t_new, r_new = _best(new, a.repeat)
+        t_old, c_old, r_old = _best(old, a.repeat)
+        t_new, c_new, r_new = _best(new, a.repeat)
         assert np.array_equal(r_old, r_new, equal_nan=True), f"{name}: results differ"
         rows[name] = {"pairwise_s": round(t_old, 3), "rank_based_s": round(t_new, 3),
-                      "speedup": round(t_old / t_new, 1)}
+                      "speedup": round(t_old / t_new, 1), "pairwise_cpu_s": round(c_old, 3),
+                      "rank_based_cpu_s": round(c_new, 3)}
     res = {"n": a.n, "n_boot": a.n_boot, "repeat": a.repeat, "load_1min": round(os.getloadavg()[0], 2),
            "cpus": os.cpu_count(), "metrics": rows}
-    print("| metric | pairwise (before) s | rank-based (after) s | speed-up |\n|---|---:|---:|---:|")
+    print("| metric | pairwise (before) s | rank-based (after) s | speed-up | CPU s before / after |\n"
+          "|---|---:|---:|---:|---:|")
     for k, v in rows.items():
-        print(f"| {k} | {v['pairwise_s']} | {v['rank_based_s']} | {v['speedup']}× |")
+        print(f"| {k} | {v['pairwise_s']} | {v['rank_based_s']} | {v['speedup']}× | "
+              f"{v['pairwise_cpu_s']} / {v['rank_based_cpu_s']} |")
     print(f"n = {a.n}, n_boot = {a.n_boot}, best of {a.repeat}, load {res['load_1min']} on {res['cpus']} CPUs; "
           "results equal bit for bit")
     if a.out:

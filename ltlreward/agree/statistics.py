@@ -92,9 +92,13 @@ def weighted_ranks(C: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Rank (B, n) of each item of v within each resample C (B, n), ties averaged: the weight below its value
     plus (the weight at its value + 1) / 2 (a NaN item ranks ½ and counts for no other). O(n log n + B·n)."""
     W, below, group = _group_weights(C, v)
-    g = np.maximum(group, 0)
-    ranks = below[:, g] + (W[:, g] + 1.0) / 2.0 if W.shape[1] else np.zeros(C.shape)
-    return np.ascontiguousarray(np.where(group >= 0, ranks, 0.5))  # C order: row sums add in the same order
+    if W.shape[1] == 0:
+        return np.full(C.shape, 0.5)
+    per_group = below + (W + 1.0) / 2.0  # (B, G)
+    ranks = np.take(per_group, np.maximum(group, 0), axis=1)  # (B, n), C order: row sums add in the same order
+    if (group < 0).any():
+        ranks[:, group < 0] = 0.5
+    return ranks
 
 
 def spearman_weighted(C: np.ndarray, x: np.ndarray, z: np.ndarray) -> np.ndarray:
