@@ -269,7 +269,7 @@ def agree_attacks(run: Run) -> dict[str, bool]:
         code == 0 and bool(vlm.get("skipped")) and vlm.get("seconds", 99) < 2.0)
     (d / "bad.ltl").write_text('entity a = "a"\nconstraint c: F holdin(a)\n')
     code, _, err = _agree(run, "--labels", str(d / "maps" / "l.jsonl"), "--spec", str(d / "bad.ltl"), cwd=d)
-    out["bad spec in agree: one 'error:' prefix"] = code == 2 and err.count("error:") == 1
+    out["a bad spec: one 'error:' prefix"] = code == 2 and err.count("error:") == 1
     return out
 
 
