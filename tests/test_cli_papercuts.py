@@ -85,6 +85,7 @@ def test_one_json_rule(args: list[str], shape: str, monkeypatch: pytest.MonkeyPa
         assert all(not line.startswith(" ") for line in res.stdout.splitlines())  # one object per line
 
 
+@pytest.mark.slow  # command-line processes
 def test_errors_carry_one_prefix(tmp_path: Path) -> None:
     bad = tmp_path / "bad.ltl"
     bad.write_text('entity a = "a"\nconstraint c: F holdin(a)\n')
@@ -104,6 +105,7 @@ def test_errors_carry_one_prefix(tmp_path: Path) -> None:
         assert not re.search(r"error:.*error:", res.stderr), (args, res.stderr)
 
 
+@pytest.mark.slow  # command-line processes
 def test_every_cli_problem_says_error_exactly_once(tmp_path: Path) -> None:
     """Problems that are not spec errors: one 'error: ' at the start of the message, never two, never none."""
     cases = {("check", "--grounder", "stat", "specs/handover.ltl"): "error: unknown grounder 'stat'",
