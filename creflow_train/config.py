@@ -28,6 +28,11 @@ class TrainConfig:
     `failure_reward` is the reward of a rollout ltlreward could not score (0, the lowest in-range reward; see
     the README for DanceGRPO's −1 and why not here); such a rollout is a negative whose mask is the whole video.
 
+    Sampling as the pipelines do: `shift` null reads the checkpoint's scheduler (shift, dynamic shift; a number
+    forces a static shift), `max_sequence_length` null is the family's (Wan 512, LTX 128), `guidance_scale` > 1
+    guides with `negative_prompt` (default 1: no guidance, DiffusionNFT's default; WanPipeline uses 5, LTX 3).
+    `images` (image-to-video): one first-frame image per prompt, or a folder of `<prompt index>.png`.
+
     Memory and speed: `micro_batch` = N > 0 runs every transformer forward (rollout sampling, VAE decoding and
     the loss pass) N rows at a time, accumulating gradients so the update equals the whole-batch one (0 = all
     rows at once). `mixed_precision: bf16` runs transformer forwards under bf16 autocast while the LoRA

@@ -6,8 +6,9 @@ a model before and after training.
 "default" adapter: the base model without a checkpoint) on the run's grid, guidance and image conditioning, and
 writes `OUT/p<prompt index>_k<rollout index>.mp4` and `OUT/rewards.jsonl` (one line per rollout). Noise comes
 from a generator seeded with `seed` (the config's seed by default), one prompt after the other, so a rerun with
-the same seed and checkpoint writes the same videos. mp4s are H.264 at `crf` (0 = lossless luma: identical
-frames decode identically, so a prompt's conditioning frames are equal in the files too).
+the same seed and checkpoint writes the same videos. mp4s are H.264 yuv420p at `crf` (0 = lossless: identical
+frames decode identically, so with Wan2.2-TI2V, whose causal VAE decodes frame 0 from the image latent alone,
+a prompt's first frames are equal in the files too).
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ from each negative's own rollout noise (reflow corrects the sampler's coupling).
 or gradient are skipped and reported. With `micro_batch` the forwards run a few rows at a time and the loss
 pass accumulates gradients chunk by chunk (the objective divides every chunk by the whole batch's row count),
 which gives the whole-batch gradient.
+Sampling follows the model's pipeline (creflow_train.conditioning): the checkpoint scheduler's shifted grid, the
+family's text length, classifier-free guidance with a negative prompt (the loss trains the conditional branch),
+and image-to-video conditioning; training times are drawn from the same grid, and with an image the
+conditioning latent frame is zeroed in every mask and sliced out of every loss tensor (`skip_frames`).
 Checkpoints hold the LoRA tensors, optimiser, step and every RNG state, so resuming is exact. The model
 family (Wan or LTX-Video, see creflow_train.families) is detected from the model directory; the loop is family-agnostic.
 """

@@ -27,7 +27,9 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("i2v")
     return {"ti2v": Path(T.build_tiny_wan_ti2v(root / "ti2v")), "i2v": Path(T.build_tiny_wan_i2v(root / "i2v")),
             "moe": Path(T.build_tiny_wan_moe(root / "moe")), "t2v": Path(T.build_tiny_wan(root / "t2v")),
-            "images": Path(T.save_tiny_first_frames(root / "img", 2)[0]).parent}
+            "ltx": Path(T.build_tiny_ltx(root / "ltx")),  # LTX-Video checkpoints do text- and image-to-video
+            "images": Path(T.save_tiny_first_frames(root / "img", 2)[0]).parent,
+            "images64": Path(T.save_tiny_first_frames(root / "img64", 2, size=(64, 64))[0]).parent}
 
 
 # ------------------------------------------------------------------------------------------ guidance, grid
@@ -89,12 +91,13 @@ def _i2v_trainer(tmp_path, model, images, reward, **over):
     return Trainer(cfg, reward_model=reward)
 
 
-@pytest.mark.parametrize("layout", ["ti2v", "i2v"])
+@pytest.mark.parametrize("layout", ["ti2v", "i2v", "ltx"])
 def test_the_conditioning_frame_is_in_no_mask_and_no_loss_term(tiny, tmp_path, monkeypatch, layout) -> None:
     """Rewards see the whole decoded video; with all-ones pixel masks the latent masks are still 0 on latent
     frame 0, and every NFT/KL/anchor and reflow tensor reaching the objective lacks latent frame 0. For TI2V
-    every rollout's frame 0 is the image latent (so a prompt's decoded first frames are equal); training uses
-    the conditional branch only (the loss pass never sees the negative prompt)."""
+    and LTX every rollout's latent frame 0 is the image latent (with Wan's causal VAE decoder a prompt's
+    decoded first frames are then equal); training uses the conditional branch only (the loss pass never sees
+    the negative prompt)."""
     import creflow_train.rollout as R
 
     spy = Spy(monkeypatch)
@@ -113,7 +116,9 @@ def test_the_conditioning_frame_is_in_no_mask_and_no_loss_term(tiny, tmp_path, m
             seen_videos.append(videos)
             return super().__call__(videos)
 
-    trainer = _i2v_trainer(tmp_path, tiny[layout], tiny["images"], Reward(), reflow_close_diff=None)
+    size = 64 if layout == "ltx" else 32
+    trainer = _i2v_trainer(tmp_path, tiny[layout], tiny["images64" if size == 64 else "images"], Reward(),
+                           reflow_close_diff=None, height=size, width=size)
     real_velocity = trainer.policy.velocity
     monkeypatch.setattr(trainer.policy, "velocity", lambda x, t, c, w="default": calls.append(c) or
                         real_velocity(x, t, c, w))
@@ -121,7 +126,8 @@ def test_the_conditioning_frame_is_in_no_mask_and_no_loss_term(tiny, tmp_path, m
     assert res.skipped is None
     ro, tl = seen["ro"], trainer.shape[1]
     assert seen_videos[0].shape[1] == 9  # the reward scores every decoded frame, the conditioning one included
-    masks, _ = trainer._latent_masks({"masks": [np.ones((9, 32, 32), np.float32)] * 8}, torch.ones(8, dtype=bool), 8)
+    ones = [np.ones((9, size, size), np.float32)] * 8
+    masks, _ = trainer._latent_masks({"masks": ones}, torch.ones(8, dtype=bool), 8)
     assert float(masks[:, 0].abs().sum()) == 0.0 and bool((masks[:, 1:] == 1).all())
     (pb,), (rb,) = spy.policy(), spy.reflow()
     for x in (pb.v_theta, pb.v_old, pb.v_ref, pb.x0, pb.eps, rb.v_theta, rb.x0_star, rb.eps):
@@ -129,9 +135,10 @@ def test_the_conditioning_frame_is_in_no_mask_and_no_loss_term(tiny, tmp_path, m
     assert torch.equal(pb.x0, ro.x0[:, :, 1:]) and pb.mask.shape[1] == tl - 1
     neg = trainer.sampling.uncond.embeds[0]
     assert calls and not any(torch.equal(c.embeds[0], neg) for c in calls)  # conditional branch only in the loss
-    if layout == "ti2v":
+    if layout != "i2v":
         img = trainer.prompt_cond.image.repeat_interleave(4, dim=0)
         assert torch.equal(ro.x0[:, :, :1], img)
+    if layout == "ti2v":  # Wan's causal decoder: pixel frame 0 depends on latent frame 0 alone (LTX's does not)
         assert bool((ro.videos[:4, 0] == ro.videos[0, 0]).all()) and not torch.equal(ro.videos[0, 1:], ro.videos[1, 1:])
 
 

@@ -8,8 +8,9 @@ decodes at `decode_timestep` (the pipeline's default 0, hence no decode noise).
 
 Image conditioning as LTXImageToVideoPipeline: the first latent frame is the VAE encoding of the image (its
 mode: deterministic, so a prompt's K rollouts share it; the pipeline samples the posterior), kept clean in every
-forward and in the solver, with per-token timesteps t·(1 − mask) (0 on that frame). The solver grid is the
-pipeline's: sigmas linspace(1, 1/N, N) through the scheduler with the dynamic shift mu of the latent size.
+forward and in the solver, with per-token timesteps t·(1 − mask) (0 on that frame). LTX's VAE decoder is not
+causal, so the decoded first frames of a prompt's rollouts are close to, not equal to, each other. The solver
+grid is the pipeline's: sigmas linspace(1, 1/N, N) through the scheduler with the dynamic shift mu of the latent size.
 The conditioning latent is normalised with the VAE's scaling_factor, the inverse of `decode` (the pipeline
 normalises with 1.0 but denormalises with scaling_factor; they agree for LTX-Video's released scaling_factor 1).
 """
