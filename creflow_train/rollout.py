@@ -29,7 +29,7 @@ class Rollouts:
 
     x0: torch.Tensor  # (B, C, T′, H′, W′) clean latents (normalised space)
     eps: torch.Tensor  # (B, C, T′, H′, W′) initial noise of each rollout
-    cond: TextCond  # (B, L, D) text embeddings and (B, L) token mask
+    cond: TextCond  # (B, L, D) text embeddings, (B, L) token mask and any image conditioning
     groups: torch.Tensor  # (B,) long prompt index within the step
     prompts: list[str]  # (B,) the prompt of each rollout
     videos: torch.Tensor  # (B, T, C, H, W) float in [0, 1]

@@ -259,3 +259,21 @@ def test_wan21_i2v_example_trains_end_to_end(tiny, tmp_path) -> None:
     assert res.exit_code == 0, res.output
     log = [json.loads(s) for s in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2]
+
+
+def test_text_length_defaults_to_the_familys_and_sample_checks_its_checkpoint(tiny, tmp_path) -> None:
+    """max_sequence_length null: Wan's 512 text tokens (LTX's 128 is its class default); `creflow sample` with a
+    missing checkpoint is a usage error naming --checkpoint."""
+    from typer.testing import CliRunner
+
+    from creflow_train.cli import app
+    from creflow_train.config import load_config
+    from creflow_train.families.ltx import LtxFamily
+    from creflow_train.trainer import Trainer
+
+    path = write_config(tmp_path, tiny["t2v"], max_sequence_length=None)
+    trainer = Trainer(load_config(path), reward_model=GradedReward())
+    assert trainer.prompt_cond.embeds.shape[1] == 512 and LtxFamily.max_sequence_length == 128
+    res = CliRunner().invoke(app, ["sample", str(path), "--out", str(tmp_path / "s"),
+                                   "--checkpoint", str(tmp_path / "nope.pt")])
+    assert res.exit_code == 2 and "--checkpoint" in res.output and not (tmp_path / "s").exists()
