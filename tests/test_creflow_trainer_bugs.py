@@ -168,9 +168,9 @@ def test_the_solver_samples_with_theta_old_by_default(tiny_model: Path, tmp_path
         used = set()
         real = R.euler_sample
 
-        def spy(policy, eps, cond, steps, shift=1.0, which="default", micro_batch=0, used=used, real=real):
+        def spy(policy, eps, cond, steps, shift=1.0, which="default", micro_batch=0, used=used, real=real, **kw):
             used.add(which)
-            return real(policy, eps, cond, steps, shift, which, micro_batch)
+            return real(policy, eps, cond, steps, shift, which, micro_batch, **kw)
 
         monkeypatch.setattr(R, "euler_sample", spy)
         trainer.train_step()
