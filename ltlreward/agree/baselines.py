@@ -97,13 +97,12 @@ def goal_entities(spec: Any) -> list[str]:
     from ..spec.cuts import end_state_body
     from ..spec.walk import atoms_of
 
-    names: list[str] = []
+    names: dict[str, None] = {}  # ordered set
     for c in spec.constraints:
         body = end_state_body(c.formula)
         for a in atoms_of(body) if body is not None else ():
-            names += [n for call in a.calls() for n in call.identifiers
-                      if n in spec.entity_names and n not in names]
-    return names
+            names.update((n, None) for call in a.calls() for n in call.identifiers if n in spec.entity_names)
+    return list(names)
 
 
 def task_object(spec: Any, sc: Any) -> tuple[str | None, str | None, str]:
