@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -149,6 +150,8 @@ def _coerce(key: str, raw: Any, ref: Any) -> Any:
     if isinstance(ref, float):
         if isinstance(raw, bool) or not isinstance(raw, int | float):
             raise ConfigError(f"{key}: must be a number, got {raw!r}")
+        if not math.isfinite(raw):  # YAML's .nan / .inf would slip through every range check below
+            raise ConfigError(f"{key}: must be a finite number, got {raw!r}")
         return float(raw)
     if not isinstance(raw, str):
         raise ConfigError(f"{key}: must be a string, got {raw!r}")

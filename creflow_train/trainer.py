@@ -20,6 +20,8 @@ import json
 import os
 import random
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import TrainConfig
+from .errors import CheckpointError
 
 if TYPE_CHECKING:
     import torch
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 
 T_MIN, T_MAX = 0.02, 0.98  # training times stay away from the exact ends of the path
 CHECKPOINT_GLOB = "checkpoint-*.pt"
+CHECKPOINT_KEYS = ("step", "lora", "optimizer", "rng")  # what `save_checkpoint` writes and resuming needs
 
 
 @dataclass
@@ -376,17 +380,25 @@ class Trainer:
         return path
 
     def latest_checkpoint(self) -> Path | None:
-        """The newest complete checkpoint in output_dir/checkpoints, if any."""
+        """The newest complete checkpoint in output_dir/checkpoints, if any (not checked for readability)."""
         found = sorted(self.ckpt_dir.glob(CHECKPOINT_GLOB)) if self.ckpt_dir.is_dir() else []
         return found[-1] if found else None
 
     def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
-        """Restore LoRA weights, optimiser, step and RNG states exactly."""
+        """Restore LoRA weights, optimiser, step and RNG states exactly; CheckpointError names an unreadable
+        file or one written by a run of another shape (LoRA targets or rank)."""
+        self._apply_state(read_checkpoint(path), Path(path))
+
+    def _apply_state(self, state: dict[str, Any], path: Path) -> None:
+        """Put a checkpoint read by `read_checkpoint` into the policy, optimiser, counters and RNGs."""
         import torch
 
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.policy.load_lora_state_dict(state["lora"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.policy.load_lora_state_dict(state["lora"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"{path}: does not fit this run's LoRA (lora_rank, lora_targets or the model "
+                                  f"changed?): {e}") from e
         self.step = int(state["step"])
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
@@ -397,23 +409,50 @@ class Trainer:
         random.setstate((py[0], tuple(py[1]), py[2]))
         self._truncate_log(self.step)
 
+    def resume(self, warn: Callable[[str], None] | None = None) -> Path | None:
+        """Load the newest readable checkpoint; return its path (None when there is none).
+
+        Unreadable newer ones (zero bytes, truncated, not a checkpoint) are renamed `<name>.corrupt` (kept for a
+        look, skipped from then on) and `warn` (default: warnings.warn) is told each name and why. When none is
+        readable nothing is renamed and CheckpointError names every file: a run never silently starts over.
+        """
+        found = sorted(self.ckpt_dir.glob(CHECKPOINT_GLOB)) if self.ckpt_dir.is_dir() else []
+        bad: list[tuple[Path, CheckpointError]] = []
+        for path in reversed(found):
+            try:
+                state = read_checkpoint(path)
+            except CheckpointError as e:
+                bad.append((path, e))
+                continue
+            for b, e in bad:  # rank 0 alone renames (the others read the same files)
+                if self.rank:
+                    continue
+                aside = b.with_name(b.name + ".corrupt")
+                os.replace(b, aside)
+                _warn(warn, f"{e}; moved aside to {aside.name}, resuming from the older {path.name}")
+            self._apply_state(state, path)
+            return path
+        if bad:
+            raise CheckpointError(f"no readable checkpoint in {self.ckpt_dir} (delete or move the files, or pass "
+                                  f"--no-resume to start over): " + "; ".join(str(e) for _, e in bad))
+        return None
+
     def _truncate_log(self, step: int) -> None:
         """Drop JSONL lines of steps after `step` (written before a crash), so the log matches the state."""
         if not self.log_path.exists():
             return
-        keep = [s for s in self.log_path.read_text(encoding="utf-8").splitlines()
-                if s.strip() and json.loads(s).get("step", 0) <= step]
+        keep = [s for s in self.log_path.read_text(encoding="utf-8").splitlines() if _logged_step(s) <= step]
         tmp = self.log_path.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
         os.replace(tmp, self.log_path)
 
-    def run(self, *, resume: bool = True, log: Any = None) -> list[StepResult]:
-        """Train until cfg.steps (resuming from the latest checkpoint), checkpointing every few steps."""
-        latest = self.latest_checkpoint() if resume else None
-        if latest is not None:
-            self.load_checkpoint(latest)
-            if log:
-                log(f"resumed from {latest} at step {self.step}")
+    def run(self, *, resume: bool = True, log: Any = None, warn: Callable[[str], None] | None = None
+            ) -> list[StepResult]:
+        """Train until cfg.steps (resuming from the newest readable checkpoint, see `resume`), checkpointing
+        every few steps."""
+        latest = self.resume(warn) if resume else None
+        if latest is not None and log:
+            log(f"resumed from {latest} at step {self.step}")
         out = []
         while self.step < self.cfg.steps:
             res = self.train_step()
@@ -427,6 +466,43 @@ class Trainer:
         if self._tb:
             self._tb.close()
         return out
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checkpoint's state dict (torch.load with weights_only=True); CheckpointError names a file that is empty,
+    truncated, not a torch file or lacks a checkpoint's keys."""
+    import torch
+
+    p = Path(path)
+    try:
+        if p.stat().st_size == 0:
+            raise CheckpointError(f"{p}: empty file (0 bytes)")
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
+    except Exception as e:  # torch.load raises RuntimeError, EOFError, UnpicklingError, OSError, … by damage kind
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(f"{p}: unreadable checkpoint ({type(e).__name__}: {first})") from e
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(f"{p}: not a creflow checkpoint (missing {', '.join(missing)})")
+    return state
+
+
+def _logged_step(line: str) -> float:
+    """The step of one JSONL log line; inf for a blank or half-written line (a kill mid-write), so it is dropped."""
+    try:
+        return float(json.loads(line).get("step", 0)) if line.strip() else float("inf")
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return float("inf")
+
+
+def _warn(warn: Callable[[str], None] | None, msg: str) -> None:
+    """Tell `warn`, or warnings.warn when None."""
+    if warn is not None:
+        warn(msg)
+    else:
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
 
 def _add(acc: dict[str, float], terms: dict[str, float]) -> dict[str, float]:
