@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import TrainConfig
+from .config import WEIGHT_DTYPES, TrainConfig
 from .errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -95,13 +95,16 @@ class Trainer:
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
-        self.family = load_family(cfg.model, cfg.family, frame_rate=cfg.fps, parts=parts)
+        self.family = load_family(cfg.model, cfg.family, frame_rate=cfg.fps, parts=parts,
+                                  dtype=getattr(torch, WEIGHT_DTYPES[cfg.dtype]))
         self.parts = self.family.parts
         self.shape = self.family.latent_shape(cfg.num_frames, cfg.height, cfg.width)
         self.device = torch.device(cfg.device)
         self.family.to(self.device)
         self.policy = LoraPolicy(self.family, rank=cfg.lora_rank, alpha=cfg.lora_alpha, targets=cfg.lora_targets,
                                  mixed_precision=cfg.mixed_precision)
+        configure_memory(self.parts, gradient_checkpointing=cfg.gradient_checkpointing, vae_tiling=cfg.vae_tiling,
+                         vae_slicing=cfg.vae_slicing)
         if reward_model is None:
             from ltlreward import RewardModel
 
@@ -111,7 +114,8 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.policy.trainable_parameters(), lr=cfg.lr,
                                            weight_decay=cfg.weight_decay, eps=cfg.adam_eps)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # rollout noise and training times
-        self.prompt_cond = self.family.encode_prompts(cfg.prompts, cfg.max_sequence_length)
+        self.prompt_cond = self.family.encode_prompts(cfg.prompts, cfg.max_sequence_length)  # once per run
+        release_text_encoder(self.parts, cfg.text_encoder_after)
         self.step = 0
         self.out = Path(cfg.output_dir)
         self.ckpt_dir = self.out / "checkpoints"
@@ -246,6 +250,7 @@ class Trainer:
         if ct is not None and len(ct):
             r_local, r_terms = self._reflow_loss(ct, sb, int(n_ct))
             local, terms = local + r_local, _add(terms, r_terms)
+        local, terms = _host_floats(local, terms)  # the loss pass's one device→host sync
         terms = self._sum_terms(terms)
         (global_loss,) = self._sum([local])  # the single-process loss value
         terms |= {"loss": global_loss, "policy_rows": n_rows, "reflow_n": n_ct, "mask_fallback_n": n_fb}
@@ -298,8 +303,8 @@ class Trainer:
             v_ref = self.policy.velocity(x_t, t[r], cond[r], "ref") if lc.needs_ref else None
             batch = PolicyBatch(v_theta, v_old, x0[r], eps[r], t[r], a[r], v_ref,
                                 m[r] if m is not None else None, violated[r])
-            loss, chunk = creflow_objective(lc, batch, n_policy=n_all)
-            total += self._backward(loss, self.world)
+            loss, chunk = creflow_objective(lc, batch, n_policy=n_all, tensor_terms=True)
+            total = total + self._backward(loss, self.world)
             terms = _add(terms, chunk)
         return total, terms
 
@@ -317,17 +322,17 @@ class Trainer:
             eps = ro.eps[rows]  # the negative's own initial noise: reflow corrects the sampler's coupling
             v = self.policy.velocity(rf_interpolate(x0_star, eps, t[rows]), t[rows], ro.cond[rows.cpu()])
             loss, chunk = creflow_objective(self.cfg.loss, reflow=ReflowBatch(v, x0_star, eps, ct.mask[r]),
-                                            n_reflow=n_all)
-            total += self._backward(loss, self.world)
+                                            n_reflow=n_all, tensor_terms=True)
+            total = total + self._backward(loss, self.world)
             terms = _add(terms, chunk)
         return total, terms
 
     @staticmethod
-    def _backward(loss: torch.Tensor, scale: float) -> float:
+    def _backward(loss: torch.Tensor, scale: float) -> torch.Tensor:
         """Accumulate the gradient of scale·loss into the LoRA parameters (scale W: the all-reduce averages over
-        W ranks); return the unscaled loss value."""
+        W ranks); return the unscaled loss, detached (a tensor: no host sync until the step ends)."""
         (loss * scale).backward()
-        return float(loss.detach())
+        return loss.detach()
 
     def _finish(self, result: StepResult, skipped: str | None, t0: float) -> StepResult:
         """Advance the step counter, log the step (JSONL, tensorboard) and return it."""
@@ -468,6 +473,39 @@ class Trainer:
         return out
 
 
+def configure_memory(parts: ModelParts, *, gradient_checkpointing: bool = False, vae_tiling: bool = False,
+                     vae_slicing: bool = False) -> None:
+    """Turn on the diffusers memory switches: activation checkpointing of the transformer's blocks (recomputed in
+    the backward pass) and the VAE's tiled / per-sample decoding; ConfigError names one a part lacks."""
+    from .errors import ConfigError
+
+    wanted = (("gradient_checkpointing", gradient_checkpointing, parts.transformer, "enable_gradient_checkpointing"),
+              ("vae_tiling", vae_tiling, parts.vae, "enable_tiling"),
+              ("vae_slicing", vae_slicing, parts.vae, "enable_slicing"))
+    for key, on, module, method in wanted:
+        if not on:
+            continue
+        if not callable(getattr(module, method, None)):
+            raise ConfigError(f"{key}: a {type(module).__name__} has no {method}()")
+        getattr(module, method)()
+
+
+def release_text_encoder(parts: ModelParts, how: str) -> None:
+    """After the prompts are encoded (once per run): "free" drops the text encoder, "offload" moves it to the
+    CPU, "keep" leaves it where it is. UMT5-XXL is ≈ 11 GB in bf16 and is never needed again."""
+    import gc
+
+    import torch
+
+    if how == "free":
+        parts.text_encoder = None
+        gc.collect()
+    elif how == "offload":
+        parts.text_encoder.to("cpu")
+    if how != "keep" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A checkpoint's state dict (torch.load with weights_only=True); CheckpointError names a file that is empty,
     truncated, not a torch file or lacks a checkpoint's keys."""
@@ -503,6 +541,19 @@ def _warn(warn: Callable[[str], None] | None, msg: str) -> None:
         warn(msg)
     else:
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
+def _host_floats(local: Any, terms: dict[str, Any]) -> tuple[float, dict[str, float]]:
+    """The loss value and the accumulated terms (tensors or floats) as Python floats, in one transfer."""
+    import torch
+
+    keys = list(terms)
+    values = [local, *(terms[k] for k in keys)]
+    if not any(isinstance(v, torch.Tensor) for v in values):
+        return float(local), {k: float(terms[k]) for k in keys}
+    dev = next(v.device for v in values if isinstance(v, torch.Tensor))
+    flat = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=dev).reshape(()) for v in values]).tolist()
+    return flat[0], dict(zip(keys, flat[1:], strict=True))
 
 
 def _add(acc: dict[str, float], terms: dict[str, float]) -> dict[str, float]:

@@ -150,7 +150,8 @@ class VideoFamily:
     def to(self, device: Any) -> VideoFamily:
         """Move transformer, VAE and text encoder to `device`."""
         for m in (self.parts.transformer, self.parts.vae, self.parts.text_encoder):
-            m.to(device)
+            if m is not None:  # the trainer frees the text encoder after encoding (text_encoder_after: free)
+                m.to(device)
         return self
 
 
