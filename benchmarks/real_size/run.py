@@ -58,6 +58,7 @@ class Setting:
     micro_batch: int = 1
     device: str = "cuda"
     lora_rank: int = 32
+    vae_tiling: bool = False
 
 
 PRESETS = {
@@ -86,11 +87,12 @@ def build_parts(s: Setting, seed: int = 0) -> Any:
     torch.manual_seed(seed)
     t_cfg, v_cfg = MODELS[s.model]
     dtype = getattr(torch, WEIGHT_DTYPES[s.dtype])
-    transformer = WanTransformer3DModel(**(t_cfg | {"num_layers": s.layers})).to(dtype)
-    for name, mod in transformer.named_modules():  # as from_pretrained: diffusers keeps these float32
-        if name.split(".")[-1] in (transformer._keep_in_fp32_modules or ()):
-            mod.float()
-    transformer.scale_shift_table.data = transformer.scale_shift_table.data.float()
+    transformer = WanTransformer3DModel(**(t_cfg | {"num_layers": s.layers}))
+    if dtype != torch.float32:  # as from_pretrained(torch_dtype=…): diffusers keeps some modules float32
+        keep = set(transformer._keep_in_fp32_modules or ())
+        for name, p in transformer.named_parameters():
+            if not keep & set(name.split(".")):
+                p.data = p.data.to(dtype)
     vae = AutoencoderKLWan(**v_cfg)
     enc = UMT5EncoderModel(UMT5Config(vocab_size=32, d_model=t_cfg["text_dim"], d_kv=64, d_ff=256, num_layers=1,
                                       num_heads=2, relative_attention_num_buckets=8)).to(dtype)
@@ -165,7 +167,7 @@ def time_step(s: Setting, out_dir: str) -> dict[str, Any]:
                       num_inference_steps=s.inference_steps, max_sequence_length=16, grounder="color",
                       device=s.device, lora_rank=s.lora_rank, lora_alpha=2.0 * s.lora_rank, tensorboard=False,
                       dtype=s.dtype, gradient_checkpointing=s.gradient_checkpointing, micro_batch=s.micro_batch,
-                      text_encoder_after="free").validate()
+                      text_encoder_after="free", vae_tiling=s.vae_tiling).validate()
     phases: dict[str, float] = {}
     reward = _TimedReward(RewardModel(str(SPEC), grounder="color", fps=cfg.fps), phases)
     trainer = Trainer(cfg, parts=parts, reward_model=reward)
@@ -275,6 +277,34 @@ def activations(model: str, grids: list[tuple[int, int, int]], device: str = "cp
     return rows
 
 
+def decode_640x480(seconds: float = 5.0, fps: float = 24.0, repeat: int = 3) -> dict[str, Any]:
+    """ms per frame to decode a 5-s 640×480 H.264 clip (moving squares, written here) with ltlreward's reader,
+    best of `repeat` — the decode cost docs/scaling.md sizes the CPUs with."""
+    import numpy as np
+
+    from ltlreward.video import read_video, write_video
+
+    n = int(seconds * fps)
+    yy, xx = np.mgrid[:480, :640]
+    frames = np.zeros((n, 480, 640, 3), np.uint8)  # (T, H, W, 3)
+    for i in range(n):  # two squares crossing the frame (≈ realistic inter-frame motion for the codec)
+        for c, (x0, y0) in enumerate(((20 + 4 * i, 60), (560 - 3 * i, 300))):
+            frames[i, ..., c][(xx >= x0) & (xx < x0 + 80) & (yy >= y0) & (yy < y0 + 80)] = 220
+        frames[i, ..., 2] += np.uint8(30 + i % 50)
+    with tempfile.TemporaryDirectory() as d:
+        path = write_video(Path(d) / "clip.mp4", frames, fps)
+        best = min(_seconds(lambda p=path: read_video(p)) for _ in range(repeat))
+        best_224 = min(_seconds(lambda p=path: read_video(p, size=(224, 224))) for _ in range(repeat))
+    return {"frames": n, "size": [640, 480], "ms_per_frame": round(1e3 * best / n, 3),
+            "ms_per_frame_resized_224": round(1e3 * best_224 / n, 3)}
+
+
+def _seconds(fn: Any) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def _tokens(grid: tuple[int, int, int]) -> int:
     return grid[0] * grid[1] * grid[2]
 
@@ -289,10 +319,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default=None)
     ap.add_argument("--device", default=None)
     ap.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None)
+    ap.add_argument("--vae-tiling", action=argparse.BooleanOptionalAction, default=None)
     ap.add_argument("--activation-grids", default="1x15x26,1x30x52",
                     help="two post-patch token grids T'xH'/2xW'/2 for the activation measurement ('' = skip); "
                          "1x30x52 is one latent frame of 480x832")
-    ap.add_argument("--skip-step", action="store_true", help="only the activation measurement")
+    ap.add_argument("--skip-step", action="store_true", help="no train-step timing")
+    ap.add_argument("--decode", action=argparse.BooleanOptionalAction, default=True,
+                    help="time decoding a 5-s 640x480 clip")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch's default)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
@@ -313,6 +346,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out["activations"] = activations(s.model, grids, device=s.device)
         for row in out["activations"]:
             print(json.dumps(row))
+    if args.decode:
+        out["decode_640x480"] = decode_640x480()
+        print(json.dumps(out["decode_640x480"]))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     return out
