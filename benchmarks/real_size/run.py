@@ -299,6 +299,52 @@ def decode_640x480(seconds: float = 5.0, fps: float = 24.0, repeat: int = 3) -> 
             "ms_per_frame_resized_224": round(1e3 * best_224 / n, 3)}
 
 
+GROUNDER_SHAPES = {  # model forward inputs as each processor makes them from one 640×480 frame, 3 entities
+    "grounding-dino-tiny": "GroundingDinoForObjectDetection(GroundingDinoConfig()): Swin-T + BERT-base, 900 queries; "
+                           "pixels 800×1066, 12 text tokens",
+    "owlv2-base-patch16": "Owlv2ForObjectDetection(Owlv2Config(), vision image_size 960): ViT-B/16; pixels 960×960, "
+                          "3 queries × 16 tokens",
+    "sam2.1-hiera-tiny": "Sam2Model(Sam2Config()): Hiera-T [1, 2, 7, 2]; pixels 1024×1024, one box prompt "
+                         "(image encoder + mask decoder: the video model adds memory attention)",
+}
+
+
+def grounder_forwards(repeat: int = 1) -> list[dict[str, Any]]:
+    """Seconds per frame of one random-initialised forward at the real shapes (transformers' default configs are
+    those checkpoints'), best of `repeat`, no gradient — the model time per frame docs/scaling.md sizes GPUs with."""
+    import torch
+    import transformers as tf
+
+    torch.manual_seed(0)
+    builds = {
+        "grounding-dino-tiny": lambda: (tf.GroundingDinoForObjectDetection(tf.GroundingDinoConfig()), dict(
+            pixel_values=torch.rand(1, 3, 800, 1066), input_ids=torch.randint(1000, 2000, (1, 12)),
+            attention_mask=torch.ones(1, 12, dtype=torch.long))),
+        "owlv2-base-patch16": lambda: (tf.Owlv2ForObjectDetection(tf.Owlv2Config(vision_config={"image_size": 960})),
+                                       dict(pixel_values=torch.rand(1, 3, 960, 960),
+                                            input_ids=torch.randint(1000, 2000, (3, 16)),
+                                            attention_mask=torch.ones(3, 16, dtype=torch.long))),
+        "sam2.1-hiera-tiny": lambda: (tf.Sam2Model(tf.Sam2Config()), dict(
+            pixel_values=torch.rand(1, 3, 1024, 1024), input_boxes=torch.tensor([[[100.0, 100.0, 400.0, 300.0]]]))),
+    }
+    rows = []
+    for name, build in builds.items():
+        try:
+            model, inputs = build()
+            model.eval()
+            with torch.no_grad():
+                best = min(_seconds(lambda m=model, x=inputs: m(**x)) for _ in range(repeat))
+        except Exception as e:  # a benchmark row, not a crash: report what failed
+            rows.append({"model": name, "error": f"{type(e).__name__}: {e}"[:300]})
+            continue
+        n_params = sum(p.numel() for p in model.parameters())
+        rows.append({"model": name, "shapes": GROUNDER_SHAPES[name], "params_m": round(n_params / 1e6, 1),
+                     "s_per_frame": round(best, 3), "frames_per_s": round(1 / best, 3),
+                     "s_per_5s_clip_at_24fps": round(120 * best, 1)})
+        del model
+    return rows
+
+
 def _seconds(fn: Any) -> float:
     t0 = time.perf_counter()
     fn()
@@ -326,6 +372,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--skip-step", action="store_true", help="no train-step timing")
     ap.add_argument("--decode", action=argparse.BooleanOptionalAction, default=True,
                     help="time decoding a 5-s 640x480 clip")
+    ap.add_argument("--grounders", action="store_true",
+                    help="time one forward of grounding-dino-tiny / owlv2-base / sam2.1-hiera-tiny at real shapes")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch's default)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
@@ -349,6 +397,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.decode:
         out["decode_640x480"] = decode_640x480()
         print(json.dumps(out["decode_640x480"]))
+    if args.grounders:
+        out["grounders"] = grounder_forwards()
+        for row in out["grounders"]:
+            print(json.dumps(row))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     return out
