@@ -309,7 +309,7 @@ GROUNDER_SHAPES = {  # model forward inputs as each processor makes them from on
 }
 
 
-def grounder_forwards(repeat: int = 1) -> list[dict[str, Any]]:
+def grounder_forwards(repeat: int = 1, device: str = "cpu") -> list[dict[str, Any]]:
     """Seconds per frame of one random-initialised forward at the real shapes (transformers' default configs are
     those checkpoints'), best of `repeat`, no gradient — the model time per frame docs/scaling.md sizes GPUs with."""
     import torch
@@ -331,9 +331,11 @@ def grounder_forwards(repeat: int = 1) -> list[dict[str, Any]]:
     for name, build in builds.items():
         try:
             model, inputs = build()
-            model.eval()
+            model.eval().to(device)
+            inputs = {k: v.to(device) for k, v in inputs.items()}
+            sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
             with torch.no_grad():
-                best = min(_seconds(lambda m=model, x=inputs: m(**x)) for _ in range(repeat))
+                best = min(_seconds(lambda m=model, x=inputs, f=sync: (m(**x), f())) for _ in range(repeat))
         except Exception as e:  # a benchmark row, not a crash: report what failed
             rows.append({"model": name, "error": f"{type(e).__name__}: {e}"[:300]})
             continue
@@ -398,7 +400,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out["decode_640x480"] = decode_640x480()
         print(json.dumps(out["decode_640x480"]))
     if args.grounders:
-        out["grounders"] = grounder_forwards()
+        out["grounders"] = grounder_forwards(device=s.device)
         for row in out["grounders"]:
             print(json.dumps(row))
     if args.json:
