@@ -10,6 +10,10 @@ from each negative's own rollout noise (reflow corrects the sampler's coupling).
 or gradient are skipped and reported. With `micro_batch` the forwards run a few rows at a time and the loss
 pass accumulates gradients chunk by chunk (the objective divides every chunk by the whole batch's row count),
 which gives the whole-batch gradient.
+Sampling follows the model's pipeline (creflow_train.conditioning): the checkpoint scheduler's shifted grid, the
+family's text length, classifier-free guidance with a negative prompt (the loss trains the conditional branch),
+and image-to-video conditioning; training times are drawn from the same grid, and with an image the
+conditioning latent frame is zeroed in every mask and sliced out of every loss tensor (`skip_frames`).
 Checkpoints hold the LoRA tensors, optimiser, step and every RNG state, so resuming is exact. The model
 family (Wan or LTX-Video, see creflow_train.families) is detected from the model directory; the loop is family-agnostic.
 """
@@ -39,7 +43,6 @@ if TYPE_CHECKING:
     from .losses import CorrectiveTargets
     from .rollout import Rollouts
 
-T_MIN, T_MAX = 0.02, 0.98  # training times stay away from the exact ends of the path
 CHECKPOINT_GLOB = "checkpoint-*.pt"
 CHECKPOINT_KEYS = ("step", "lora", "optimizer", "rng")  # what `save_checkpoint` writes and resuming needs
 
@@ -114,8 +117,11 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.policy.trainable_parameters(), lr=cfg.lr,
                                            weight_decay=cfg.weight_decay, eps=cfg.adam_eps)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # rollout noise and training times
-        self.prompt_cond = self.family.encode_prompts(cfg.prompts, cfg.max_sequence_length)  # once per run
-        release_text_encoder(self.parts, cfg.text_encoder_after)
+        from .conditioning import prepare_sampling
+
+        self.sampling = prepare_sampling(self.family, cfg, self.shape)  # prompts, images, negative prompt, grid
+        self.prompt_cond = self.sampling.prompt_cond
+        release_text_encoder(self.parts, cfg.text_encoder_after)  # every prompt and image is encoded by now
         self.step = 0
         self.out = Path(cfg.output_dir)
         self.ckpt_dir = self.out / "checkpoints"
@@ -131,6 +137,7 @@ class Trainer:
         from .masks import fill_empty_masks, pixel_to_latent_mask, witness_frames
 
         _, tl, hl, wl = self.shape
+        fixed = self.sampling.conditioning_frames
         pix = np.zeros((n, self.cfg.num_frames, self.cfg.height, self.cfg.width), np.float32)
         for i, m in enumerate(info.get("masks") or [None] * n):
             if m is not None:
@@ -144,13 +151,16 @@ class Trainer:
                                    dilate=self.cfg.mask_dilate)
         if tuple(lat.shape[1:]) != (tl, hl, wl):
             raise ValueError(f"latent mask shape {tuple(lat.shape[1:])} != latent shape {(tl, hl, wl)}")
+        lat[:, :fixed] = 0.0  # the conditioning frame is the given image: no mask ever blames it
         return lat, filled
 
     def _times(self, n: int) -> torch.Tensor:
-        """One training time per sample, uniform on [T_MIN, T_MAX], from the trainer's generator."""
+        """One training time per sample, uniform over the solver grid's times σ_0 … σ_{N−1} (the shifted times
+        the sampler evaluates the model at), from the trainer's generator."""
         import torch
 
-        return T_MIN + (T_MAX - T_MIN) * torch.rand(n, generator=self.generator)
+        grid = self.sampling.grid[:-1]
+        return grid[torch.randint(len(grid), (n,), generator=self.generator)]
 
     # ------------------------------------------------ collectives (identities in one process)
     rank, world = 0, 1
@@ -210,8 +220,9 @@ class Trainer:
         (lo, hi), n_global = self._rows(), cfg.prompts_per_step * k
         # this rank's whole groups; the whole batch's noise is drawn, so the stream matches one process
         ro = sample_groups(self.policy, [cfg.prompts[i] for i in idx], self.prompt_cond[idx], group_size=k,
-                           shape=self.shape, steps=cfg.num_inference_steps, shift=cfg.shift, generator=self.generator,
-                           which=cfg.sample_with, rows=(lo, hi), micro_batch=cfg.micro_batch)
+                           shape=self.shape, steps=cfg.num_inference_steps, generator=self.generator,
+                           which=cfg.sample_with, rows=(lo, hi), micro_batch=cfg.micro_batch, grid=self.sampling.grid,
+                           guidance_scale=self.sampling.guidance_scale, uncond=self.sampling.uncond)
         rewards, info = self.reward_model(ro.videos)
         rewards_t = torch.as_tensor(np.asarray(rewards, np.float32))
         satisfied = torch.as_tensor(np.asarray(info.get("all_satisfied", np.zeros(hi - lo, bool)), bool))
@@ -295,14 +306,16 @@ class Trainer:
         a, t = (v[rows].to(dev, x0.dtype) for v in (sb.adv.advantages[lo:hi], sb.t_draw))
         m = masks[rows].to(dev, x0.dtype) if masks is not None else None
         violated = (~sb.satisfied)[rows].to(dev)
+        f = self.sampling.conditioning_frames  # every term skips the conditioning frame
         total, terms = 0.0, {}
         for r in row_slices(len(rows), self.cfg.micro_batch):
             x_t = rf_interpolate(x0[r], eps[r], t[r])
             v_theta = self.policy.velocity(x_t, t[r], cond[r], "default")
             v_old = self.policy.velocity(x_t, t[r], cond[r], "old")
             v_ref = self.policy.velocity(x_t, t[r], cond[r], "ref") if lc.needs_ref else None
-            batch = PolicyBatch(v_theta, v_old, x0[r], eps[r], t[r], a[r], v_ref,
-                                m[r] if m is not None else None, violated[r])
+            v_theta, v_old, v_ref, x0_r, eps_r = skip_frames(f, v_theta, v_old, v_ref, x0[r], eps[r])
+            m_r = m[r][:, f:] if m is not None else None
+            batch = PolicyBatch(v_theta, v_old, x0_r, eps_r, t[r], a[r], v_ref, m_r, violated[r])
             loss, chunk = creflow_objective(lc, batch, n_policy=n_all, tensor_terms=True)
             total = total + self._backward(loss, self.world)
             terms = _add(terms, chunk)
@@ -316,12 +329,14 @@ class Trainer:
 
         ro, dev = sb.ro, sb.ro.x0.device
         t = sb.t_reflow.to(dev, ro.x0.dtype)
+        f = self.sampling.conditioning_frames
         total, terms = 0.0, {}
         for r in row_slices(len(ct), self.cfg.micro_batch):
             rows, x0_star = ct.index[r], ct.x0_star[r]
             eps = ro.eps[rows]  # the negative's own initial noise: reflow corrects the sampler's coupling
             v = self.policy.velocity(rf_interpolate(x0_star, eps, t[rows]), t[rows], ro.cond[rows.cpu()])
-            loss, chunk = creflow_objective(self.cfg.loss, reflow=ReflowBatch(v, x0_star, eps, ct.mask[r]),
+            v, x0_star, eps = skip_frames(f, v, x0_star, eps)
+            loss, chunk = creflow_objective(self.cfg.loss, reflow=ReflowBatch(v, x0_star, eps, ct.mask[r][:, f:]),
                                             n_reflow=n_all, tensor_terms=True)
             total = total + self._backward(loss, self.world)
             terms = _add(terms, chunk)
@@ -479,9 +494,10 @@ def configure_memory(parts: ModelParts, *, gradient_checkpointing: bool = False,
     the backward pass) and the VAE's tiled / per-sample decoding; ConfigError names one a part lacks."""
     from .errors import ConfigError
 
-    wanted = (("gradient_checkpointing", gradient_checkpointing, parts.transformer, "enable_gradient_checkpointing"),
-              ("vae_tiling", vae_tiling, parts.vae, "enable_tiling"),
-              ("vae_slicing", vae_slicing, parts.vae, "enable_slicing"))
+    wanted = [("gradient_checkpointing", gradient_checkpointing, t, "enable_gradient_checkpointing")
+              for t in parts.transformers()]  # both of Wan2.2-A14B's experts
+    wanted += [("vae_tiling", vae_tiling, parts.vae, "enable_tiling"),
+               ("vae_slicing", vae_slicing, parts.vae, "enable_slicing")]
     for key, on, module, method in wanted:
         if not on:
             continue
@@ -491,17 +507,20 @@ def configure_memory(parts: ModelParts, *, gradient_checkpointing: bool = False,
 
 
 def release_text_encoder(parts: ModelParts, how: str) -> None:
-    """After the prompts are encoded (once per run): "free" drops the text encoder, "offload" moves it to the
-    CPU, "keep" leaves it where it is. UMT5-XXL is ≈ 11 GB in bf16 and is never needed again."""
+    """After the prompts (and images) are encoded, once per run: "free" drops the text encoder and the image
+    encoder (Wan2.1-I2V's CLIP), "offload" moves them to the CPU, "keep" leaves them where they are. UMT5-XXL
+    is ≈ 11 GB in bf16 and is never needed again."""
     import gc
 
     import torch
 
     if how == "free":
-        parts.text_encoder = None
+        parts.text_encoder = parts.image_encoder = None
         gc.collect()
     elif how == "offload":
-        parts.text_encoder.to("cpu")
+        for m in (parts.text_encoder, parts.image_encoder):
+            if m is not None:
+                m.to("cpu")
     if how != "keep" and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
@@ -554,6 +573,11 @@ def _host_floats(local: Any, terms: dict[str, Any]) -> tuple[float, dict[str, fl
     dev = next(v.device for v in values if isinstance(v, torch.Tensor))
     flat = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=dev).reshape(()) for v in values]).tolist()
     return flat[0], dict(zip(keys, flat[1:], strict=True))
+
+
+def skip_frames(f: int, *xs: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    """Each (B, C, T′, H′, W′) tensor without its first f latent frames (the conditioning frame); None stays."""
+    return tuple(x[:, :, f:] if x is not None and f else x for x in xs)
 
 
 def _add(acc: dict[str, float], terms: dict[str, float]) -> dict[str, float]:

@@ -59,13 +59,15 @@ class Setting:
     device: str = "cuda"
     lora_rank: int = 32
     vae_tiling: bool = False
+    text_len: int = 512  # max_sequence_length (WanPipeline's 512; the CPU presets use 16)
+    shift: float = 3.0  # the solver grid's static shift (Wan2.1-1.3B's scheduler ships flow_shift 3)
 
 
 PRESETS = {
     "smoke": Setting(layers=1, frames=5, height=32, width=48, inference_steps=1, dtype="fp32", device="cpu",
-                     micro_batch=0, lora_rank=4),
+                     micro_batch=0, lora_rank=4, text_len=16),
     "cpu": Setting(layers=2, frames=9, height=64, width=112, inference_steps=2, dtype="fp32", device="cpu",
-                   micro_batch=0),
+                   micro_batch=0, text_len=16),
     "gpu-33": Setting(frames=33),
     "gpu-81": Setting(frames=81),
 }
@@ -164,7 +166,8 @@ def time_step(s: Setting, out_dir: str) -> dict[str, Any]:
     parts = build_parts(s)
     cfg = TrainConfig(model="<in memory>", spec=str(SPEC), prompts=[PROMPT], output_dir=out_dir, steps=1,
                       group_size=s.k, num_frames=s.frames, height=s.height, width=s.width,
-                      num_inference_steps=s.inference_steps, max_sequence_length=16, grounder="color",
+                      num_inference_steps=s.inference_steps, max_sequence_length=s.text_len, shift=s.shift,
+                      grounder="color",
                       device=s.device, lora_rank=s.lora_rank, lora_alpha=2.0 * s.lora_rank, tensorboard=False,
                       dtype=s.dtype, gradient_checkpointing=s.gradient_checkpointing, micro_batch=s.micro_batch,
                       text_encoder_after="free", vae_tiling=s.vae_tiling).validate()
