@@ -179,3 +179,29 @@ def test_the_loss_pass_makes_no_host_syncs(tiny_model: Path, tmp_path: Path, mon
     assert all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in tensors.values())
     for k, v in tensors.items():  # the same float32 sum, divided in float32 instead of float64: one rounding (u)
         assert float(v) == pytest.approx(floats[k], rel=2.0**-24, abs=1e-30), k
+
+
+@pytest.mark.slow
+def test_two_experts_are_both_checkpointed_and_the_clip_encoder_is_released(tmp_path: Path) -> None:
+    """Wan2.2-A14B layout: gradient checkpointing on both experts; Wan2.1-I2V: `free` also drops CLIP."""
+    from creflow_train.config import load_config
+    from creflow_train.testing import build_tiny_wan_i2v, build_tiny_wan_moe, save_tiny_first_frames
+    from creflow_train.trainer import Trainer
+
+    moe = build_tiny_wan_moe(tmp_path / "moe")
+    (tmp_path / "a").mkdir()
+    cfg = load_config(write_config(tmp_path / "a", moe, steps=1, gradient_checkpointing=True, height=16, width=16,
+                                   num_inference_steps=2))
+    trainer = Trainer(cfg, reward_model=BrightReward())
+    experts = trainer.parts.transformers()
+    assert len(experts) == 2 and all(t.gradient_checkpointing for t in experts)
+    assert trainer.train_step().skipped is None
+
+    i2v = build_tiny_wan_i2v(tmp_path / "i2v")
+    frames = Path(save_tiny_first_frames(tmp_path / "img", 2)[0]).parent
+    (tmp_path / "b").mkdir()
+    cfg = load_config(write_config(tmp_path / "b", i2v, steps=1, text_encoder_after="free", images=str(frames)))
+    trainer = Trainer(cfg, reward_model=BrightReward())
+    assert trainer.parts.text_encoder is None and trainer.parts.image_encoder is None
+    assert trainer.prompt_cond.image_embeds is not None  # CLIP's tokens were computed before it was freed
+    assert trainer.train_step().skipped is None
