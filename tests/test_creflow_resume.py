@@ -128,3 +128,36 @@ def test_a_damaged_newest_checkpoint_falls_back_and_none_readable_is_a_clear_err
     for i in (1, 2, 3):
         assert f"{ckpts / f'checkpoint-000000{i}.pt'}: " in bad.stderr
     assert len(list(ckpts.glob("*.pt"))) == 3  # kept for the user to look at
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_resume_keeps_one_log_line_per_step(tiny_model: Path, tmp_path: Path) -> None:
+    """A `creflow train` process killed with SIGKILL after its second checkpoint, with a half-written log line
+    left behind (a kill mid-write), resumes from its newest checkpoint and ends with exactly one line per step."""
+    import json
+    import signal
+    import time
+
+    from test_creflow_trainer import write_config
+
+    cfg = write_config(tmp_path, tiny_model, steps=40, group_size=2, prompts=["a blue cup"], keep_checkpoints=5)
+    env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "creflow_train.cli", "train", str(cfg), "--quiet"], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpts = tmp_path / "run" / "checkpoints"
+    deadline = time.monotonic() + 300
+    while not (ckpts / "checkpoint-0000002.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    log = tmp_path / "run" / "train_log.jsonl"
+    with log.open("a", encoding="utf-8") as f:
+        f.write('{"step": 99, "skipped": nu')  # torn line
+    newest = sorted(ckpts.glob("checkpoint-*.pt"))[-1]
+    done = int(newest.stem.split("-")[1])
+    again = _train(cfg, "--steps", str(done + 1))
+    assert again.returncode == 0, again.stderr
+    assert f"resumed from {newest} at step {done}" in again.stderr
+    steps = [json.loads(line)["step"] for line in log.read_text(encoding="utf-8").splitlines()]
+    assert steps == list(range(1, done + 2))
