@@ -152,7 +152,14 @@ def train(
     except ConfigError as e:
         typer.echo(f"error: {config}: {e}", err=True)
         raise typer.Exit(2) from e
-    results = trainer.run(resume=not no_resume, log=None if quiet else (lambda msg: typer.echo(msg, err=True)))
+    from .errors import CheckpointError
+
+    try:
+        results = trainer.run(resume=not no_resume, log=None if quiet else (lambda msg: typer.echo(msg, err=True)),
+                              warn=lambda msg: typer.echo(f"warning: {msg}", err=True))
+    except CheckpointError as e:  # (a zero-byte file used to surface as click's bare "Aborted.")
+        typer.echo(f"error: {config}: {e}", err=True)
+        raise typer.Exit(1) from e
     skipped = sum(r.skipped is not None for r in results)
     shutdown()
     if getattr(trainer, "rank", 0) != 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -14,6 +15,8 @@ from .losses import LOSS_KEYS, LOSS_MODES, LossConfig
 NULLABLE = ("loss.reflow_close_diff", "shift", "max_sequence_length", "images")  # keys whose YAML value may be null
 OPTIONAL_TYPE = {"shift": 1.0, "max_sequence_length": 1}  # nullable keys (default None): a value of this type
 MIXED_PRECISION = ("no", "bf16")
+WEIGHT_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # `dtype:` → torch dtype name
+TEXT_ENCODER_AFTER = ("offload", "free", "keep")
 DEFAULT_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 
 
@@ -36,7 +39,11 @@ class TrainConfig:
     Memory and speed: `micro_batch` = N > 0 runs every transformer forward (rollout sampling, VAE decoding and
     the loss pass) N rows at a time, accumulating gradients so the update equals the whole-batch one (0 = all
     rows at once). `mixed_precision: bf16` runs transformer forwards under bf16 autocast while the LoRA
-    weights, their gradients and AdamW's state stay float32 ("no" = float32 throughout).
+    weights, their gradients and AdamW's state stay float32 ("no" = float32 throughout). `dtype: bf16 | fp16`
+    loads the transformer's and text encoder's weights in that dtype (half their memory; the LoRA weights stay
+    float32), `gradient_checkpointing` keeps only each block's input for the backward pass, the text encoder is
+    offloaded to the CPU (or freed) once the prompts are encoded, and `vae_tiling` / `vae_slicing` are the VAE's
+    diffusers switches. Decoding already runs `micro_batch` rows at a time.
     """
 
     model: str  # diffusers directory: transformer/, vae/, text_encoder/, tokenizer/ (Wan or LTX-Video)
@@ -79,6 +86,11 @@ class TrainConfig:
     tensorboard: bool = True
     micro_batch: int = 0  # rows per transformer forward/backward (0 = the whole batch at once)
     mixed_precision: str = "no"  # no | bf16 (autocast forwards; LoRA and optimiser stay float32)
+    dtype: str = "fp32"  # fp32 | bf16 | fp16: weights of the transformer and text encoder as loaded (VAE: fp32)
+    gradient_checkpointing: bool = False  # recompute each transformer block in the backward pass
+    text_encoder_after: str = "offload"  # offload (to the CPU) | free | keep, once the prompts are encoded
+    vae_tiling: bool = False  # decode in overlapping spatial tiles (diffusers enable_tiling)
+    vae_slicing: bool = False  # decode one video of a micro-batch at a time (diffusers enable_slicing)
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first key whose value is out of range."""
@@ -106,7 +118,8 @@ class TrainConfig:
         if not 0.0 <= self.decay_cap < 1.0:
             raise ConfigError(f"decay_cap: must be in [0, 1), got {self.decay_cap}")
         choices = {"sample_with": ("default", "old"), "family": ("auto", *FAMILIES.names()),
-                   "mixed_precision": MIXED_PRECISION}
+                   "mixed_precision": MIXED_PRECISION, "dtype": tuple(WEIGHT_DTYPES),
+                   "text_encoder_after": TEXT_ENCODER_AFTER}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}: {getattr(self, key)!r} is not one of: {', '.join(allowed)}")
@@ -179,6 +192,8 @@ def _coerce(key: str, raw: Any, ref: Any) -> Any:
     if isinstance(ref, float):
         if isinstance(raw, bool) or not isinstance(raw, int | float):
             raise ConfigError(f"{key}: must be a number, got {raw!r}")
+        if not math.isfinite(raw):  # YAML's .nan / .inf would slip through every range check below
+            raise ConfigError(f"{key}: must be a finite number, got {raw!r}")
         return float(raw)
     if not isinstance(raw, str):
         raise ConfigError(f"{key}: must be a string, got {raw!r}")

@@ -253,7 +253,7 @@ class VideoFamily:
         """Move the transformer(s), VAE, text encoder and image encoder to `device`."""
         p = self.parts
         for m in (*p.transformers(), p.vae, p.text_encoder, p.image_encoder):
-            if m is not None:
+            if m is not None:  # absent parts, and a text encoder the trainer freed (text_encoder_after: free)
                 m.to(device)
         return self
 
