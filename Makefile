@@ -38,6 +38,8 @@ demo: setup
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+	# the float-sensitive tests again on torch's portable kernels (no SIMD): a second CPU's summation order
+	ATEN_CPU_CAPABILITY=default $(PY) -m pytest -m float_sensitive
 
 lint: setup
 	$(PY) -m ruff check .

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import LtlRewardError, SpecError
+from .errors import LtlRewardError, problem_text
 
 
 def _fmt(e: dict[str, Any]) -> str:
@@ -50,10 +50,11 @@ def _print_report(console: Any, report: Any, max_rows: int) -> None:
         console.print(f"confusion (spec): TP {c['tp']}  FP {c['fp']}  FN {c['fn']}  TN {c['tn']}")
     if spec.per_task:
         pt = Table(title="per task (spec)")
-        for col in ("task", "n", "positives", "accuracy", "balanced accuracy"):
+        for col in ("task", "n", "positives", "accuracy", "balanced accuracy", "auroc"):
             pt.add_column(col, justify="left" if col == "task" else "right")
         for task, d in spec.per_task.items():
-            pt.add_row(task, str(d["n"]), str(d["positives"]), _fmt(d["accuracy"]), _fmt(d["balanced_accuracy"]))
+            pt.add_row(task, str(d["n"]), str(d["positives"]), _fmt(d["accuracy"]), _fmt(d["balanced_accuracy"]),
+                       _fmt(d["auroc"]))
         console.print(pt)
     if report.disagreements:
         dt = Table(title=f"disagreements (spec vs label), {len(report.disagreements)} shown")
@@ -143,8 +144,8 @@ def run_agree(
     console = console or Console()
     err = err_console or Console(stderr=True)
 
-    def usage(msg: str) -> int:
-        err.print(f"[red]error:[/red] {msg}", markup=True, highlight=False)
+    def usage(problem: BaseException | str) -> int:
+        err.print(problem_text(problem), style="red", markup=False, highlight=False)  # one 'error:' prefix
         return 2
 
     chosen = list(BASELINES.names() if baselines is None else baselines)
@@ -159,10 +160,8 @@ def run_agree(
                            baselines=chosen, workers=workers, n_boot=n_boot, seed=seed, graded=graded is not None,
                            overlay_dir=overlay_dir, progress=progress,
                            model_options={"prompts": prompts} if prompts else None, nl_backend=nl_backend)
-    except SpecError as e:
-        return usage(e.render() if hasattr(e, "render") else str(e))
-    except (LabelError, LtlRewardError, ValueError) as e:
-        return usage(str(e))
+    except (LabelError, LtlRewardError, ValueError) as e:  # a SpecError prints its own located lines
+        return usage(e)
     data = report.to_json()
     _write_outputs(report, data, out, markdown)
     if json_output:

@@ -62,7 +62,9 @@ def _err_console():
 def _fail(message: str, code: int = 2) -> typer.Exit:
     from rich.markup import escape
 
-    _err_console().print(f"[red]{escape(message)}[/red]")
+    from .errors import problem_text
+
+    _err_console().print(f"[red]{escape(problem_text(message))}[/red]")
     return typer.Exit(code)
 
 

@@ -51,7 +51,16 @@ def _score_spec(inp: BaselineInput, specs: Sequence[Any]) -> tuple[list[Scored],
     errors = Counter(s.error.split(":")[0] for s in main if s.error)
     notes = [f"spec: {n} video(s) failed with {e} (first: "
              f"{next(s.error for s in main if s.error and s.error.startswith(e))})" for e, n in errors.items()]
-    return main, rep, notes
+    return main, rep, _backend_notes(inp.grounder, main) + notes
+
+
+def _backend_notes(grounder: str, main: Sequence[Scored]) -> list[str]:
+    """What `auto` chose, per backend: how many videos and the first video's reason (never a silent fallback)."""
+    if grounder != "auto":
+        return []
+    chosen = Counter(s.grounder for s in main if s.grounder)
+    first = {b: next(s.grounder_reason for s in main if s.grounder == b) for b in chosen}
+    return [f"spec: grounder auto chose {b} for {n} video(s) ({first[b]})" for b, n in chosen.most_common()]
 
 
 def _disagreements(items: Sequence[LabelItem], main: Sequence[Scored], limit: int) -> list[dict[str, Any]]:

@@ -96,14 +96,21 @@ def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return _csv_rows(path, text) if path.suffix.lower() == ".csv" else _jsonl_rows(path, text)
 
 
+LOOKED = "from {base}, its parent folders, then the working directory"  # resolve_path's order, for messages
+
+
 def resolve_path(p: str, base: Path) -> Path | None:
-    """An existing file for `p`: absolute, relative to the cwd, to `base`, or to one of base's parents."""
+    """An existing file for `p` written in a file that lives in folder `base`: `p` itself when absolute, else
+    the first of base / p, base's parents / p (nearest first), cwd / p — so a map or labels file means the
+    same files from any working directory. The path is made absolute, not resolved: a symlinked video keeps
+    its own folder, where its sidecar is looked for (as `score` looks for it)."""
     q = Path(p).expanduser()
     if q.is_absolute():
         return q if q.exists() else None
-    for root in (Path.cwd(), base, *base.resolve().parents):
+    base = Path(os.path.abspath(base))
+    for root in (base, *base.parents, Path.cwd()):
         if (root / q).exists():
-            return (root / q).resolve()
+            return Path(os.path.abspath(root / q))
     return None
 
 
@@ -140,8 +147,8 @@ def _check_row(row: Mapping[str, Any], where: str, base: Path, graded: str | Non
     label = parse_label(row[key], where)
     found = resolve_path(video, base)
     if found is None and check_videos:
-        raise LabelError(f"{where}: video {video!r} not found (relative paths are tried from the "
-                         f"working directory and from {base})")
+        raise LabelError(f"{where}: video {video!r} not found (relative paths are tried "
+                         f"{LOOKED.format(base=Path(os.path.abspath(base)))})")
     grade = _grade(row, graded, where) if graded is not None else None
     return _Row(where, video, str(found) if found is not None else video, label, str(row.get("rater") or ""),
                 grade)
@@ -194,7 +201,7 @@ def load_labels(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 # ------------------------------------------------------------------------------------------ specs
 def load_spec_map(path: str | os.PathLike[str]) -> dict[str, str]:
-    """A JSON object task → spec path (paths relative to the map's directory, the cwd or their parents)."""
+    """A JSON object task → spec path; relative paths are read from the map's folder first (`resolve_path`)."""
     p = Path(path)
     try:
         raw = json.loads(p.read_text())
@@ -208,7 +215,8 @@ def load_spec_map(path: str | os.PathLike[str]) -> dict[str, str]:
     for task, sp in raw.items():
         found = resolve_path(sp, p.parent)
         if found is None:
-            raise LabelError(f"{p}: {task}: spec file {sp!r} not found")
+            raise LabelError(f"{p}: {task}: spec file {sp!r} not found (relative paths are tried "
+                             f"{LOOKED.format(base=Path(os.path.abspath(p.parent)))})")
         out[task] = str(found)
     return out
 
