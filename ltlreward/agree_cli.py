@@ -126,6 +126,7 @@ def run_agree(
     console: Any = None,
     err_console: Any = None,
     prompts: str | None = None,
+    nl_backend: str = "rules",
 ) -> int:
     """Score labelled videos and print agreement metrics; returns the exit code (0 ok, 1 failures, 2 usage).
 
@@ -133,7 +134,8 @@ def run_agree(
     `from_descriptions` (compile each description with ltlreward.nl), else each label row's `spec` field.
     `baselines`: names from ltlreward.agree.BASELINES (None = all; [] = none). `graded`: name of a numeric
     label column for Spearman's ρ. `out`: write the report JSON; `markdown`: write the Markdown table. `prompts`:
-    entity prompts for every video (a prompts file, or a directory of `<stem>.prompts.json`).
+    entity prompts for every video (a prompts file, or a directory of `<stem>.prompts.json`). `nl_backend`:
+    the English backend of `from_descriptions` (rules, llm, auto).
     """
     from rich.console import Console
 
@@ -157,7 +159,7 @@ def run_agree(
         report = agreement(items, grounder=grounder, spec=spec, spec_map=smap, from_descriptions=from_descriptions,
                            baselines=chosen, workers=workers, n_boot=n_boot, seed=seed, graded=graded is not None,
                            overlay_dir=overlay_dir, progress=progress,
-                           model_options={"prompts": prompts} if prompts else None)
+                           model_options={"prompts": prompts} if prompts else None, nl_backend=nl_backend)
     except (LabelError, LtlRewardError, ValueError) as e:  # a SpecError prints its own located lines
         return usage(e)
     data = report.to_json()

@@ -7,7 +7,7 @@ while atoms × length ≤ 20 bits; beyond that a random sample of 50 000 traces 
 random traces of length 7..24 in one ragged call. Per constraint we report which compiled constraints the
 reference entails and which reference constraints the compiled spec entails.
 
-    .venv/bin/python benchmarks/nl2ltl/run.py [--backend rules] [--json out.json] [--seed 0]
+    .venv/bin/python benchmarks/nl2ltl/run.py [--backend rules|llm|auto] [--model smollm2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ class Outcome:
     exhaustive_lengths: list[int] = field(default_factory=list)
     compiled_entailed: str = ""
     reference_entailed: str = ""
+    seconds: float = 0.0  # compile time of the description
+    backend: str = ""  # the backend that compiled it (auto: "rules" or "auto:llm")
 
 
 def conjunction(spec: TaskSpec) -> Formula:
@@ -93,11 +95,14 @@ def entailment(premise: Formula, spec: TaskSpec, sigs: dict, lengths) -> np.ndar
 def compare(case: dict, backend: str, rng: np.random.Generator, opts: dict) -> Outcome:
     ref = load_spec(HERE / case["reference"])
     out = Outcome(case["id"], case["task"], case["text"], False)
+    t0 = time.perf_counter()
     try:
-        got = compile_text(case["text"], backend=backend, **opts).spec
+        res = compile_text(case["text"], backend=backend, **opts)
     except LtlRewardError as exc:
+        out.seconds = time.perf_counter() - t0
         out.error = str(exc).splitlines()[0]
         return out
+    out.seconds, out.backend, got = time.perf_counter() - t0, res.backend, res.spec
     atoms = sorted({a.canonical for a in spec_atoms(ref)} | {a.canonical for a in spec_atoms(got)})
     f_got, f_ref = conjunction(got), conjunction(ref)
     equal = True
@@ -128,14 +133,20 @@ def compare(case: dict, backend: str, rng: np.random.Generator, opts: dict) -> O
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", default="rules", choices=list(BACKENDS))
-    ap.add_argument("--model", default=None, help="local model path for --backend llm")
+    ap.add_argument("--model", default=None, help="packaged model name or .gguf path for --backend llm / auto")
     ap.add_argument("--cases", default=str(HERE / "cases.jsonl"))
     ap.add_argument("--json", default=None, help="write per-case results here")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    opts = {"model": args.model} if args.backend == "llm" else {}
+    opts = {"model": args.model} if BACKENDS.meta(args.backend).options and args.model else {}
     cases = [json.loads(line) for line in Path(args.cases).read_text().splitlines() if line.strip()]
     rng = np.random.default_rng(args.seed)
+    if args.backend != "rules":  # load the model once, outside the per-description timings
+        from ltlreward.nl.llm import translator
+
+        t_load = time.perf_counter()
+        translator(args.model).decoder()
+        print(f"model {args.model or 'default'} loaded in {time.perf_counter() - t_load:.1f} s")
     t0 = time.perf_counter()
     outcomes = [compare(c, args.backend, rng, opts) for c in cases]
     dt = time.perf_counter() - t0
@@ -148,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {task} | {sum(o.equivalent for o in os_)} | {len(os_)} |")
     print(f"\n**{n_eq}/{len(outcomes)} equivalent ({100 * n_eq / len(outcomes):.1f}%)**, backend={args.backend}, "
           f"{sum(o.traces for o in outcomes):,} traces checked in {dt:.0f} s")
+    secs = np.array([o.seconds for o in outcomes])
+    by_model = [o.seconds for o in outcomes if o.backend in ("llm", "auto:llm") or (o.error and args.backend != "rules")]
+    print(f"compile time per description: mean {secs.mean():.3f} s, max {secs.max():.3f} s"
+          + (f"; {len(by_model)} reached the model: mean {np.mean(by_model):.2f} s, max {np.max(by_model):.2f} s"
+             if by_model and args.backend != "rules" else ""))
     exh = [max(o.exhaustive_lengths or [0]) for o in outcomes if not o.error]
     print(f"exhaustive up to length 6 for {sum(e == MAX_LEN for e in exh)}/{len(exh)} compiled cases "
           f"(others: exhaustive up to the longest length with atoms x length <= {MAX_BITS} bits, "

@@ -121,10 +121,11 @@ def agreement(items: Sequence[LabelItem], *, grounder: str = "auto", spec: str |
               baselines: Sequence[str] | None = None, workers: int = 1, n_boot: int = 2000, seed: int = 0,
               graded: bool = False, overlay_dir: str | os.PathLike[str] | None = None,
               max_disagreements: int = 50, model_options: Mapping[str, Any] | None = None,
-              progress: Callable[[str], None] | None = None) -> AgreementReport:
+              progress: Callable[[str], None] | None = None, nl_backend: str = "rules") -> AgreementReport:
     """Score `items` with the spec(s) and the baselines (None = every registered one) and measure agreement
     with their labels. Specs: see `assign_specs`; an unknown baseline is a BaselineError listing the options."""
-    specs, notes = assign_specs(items, spec=spec, spec_map=spec_map, from_descriptions=from_descriptions)
+    specs, notes = assign_specs(items, spec=spec, spec_map=spec_map, from_descriptions=from_descriptions,
+                                nl_backend=nl_backend)
     items, specs = _specified(items, specs)
     chosen = list(BASELINES.names() if baselines is None else baselines)
     runs = [(b, BASELINES.get(b)) for b in chosen]
