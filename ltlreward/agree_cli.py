@@ -162,13 +162,18 @@ def run_agree(
                            model_options={"prompts": prompts} if prompts else None, nl_backend=nl_backend)
     except (LabelError, LtlRewardError, ValueError) as e:  # a SpecError prints its own located lines
         return usage(e)
+    _emit(report, console, out, markdown, json_output, max_rows)
+    return 1 if report.n_failed else 0
+
+
+def _emit(report: Any, console: Any, out: str | None, markdown: str | None, json_output: bool, max_rows: int) -> None:
+    """The report to its files, then as JSON or the tables on stdout."""
     data = report.to_json()
     _write_outputs(report, data, out, markdown)
     if json_output:
         print(json.dumps(data))
     else:
         _print_report(console, report, max_rows)
-    return 1 if report.n_failed else 0
 
 
 __all__ = ["run_agree"]
