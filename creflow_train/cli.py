@@ -116,7 +116,8 @@ def _toy_config(quick: bool, seeds: range, steps: int | None, arms: str, lr: flo
 
 @app.command("tiny-model")
 def tiny_model(
-    family: Annotated[str, typer.Argument(help="Model family: wan or ltx.")],
+    family: Annotated[str, typer.Argument(help="Layout: wan, ltx, wan-ti2v (Wan2.2-TI2V), wan-i2v (Wan2.1-I2V) or "
+                                               "wan-moe (Wan2.2-A14B's two experts).")],
     out: Annotated[Path, typer.Argument(help="Directory to write (diffusers layout).")],
     seed: Annotated[int, typer.Option(help="Seed of the random initialisation.")] = 0,
 ) -> None:
@@ -151,13 +152,47 @@ def train(
     except ConfigError as e:
         typer.echo(f"error: {config}: {e}", err=True)
         raise typer.Exit(2) from e
-    results = trainer.run(resume=not no_resume, log=None if quiet else (lambda msg: typer.echo(msg, err=True)))
+    from .errors import CheckpointError
+
+    try:
+        results = trainer.run(resume=not no_resume, log=None if quiet else (lambda msg: typer.echo(msg, err=True)),
+                              warn=lambda msg: typer.echo(f"warning: {msg}", err=True))
+    except CheckpointError as e:  # (a zero-byte file used to surface as click's bare "Aborted.")
+        typer.echo(f"error: {config}: {e}", err=True)
+        raise typer.Exit(1) from e
     skipped = sum(r.skipped is not None for r in results)
     shutdown()
     if getattr(trainer, "rank", 0) != 0:
         return
     typer.echo(f"trained to step {trainer.step} ({len(results)} steps this run, {skipped} skipped); "
                f"log {trainer.log_path}; checkpoint {trainer.latest_checkpoint()}")
+
+
+@app.command()
+def sample(
+    config: Annotated[Path, typer.Argument(help="YAML training config (the model, prompts, images, K, sampling).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for p<prompt>_k<rollout>.mp4 and rewards.jsonl.")],
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="A creflow train checkpoint (.pt) whose LoRA θ samples; default: the base model (before training).",
+    )] = None,
+    seed: Annotated[int | None, typer.Option(help="Noise seed (default: the config's seed).")] = None,
+    crf: Annotated[int, typer.Option(help="H.264 quality: 0 = lossless, 18-23 = small files.", min=0, max=51)] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not narrate prompts.")] = False,
+) -> None:
+    """Sample each prompt's K rollouts (before or after training) as mp4s; rewards and verdicts in rewards.jsonl."""
+    from .config import ConfigError, load_config
+    from .sample import REWARDS_FILE, sample_to_dir
+
+    if checkpoint is not None and not checkpoint.is_file():
+        raise typer.BadParameter(f"{checkpoint} is not a file", param_hint="--checkpoint")
+    try:
+        cfg = load_config(config)
+        records = sample_to_dir(cfg, out, checkpoint=checkpoint, seed=seed, crf=crf,
+                                log=None if quiet else (lambda msg: typer.echo(msg, err=True)))
+    except (ConfigError, OSError) as e:
+        typer.echo(f"error: {config}: {e}", err=True)
+        raise typer.Exit(2) from e
+    typer.echo(f"wrote {len(records)} videos and {out / REWARDS_FILE}")
 
 
 def main() -> None:

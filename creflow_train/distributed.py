@@ -146,7 +146,7 @@ class DistributedTrainer(Trainer):
         if self.rank == 0:
             super()._truncate_log(step)
 
-    def run(self, *, resume: bool = True, log: Any = None) -> list[StepResult]:
+    def run(self, *, resume: bool = True, log: Any = None, warn: Any = None) -> list[StepResult]:
         """Train to cfg.steps on every rank (narration from rank 0 only); all ranks agree on the resume point."""
         import torch.distributed as dist
 
@@ -154,7 +154,8 @@ class DistributedTrainer(Trainer):
         if log and self.rank == 0:
             groups = self.cfg.prompts_per_step // self.world
             log(f"data parallel over {self.world} ranks: {groups} group(s) of {self.cfg.group_size} per rank")
-        out = super().run(resume=resume, log=log if self.rank == 0 else None)
+        quiet = lambda msg: None  # noqa: E731 - ranks other than 0 keep checkpoint warnings to themselves
+        out = super().run(resume=resume, log=log if self.rank == 0 else None, warn=warn if self.rank == 0 else quiet)
         dist.barrier()
         return out
 

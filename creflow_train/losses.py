@@ -499,6 +499,7 @@ def creflow_objective(
     *,
     n_policy: int | None = None,
     n_reflow: int | None = None,
+    tensor_terms: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The one CreFlow objective: Σ_policy rows [C/β·NFT + λ_KL·KL + λ·anchor] / n_policy
     + reflow_weight · Σ_reflow rows L_reflow / n_reflow.
@@ -507,20 +508,26 @@ def creflow_objective(
     ranks) passes the whole batch's counts, so the chunks' losses — and every returned term, each a chunk's
     contribution to a whole-batch mean — add up to the whole batch's. Which rows enter is the caller's
     (`policy_rows`, `reflow_negatives`); which terms, their weights and scale are `cfg`'s alone.
+    `tensor_terms` returns the terms as detached 0-d tensors instead of floats: no device→host sync per call
+    (the trainer converts them once per step).
     """
     n_p = n_policy or (len(policy) if policy is not None else 0)
     n_r = n_reflow or (len(reflow) if reflow is not None else 0)
+
+    def share(v: torch.Tensor, n: int) -> torch.Tensor | float:
+        return v.sum() / n if tensor_terms else float(v.sum()) / n
+
     loss, terms = None, {}
     if policy is not None and len(policy):
         per_sample, diag = _policy_per_sample(cfg, policy)
         loss = per_sample.sum() / n_p
-        terms |= {k: float(v.sum()) / n_p for k, v in diag.items()}
+        terms |= {k: share(v, n_p) for k, v in diag.items()}
     if cfg.reflow and reflow is not None and len(reflow):
         per_r, diag_r = _reflow_per_sample(reflow.v_theta, reflow.x0_star, reflow.eps, reflow.mask, cfg.mask_floor)
         l_r = cfg.reflow_weight * per_r.sum() / n_r
         loss = l_r if loss is None else loss + l_r
         diag_r["reflow_loss"] = cfg.reflow_weight * diag_r["reflow_loss"]  # like kl_loss: its share of the loss
-        terms |= {k: float(v.sum()) / n_r for k, v in diag_r.items()}
+        terms |= {k: share(v, n_r) for k, v in diag_r.items()}
     if loss is None:
         raise ValueError("creflow_objective needs policy or reflow rows")
     return loss, terms

@@ -3,6 +3,7 @@
 One base model carries two peft LoRA adapters: "default" (θ, trainable) and "old" (θ_old, frozen, EMA of
 θ); the reference policy is the base with every adapter disabled. No full model copies are made. The
 family adapter (creflow_train.families) makes the actual transformer call, so the policy is family-agnostic.
+With two experts (Wan2.2-A14B) both carry both adapters; the family routes each row to its timestep's expert.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["MIXED_PRECISION", "WHICH", "LoraPolicy"]
 
 WHICH = ("default", "old", "ref")
+EXPERT_PREFIXES = ("", "transformer_2.")  # LoRA key prefix of each expert (the first keeps its plain names)
 TIMESTEP_SCALE = 1000.0  # diffusers flow-matching transformers take t·1000
 
 
@@ -39,18 +41,21 @@ class LoraPolicy:
             raise ValueError(f"mixed_precision {mixed_precision!r} is not one of: {', '.join(MIXED_PRECISION)}")
         self.family = family
         self.mixed_precision = mixed_precision
-        self.transformer = transformer = family.parts.transformer
-        transformer.requires_grad_(False)
+        # one or two experts (Wan2.2-A14B: transformer_2); both get both adapters, keys of the second prefixed
+        self.transformers = family.parts.transformers()
+        self.transformer = self.transformers[0]
         cfg = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets), init_lora_weights=True)
-        with warnings.catch_warnings():  # peft warns that a second adapter joins the first: intended here
-            warnings.simplefilter("ignore", UserWarning)
-            transformer.add_adapter(cfg, adapter_name="default")
-            transformer.add_adapter(cfg, adapter_name="old")
-        names = [n for n, _ in transformer.named_parameters()]
-        self.default_names = sorted(n for n in names if ".lora_" in n and ".default." in n)
+        params: dict[str, Any] = {}
+        for prefix, transformer in zip(EXPERT_PREFIXES, self.transformers, strict=False):
+            transformer.requires_grad_(False)
+            with warnings.catch_warnings():  # peft warns that a second adapter joins the first: intended here
+                warnings.simplefilter("ignore", UserWarning)
+                transformer.add_adapter(cfg, adapter_name="default")
+                transformer.add_adapter(cfg, adapter_name="old")
+            params |= {prefix + n: q for n, q in transformer.named_parameters()}
+        self.default_names = sorted(n for n in params if ".lora_" in n and ".default." in n)
         if not self.default_names:
             raise ValueError(f"no LoRA layers were created for targets {list(targets)}")
-        params = dict(transformer.named_parameters())
         self.old_names = [n.replace(".default.", ".old.") for n in self.default_names]
         self._default = [params[n] for n in self.default_names]
         self._old = [params[n] for n in self.old_names]
@@ -68,13 +73,13 @@ class LoraPolicy:
         return list(self._old)
 
     def _activate(self, which: str) -> None:
-        """Switch the active adapter state and re-pin requires_grad (peft toggles it on switches)."""
-        t = self.transformer
-        if which == "ref":
-            t.disable_adapters()
-        else:
-            t.enable_adapters()
-            t.set_adapter(which)
+        """Switch the active adapter state of every expert and re-pin requires_grad (peft toggles it on switches)."""
+        for t in self.transformers:
+            if which == "ref":
+                t.disable_adapters()
+            else:
+                t.enable_adapters()
+                t.set_adapter(which)
         for p in self._old:
             p.requires_grad_(False)
         for p in self._default:

@@ -10,6 +10,10 @@ from each negative's own rollout noise (reflow corrects the sampler's coupling).
 or gradient are skipped and reported. With `micro_batch` the forwards run a few rows at a time and the loss
 pass accumulates gradients chunk by chunk (the objective divides every chunk by the whole batch's row count),
 which gives the whole-batch gradient.
+Sampling follows the model's pipeline (creflow_train.conditioning): the checkpoint scheduler's shifted grid, the
+family's text length, classifier-free guidance with a negative prompt (the loss trains the conditional branch),
+and image-to-video conditioning; training times are drawn from the same grid, and with an image the
+conditioning latent frame is zeroed in every mask and sliced out of every loss tensor (`skip_frames`).
 Checkpoints hold the LoRA tensors, optimiser, step and every RNG state, so resuming is exact. The model
 family (Wan or LTX-Video, see creflow_train.families) is detected from the model directory; the loop is family-agnostic.
 """
@@ -20,13 +24,16 @@ import json
 import os
 import random
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import TrainConfig
+from .config import WEIGHT_DTYPES, TrainConfig
+from .errors import CheckpointError
 
 if TYPE_CHECKING:
     import torch
@@ -36,8 +43,8 @@ if TYPE_CHECKING:
     from .losses import CorrectiveTargets
     from .rollout import Rollouts
 
-T_MIN, T_MAX = 0.02, 0.98  # training times stay away from the exact ends of the path
 CHECKPOINT_GLOB = "checkpoint-*.pt"
+CHECKPOINT_KEYS = ("step", "lora", "optimizer", "rng")  # what `save_checkpoint` writes and resuming needs
 
 
 @dataclass
@@ -91,13 +98,16 @@ class Trainer:
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
-        self.family = load_family(cfg.model, cfg.family, frame_rate=cfg.fps, parts=parts)
+        self.family = load_family(cfg.model, cfg.family, frame_rate=cfg.fps, parts=parts,
+                                  dtype=getattr(torch, WEIGHT_DTYPES[cfg.dtype]))
         self.parts = self.family.parts
         self.shape = self.family.latent_shape(cfg.num_frames, cfg.height, cfg.width)
         self.device = torch.device(cfg.device)
         self.family.to(self.device)
         self.policy = LoraPolicy(self.family, rank=cfg.lora_rank, alpha=cfg.lora_alpha, targets=cfg.lora_targets,
                                  mixed_precision=cfg.mixed_precision)
+        configure_memory(self.parts, gradient_checkpointing=cfg.gradient_checkpointing, vae_tiling=cfg.vae_tiling,
+                         vae_slicing=cfg.vae_slicing)
         if reward_model is None:
             from ltlreward import RewardModel
 
@@ -107,7 +117,11 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.policy.trainable_parameters(), lr=cfg.lr,
                                            weight_decay=cfg.weight_decay, eps=cfg.adam_eps)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # rollout noise and training times
-        self.prompt_cond = self.family.encode_prompts(cfg.prompts, cfg.max_sequence_length)
+        from .conditioning import prepare_sampling
+
+        self.sampling = prepare_sampling(self.family, cfg, self.shape)  # prompts, images, negative prompt, grid
+        self.prompt_cond = self.sampling.prompt_cond
+        release_text_encoder(self.parts, cfg.text_encoder_after)  # every prompt and image is encoded by now
         self.step = 0
         self.out = Path(cfg.output_dir)
         self.ckpt_dir = self.out / "checkpoints"
@@ -123,6 +137,7 @@ class Trainer:
         from .masks import fill_empty_masks, pixel_to_latent_mask, witness_frames
 
         _, tl, hl, wl = self.shape
+        fixed = self.sampling.conditioning_frames
         pix = np.zeros((n, self.cfg.num_frames, self.cfg.height, self.cfg.width), np.float32)
         for i, m in enumerate(info.get("masks") or [None] * n):
             if m is not None:
@@ -136,13 +151,16 @@ class Trainer:
                                    dilate=self.cfg.mask_dilate)
         if tuple(lat.shape[1:]) != (tl, hl, wl):
             raise ValueError(f"latent mask shape {tuple(lat.shape[1:])} != latent shape {(tl, hl, wl)}")
+        lat[:, :fixed] = 0.0  # the conditioning frame is the given image: no mask ever blames it
         return lat, filled
 
     def _times(self, n: int) -> torch.Tensor:
-        """One training time per sample, uniform on [T_MIN, T_MAX], from the trainer's generator."""
+        """One training time per sample, uniform over the solver grid's times σ_0 … σ_{N−1} (the shifted times
+        the sampler evaluates the model at), from the trainer's generator."""
         import torch
 
-        return T_MIN + (T_MAX - T_MIN) * torch.rand(n, generator=self.generator)
+        grid = self.sampling.grid[:-1]
+        return grid[torch.randint(len(grid), (n,), generator=self.generator)]
 
     # ------------------------------------------------ collectives (identities in one process)
     rank, world = 0, 1
@@ -202,8 +220,9 @@ class Trainer:
         (lo, hi), n_global = self._rows(), cfg.prompts_per_step * k
         # this rank's whole groups; the whole batch's noise is drawn, so the stream matches one process
         ro = sample_groups(self.policy, [cfg.prompts[i] for i in idx], self.prompt_cond[idx], group_size=k,
-                           shape=self.shape, steps=cfg.num_inference_steps, shift=cfg.shift, generator=self.generator,
-                           which=cfg.sample_with, rows=(lo, hi), micro_batch=cfg.micro_batch)
+                           shape=self.shape, steps=cfg.num_inference_steps, generator=self.generator,
+                           which=cfg.sample_with, rows=(lo, hi), micro_batch=cfg.micro_batch, grid=self.sampling.grid,
+                           guidance_scale=self.sampling.guidance_scale, uncond=self.sampling.uncond)
         rewards, info = self.reward_model(ro.videos)
         rewards_t = torch.as_tensor(np.asarray(rewards, np.float32))
         satisfied = torch.as_tensor(np.asarray(info.get("all_satisfied", np.zeros(hi - lo, bool)), bool))
@@ -242,6 +261,7 @@ class Trainer:
         if ct is not None and len(ct):
             r_local, r_terms = self._reflow_loss(ct, sb, int(n_ct))
             local, terms = local + r_local, _add(terms, r_terms)
+        local, terms = _host_floats(local, terms)  # the loss pass's one device→host sync
         terms = self._sum_terms(terms)
         (global_loss,) = self._sum([local])  # the single-process loss value
         terms |= {"loss": global_loss, "policy_rows": n_rows, "reflow_n": n_ct, "mask_fallback_n": n_fb}
@@ -286,16 +306,18 @@ class Trainer:
         a, t = (v[rows].to(dev, x0.dtype) for v in (sb.adv.advantages[lo:hi], sb.t_draw))
         m = masks[rows].to(dev, x0.dtype) if masks is not None else None
         violated = (~sb.satisfied)[rows].to(dev)
+        f = self.sampling.conditioning_frames  # every term skips the conditioning frame
         total, terms = 0.0, {}
         for r in row_slices(len(rows), self.cfg.micro_batch):
             x_t = rf_interpolate(x0[r], eps[r], t[r])
             v_theta = self.policy.velocity(x_t, t[r], cond[r], "default")
             v_old = self.policy.velocity(x_t, t[r], cond[r], "old")
             v_ref = self.policy.velocity(x_t, t[r], cond[r], "ref") if lc.needs_ref else None
-            batch = PolicyBatch(v_theta, v_old, x0[r], eps[r], t[r], a[r], v_ref,
-                                m[r] if m is not None else None, violated[r])
-            loss, chunk = creflow_objective(lc, batch, n_policy=n_all)
-            total += self._backward(loss, self.world)
+            v_theta, v_old, v_ref, x0_r, eps_r = skip_frames(f, v_theta, v_old, v_ref, x0[r], eps[r])
+            m_r = m[r][:, f:] if m is not None else None
+            batch = PolicyBatch(v_theta, v_old, x0_r, eps_r, t[r], a[r], v_ref, m_r, violated[r])
+            loss, chunk = creflow_objective(lc, batch, n_policy=n_all, tensor_terms=True)
+            total = total + self._backward(loss, self.world)
             terms = _add(terms, chunk)
         return total, terms
 
@@ -307,23 +329,25 @@ class Trainer:
 
         ro, dev = sb.ro, sb.ro.x0.device
         t = sb.t_reflow.to(dev, ro.x0.dtype)
+        f = self.sampling.conditioning_frames
         total, terms = 0.0, {}
         for r in row_slices(len(ct), self.cfg.micro_batch):
             rows, x0_star = ct.index[r], ct.x0_star[r]
             eps = ro.eps[rows]  # the negative's own initial noise: reflow corrects the sampler's coupling
             v = self.policy.velocity(rf_interpolate(x0_star, eps, t[rows]), t[rows], ro.cond[rows.cpu()])
-            loss, chunk = creflow_objective(self.cfg.loss, reflow=ReflowBatch(v, x0_star, eps, ct.mask[r]),
-                                            n_reflow=n_all)
-            total += self._backward(loss, self.world)
+            v, x0_star, eps = skip_frames(f, v, x0_star, eps)
+            loss, chunk = creflow_objective(self.cfg.loss, reflow=ReflowBatch(v, x0_star, eps, ct.mask[r][:, f:]),
+                                            n_reflow=n_all, tensor_terms=True)
+            total = total + self._backward(loss, self.world)
             terms = _add(terms, chunk)
         return total, terms
 
     @staticmethod
-    def _backward(loss: torch.Tensor, scale: float) -> float:
+    def _backward(loss: torch.Tensor, scale: float) -> torch.Tensor:
         """Accumulate the gradient of scale·loss into the LoRA parameters (scale W: the all-reduce averages over
-        W ranks); return the unscaled loss value."""
+        W ranks); return the unscaled loss, detached (a tensor: no host sync until the step ends)."""
         (loss * scale).backward()
-        return float(loss.detach())
+        return loss.detach()
 
     def _finish(self, result: StepResult, skipped: str | None, t0: float) -> StepResult:
         """Advance the step counter, log the step (JSONL, tensorboard) and return it."""
@@ -376,17 +400,25 @@ class Trainer:
         return path
 
     def latest_checkpoint(self) -> Path | None:
-        """The newest complete checkpoint in output_dir/checkpoints, if any."""
+        """The newest complete checkpoint in output_dir/checkpoints, if any (not checked for readability)."""
         found = sorted(self.ckpt_dir.glob(CHECKPOINT_GLOB)) if self.ckpt_dir.is_dir() else []
         return found[-1] if found else None
 
     def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
-        """Restore LoRA weights, optimiser, step and RNG states exactly."""
+        """Restore LoRA weights, optimiser, step and RNG states exactly; CheckpointError names an unreadable
+        file or one written by a run of another shape (LoRA targets or rank)."""
+        self._apply_state(read_checkpoint(path), Path(path))
+
+    def _apply_state(self, state: dict[str, Any], path: Path) -> None:
+        """Put a checkpoint read by `read_checkpoint` into the policy, optimiser, counters and RNGs."""
         import torch
 
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.policy.load_lora_state_dict(state["lora"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.policy.load_lora_state_dict(state["lora"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"{path}: does not fit this run's LoRA (lora_rank, lora_targets or the model "
+                                  f"changed?): {e}") from e
         self.step = int(state["step"])
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
@@ -397,23 +429,50 @@ class Trainer:
         random.setstate((py[0], tuple(py[1]), py[2]))
         self._truncate_log(self.step)
 
+    def resume(self, warn: Callable[[str], None] | None = None) -> Path | None:
+        """Load the newest readable checkpoint; return its path (None when there is none).
+
+        Unreadable newer ones (zero bytes, truncated, not a checkpoint) are renamed `<name>.corrupt` (kept for a
+        look, skipped from then on) and `warn` (default: warnings.warn) is told each name and why. When none is
+        readable nothing is renamed and CheckpointError names every file: a run never silently starts over.
+        """
+        found = sorted(self.ckpt_dir.glob(CHECKPOINT_GLOB)) if self.ckpt_dir.is_dir() else []
+        bad: list[tuple[Path, CheckpointError]] = []
+        for path in reversed(found):
+            try:
+                state = read_checkpoint(path)
+            except CheckpointError as e:
+                bad.append((path, e))
+                continue
+            for b, e in bad:  # rank 0 alone renames (the others read the same files)
+                if self.rank:
+                    continue
+                aside = b.with_name(b.name + ".corrupt")
+                os.replace(b, aside)
+                _warn(warn, f"{e}; moved aside to {aside.name}, resuming from the older {path.name}")
+            self._apply_state(state, path)
+            return path
+        if bad:
+            raise CheckpointError(f"no readable checkpoint in {self.ckpt_dir} (delete or move the files, or pass "
+                                  f"--no-resume to start over): " + "; ".join(str(e) for _, e in bad))
+        return None
+
     def _truncate_log(self, step: int) -> None:
         """Drop JSONL lines of steps after `step` (written before a crash), so the log matches the state."""
         if not self.log_path.exists():
             return
-        keep = [s for s in self.log_path.read_text(encoding="utf-8").splitlines()
-                if s.strip() and json.loads(s).get("step", 0) <= step]
+        keep = [s for s in self.log_path.read_text(encoding="utf-8").splitlines() if _logged_step(s) <= step]
         tmp = self.log_path.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
         os.replace(tmp, self.log_path)
 
-    def run(self, *, resume: bool = True, log: Any = None) -> list[StepResult]:
-        """Train until cfg.steps (resuming from the latest checkpoint), checkpointing every few steps."""
-        latest = self.latest_checkpoint() if resume else None
-        if latest is not None:
-            self.load_checkpoint(latest)
-            if log:
-                log(f"resumed from {latest} at step {self.step}")
+    def run(self, *, resume: bool = True, log: Any = None, warn: Callable[[str], None] | None = None
+            ) -> list[StepResult]:
+        """Train until cfg.steps (resuming from the newest readable checkpoint, see `resume`), checkpointing
+        every few steps."""
+        latest = self.resume(warn) if resume else None
+        if latest is not None and log:
+            log(f"resumed from {latest} at step {self.step}")
         out = []
         while self.step < self.cfg.steps:
             res = self.train_step()
@@ -427,6 +486,98 @@ class Trainer:
         if self._tb:
             self._tb.close()
         return out
+
+
+def configure_memory(parts: ModelParts, *, gradient_checkpointing: bool = False, vae_tiling: bool = False,
+                     vae_slicing: bool = False) -> None:
+    """Turn on the diffusers memory switches: activation checkpointing of the transformer's blocks (recomputed in
+    the backward pass) and the VAE's tiled / per-sample decoding; ConfigError names one a part lacks."""
+    from .errors import ConfigError
+
+    wanted = [("gradient_checkpointing", gradient_checkpointing, t, "enable_gradient_checkpointing")
+              for t in parts.transformers()]  # both of Wan2.2-A14B's experts
+    wanted += [("vae_tiling", vae_tiling, parts.vae, "enable_tiling"),
+               ("vae_slicing", vae_slicing, parts.vae, "enable_slicing")]
+    for key, on, module, method in wanted:
+        if not on:
+            continue
+        if not callable(getattr(module, method, None)):
+            raise ConfigError(f"{key}: a {type(module).__name__} has no {method}()")
+        getattr(module, method)()
+
+
+def release_text_encoder(parts: ModelParts, how: str) -> None:
+    """After the prompts (and images) are encoded, once per run: "free" drops the text encoder and the image
+    encoder (Wan2.1-I2V's CLIP), "offload" moves them to the CPU, "keep" leaves them where they are. UMT5-XXL
+    is ≈ 11 GB in bf16 and is never needed again."""
+    import gc
+
+    import torch
+
+    if how == "free":
+        parts.text_encoder = parts.image_encoder = None
+        gc.collect()
+    elif how == "offload":
+        for m in (parts.text_encoder, parts.image_encoder):
+            if m is not None:
+                m.to("cpu")
+    if how != "keep" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checkpoint's state dict (torch.load with weights_only=True); CheckpointError names a file that is empty,
+    truncated, not a torch file or lacks a checkpoint's keys."""
+    import torch
+
+    p = Path(path)
+    try:
+        if p.stat().st_size == 0:
+            raise CheckpointError(f"{p}: empty file (0 bytes)")
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
+    except Exception as e:  # torch.load raises RuntimeError, EOFError, UnpicklingError, OSError, … by damage kind
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(f"{p}: unreadable checkpoint ({type(e).__name__}: {first})") from e
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(f"{p}: not a creflow checkpoint (missing {', '.join(missing)})")
+    return state
+
+
+def _logged_step(line: str) -> float:
+    """The step of one JSONL log line; inf for a blank or half-written line (a kill mid-write), so it is dropped."""
+    try:
+        return float(json.loads(line).get("step", 0)) if line.strip() else float("inf")
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return float("inf")
+
+
+def _warn(warn: Callable[[str], None] | None, msg: str) -> None:
+    """Tell `warn`, or warnings.warn when None."""
+    if warn is not None:
+        warn(msg)
+    else:
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
+def _host_floats(local: Any, terms: dict[str, Any]) -> tuple[float, dict[str, float]]:
+    """The loss value and the accumulated terms (tensors or floats) as Python floats, in one transfer."""
+    import torch
+
+    keys = list(terms)
+    values = [local, *(terms[k] for k in keys)]
+    if not any(isinstance(v, torch.Tensor) for v in values):
+        return float(local), {k: float(terms[k]) for k in keys}
+    dev = next(v.device for v in values if isinstance(v, torch.Tensor))
+    flat = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=dev).reshape(()) for v in values]).tolist()
+    return flat[0], dict(zip(keys, flat[1:], strict=True))
+
+
+def skip_frames(f: int, *xs: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    """Each (B, C, T′, H′, W′) tensor without its first f latent frames (the conditioning frame); None stays."""
+    return tuple(x[:, :, f:] if x is not None and f else x for x in xs)
 
 
 def _add(acc: dict[str, float], terms: dict[str, float]) -> dict[str, float]:

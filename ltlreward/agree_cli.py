@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import LtlRewardError, SpecError
+from .errors import LtlRewardError, problem_text
 
 
 def _fmt(e: dict[str, Any]) -> str:
@@ -50,10 +50,11 @@ def _print_report(console: Any, report: Any, max_rows: int) -> None:
         console.print(f"confusion (spec): TP {c['tp']}  FP {c['fp']}  FN {c['fn']}  TN {c['tn']}")
     if spec.per_task:
         pt = Table(title="per task (spec)")
-        for col in ("task", "n", "positives", "accuracy", "balanced accuracy"):
+        for col in ("task", "n", "positives", "accuracy", "balanced accuracy", "auroc"):
             pt.add_column(col, justify="left" if col == "task" else "right")
         for task, d in spec.per_task.items():
-            pt.add_row(task, str(d["n"]), str(d["positives"]), _fmt(d["accuracy"]), _fmt(d["balanced_accuracy"]))
+            pt.add_row(task, str(d["n"]), str(d["positives"]), _fmt(d["accuracy"]), _fmt(d["balanced_accuracy"]),
+                       _fmt(d["auroc"]))
         console.print(pt)
     if report.disagreements:
         dt = Table(title=f"disagreements (spec vs label), {len(report.disagreements)} shown")
@@ -125,6 +126,7 @@ def run_agree(
     console: Any = None,
     err_console: Any = None,
     prompts: str | None = None,
+    nl_backend: str = "rules",
 ) -> int:
     """Score labelled videos and print agreement metrics; returns the exit code (0 ok, 1 failures, 2 usage).
 
@@ -132,7 +134,8 @@ def run_agree(
     `from_descriptions` (compile each description with ltlreward.nl), else each label row's `spec` field.
     `baselines`: names from ltlreward.agree.BASELINES (None = all; [] = none). `graded`: name of a numeric
     label column for Spearman's ρ. `out`: write the report JSON; `markdown`: write the Markdown table. `prompts`:
-    entity prompts for every video (a prompts file, or a directory of `<stem>.prompts.json`).
+    entity prompts for every video (a prompts file, or a directory of `<stem>.prompts.json`). `nl_backend`:
+    the English backend of `from_descriptions` (rules, llm, auto).
     """
     from rich.console import Console
 
@@ -141,8 +144,8 @@ def run_agree(
     console = console or Console()
     err = err_console or Console(stderr=True)
 
-    def usage(msg: str) -> int:
-        err.print(f"[red]error:[/red] {msg}", markup=True, highlight=False)
+    def usage(problem: BaseException | str) -> int:
+        err.print(problem_text(problem), style="red", markup=False, highlight=False)  # one 'error:' prefix
         return 2
 
     chosen = list(BASELINES.names() if baselines is None else baselines)
@@ -156,18 +159,21 @@ def run_agree(
         report = agreement(items, grounder=grounder, spec=spec, spec_map=smap, from_descriptions=from_descriptions,
                            baselines=chosen, workers=workers, n_boot=n_boot, seed=seed, graded=graded is not None,
                            overlay_dir=overlay_dir, progress=progress,
-                           model_options={"prompts": prompts} if prompts else None)
-    except SpecError as e:
-        return usage(e.render() if hasattr(e, "render") else str(e))
-    except (LabelError, LtlRewardError, ValueError) as e:
-        return usage(str(e))
+                           model_options={"prompts": prompts} if prompts else None, nl_backend=nl_backend)
+    except (LabelError, LtlRewardError, ValueError) as e:  # a SpecError prints its own located lines
+        return usage(e)
+    _emit(report, console, out, markdown, json_output, max_rows)
+    return 1 if report.n_failed else 0
+
+
+def _emit(report: Any, console: Any, out: str | None, markdown: str | None, json_output: bool, max_rows: int) -> None:
+    """The report to its files, then as JSON or the tables on stdout."""
     data = report.to_json()
     _write_outputs(report, data, out, markdown)
     if json_output:
         print(json.dumps(data))
     else:
         _print_report(console, report, max_rows)
-    return 1 if report.n_failed else 0
 
 
 __all__ = ["run_agree"]

@@ -62,7 +62,9 @@ def _err_console():
 def _fail(message: str, code: int = 2) -> typer.Exit:
     from rich.markup import escape
 
-    _err_console().print(f"[red]{escape(message)}[/red]")
+    from .errors import problem_text
+
+    _err_console().print(f"[red]{escape(problem_text(message))}[/red]")
     return typer.Exit(code)
 
 
@@ -333,7 +335,9 @@ def agree(
     labels: Annotated[list[Path], typer.Option("--labels", help="Labels (video, label[, rater]).")],
     spec: Annotated[Path | None, typer.Option("--spec", help="One spec for every video.")] = None,
     spec_map: Annotated[Path | None, typer.Option("--spec-map", help="JSON map task -> spec file.")] = None,
-    from_descriptions: Annotated[bool, typer.Option(help="Compile each video's description (ltlreward.nl).")] = False,
+    from_descriptions: Annotated[bool, typer.Option(
+        help="Compile each video's task description (ltlreward.nl), entities named as its sidecar does.")] = False,
+    nl_backend: Annotated[str, typer.Option(help="English backend for descriptions: rules, llm, auto.")] = "rules",
     grounder: Annotated[str, typer.Option(help="auto, state, track, color or a model grounder.")] = "auto",
     prompts: PromptsOpt = None,
     baseline: Annotated[
@@ -360,7 +364,7 @@ def agree(
         [str(p) for p in labels], spec=s(spec), spec_map=s(spec_map), from_descriptions=from_descriptions,
         grounder=grounder, baselines=[] if no_baselines else baseline, workers=workers, n_boot=n_boot, seed=seed,
         graded=graded, overlay_dir=s(overlay), out=s(out), markdown=s(markdown), json_output=as_json,
-        max_rows=max_rows, console=_console(), err_console=_err_console(), prompts=s(prompts),
+        max_rows=max_rows, console=_console(), err_console=_err_console(), prompts=s(prompts), nl_backend=nl_backend,
     )
     raise typer.Exit(code)
 
@@ -398,9 +402,14 @@ def calibrate(
 def compile_(
     text: Annotated[str, typer.Argument(help='English task description, e.g. "put the red block on the plate".')],
     out: Annotated[Path | None, typer.Option("-o", "--out", help="Write the spec (.ltl) here.")] = None,
-    backend: Annotated[str, typer.Option(help="rules (offline, deterministic) or llm (local model).")] = "rules",
-    model: Annotated[Path | None, typer.Option(help="Local model directory for --backend llm.")] = None,
+    backend: Annotated[str, typer.Option(
+        help="rules (offline, deterministic), llm (packaged small model, constrained) or auto (rules, else llm)."
+    )] = "rules",
+    model: Annotated[str | None, typer.Option(
+        help="For llm / auto: a packaged model (smollm2, gemma3-270m) or a .gguf path; default smollm2.")] = None,
     attempts: Annotated[int, typer.Option(help="LLM tries before giving up.")] = 3,
+    entities: Annotated[Path | None, typer.Option(
+        help="A sidecar or prompts file: name the compiled entities as it does.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Compile an English task description into a spec; print it with its English explanation."""
@@ -413,7 +422,7 @@ def compile_(
         raise _fail(str(exc)) from None
     opts = {"model": model, "max_attempts": attempts} if BACKENDS.meta(name).options else {}
     try:
-        result = compile_text(text, backend=name, **opts)
+        result = compile_text(text, backend=name, entities=entities, **opts)
     except LtlRewardError as exc:
         raise _fail(str(exc)) from None
     if out is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class LtlRewardError(Exception):
     """Base class of every error ltlreward raises on purpose."""
@@ -69,6 +71,19 @@ class SpecErrors(SpecError):
 def spec_errors(exc: SpecError) -> list[SpecError]:
     """The individual errors of `exc` (one, or each of a SpecErrors)."""
     return list(exc.errors) if isinstance(exc, SpecErrors) else [exc]
+
+
+_SAYS_ERROR = re.compile(r"(?:^|: )error: ")  # 'error: …' or 'file:line:col: error: …' (a rendered SpecError)
+
+
+def problem_text(e: BaseException | str) -> str:
+    """How every command prints a problem, with exactly one 'error:': a SpecError's own located lines
+    ('file:line:col: error: …' and the caret), a message whose first line already says 'error: ' (a wrapped
+    SpecError, an English compile error) as it is, anything else after 'error: '."""
+    if isinstance(e, SpecError):
+        return e.render()
+    text = str(e)
+    return text if _SAYS_ERROR.search(text.split("\n", 1)[0]) else f"error: {text}"
 
 
 class MonitorError(LtlRewardError):

@@ -113,6 +113,11 @@ def _kill_workers(pool: ProcessPoolExecutor) -> None:
         with contextlib.suppress(OSError, ValueError):  # already gone
             proc.kill()
     pool.shutdown(wait=False, cancel_futures=True)
+    # let the pool's manager thread finish closing its wake-up pipe now: CPython 3.11's exit hook otherwise
+    # races it and prints "Bad file descriptor" from threading._shutdown after our clean interrupt message
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(timeout=1.0)
 
 
 _WORKER: VideoScorer | None = None

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import LtlRewardError
+from .errors import LtlRewardError, problem_text
 
 
 def format_frames(frames: Sequence[int], limit: int = 6) -> str:
@@ -237,14 +237,6 @@ def _score(engine: str, videos: list[Path], model_kwargs: dict[str, Any], worker
     return score_videos(videos, model_kwargs, workers=workers, scorer=scorer, **common)
 
 
-def problem_text(e: BaseException) -> str:
-    """How a usage error is printed: a SpecError renders its own located 'file:line:col: error: …' lines,
-    anything else gets one 'error: ' prefix."""
-    from .errors import SpecError
-
-    return e.render() if isinstance(e, SpecError) else f"error: {e}"
-
-
 def run_score(
     inputs: Sequence[str],
     spec: str,
@@ -279,7 +271,7 @@ def run_score(
     err = err_console or Console(stderr=True)
 
     def usage(e: BaseException | str) -> int:
-        err.print(problem_text(e) if isinstance(e, BaseException) else f"error: {e}", markup=False, highlight=False)
+        err.print(problem_text(e), markup=False, highlight=False)
         return 2
 
     if (problem := _usage_problem(resume, out, workers, engine)) is not None:

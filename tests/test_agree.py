@@ -284,4 +284,6 @@ def test_a_registered_baseline_runs_beside_the_builtin_ones(tmp_path):
     assert [m.name for m in rep.methods] == ["spec", "always_yes"]
     assert rep.methods[1].metrics["accuracy"].value == pytest.approx(2 / 3)
     assert rep.methods[1].confusion == {"tp": 2, "fp": 1, "fn": 0, "tn": 0}
-    assert rep.notes == ["always_yes: a constant"] and rep.config["baselines"] == ["always_yes"]
+    assert rep.notes == ["spec: grounder auto chose state for 3 video(s) (sidecar beside the video: v0.sidecar.json)",
+                         "always_yes: a constant"]
+    assert rep.config["baselines"] == ["always_yes"]

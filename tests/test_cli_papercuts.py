@@ -85,16 +85,38 @@ def test_one_json_rule(args: list[str], shape: str, monkeypatch: pytest.MonkeyPa
         assert all(not line.startswith(" ") for line in res.stdout.splitlines())  # one object per line
 
 
+@pytest.mark.slow  # command-line processes
 def test_errors_carry_one_prefix(tmp_path: Path) -> None:
     bad = tmp_path / "bad.ltl"
     bad.write_text('entity a = "a"\nconstraint c: F holdin(a)\n')
     video = str(EXAMPLES / "pick_place_success.mp4")
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"video": video, "label": 1}) + "\n")
+    (tmp_path / "map.json").write_text(json.dumps({"t": str(bad)}))
+    mapped = tmp_path / "mapped.jsonl"
+    mapped.write_text(json.dumps({"video": video, "label": 1, "task": "t"}) + "\n")
     for args in (["score", video, "--spec", str(bad)], ["explain", str(bad)], ["check", str(bad)],
-                 ["monitor", str(bad), "--signals", str(EXAMPLES / "signals" / "handover.json")]):
+                 ["monitor", str(bad), "--signals", str(EXAMPLES / "signals" / "handover.json")],
+                 ["agree", "--labels", str(labels), "--spec", str(bad), "--n-boot", "0"],
+                 ["agree", "--labels", str(mapped), "--spec-map", str(tmp_path / "map.json"), "--n-boot", "0"]):
         res = _cli(*args)
         assert res.returncode == 2, (args, res.stderr)
         assert f"{bad}:2:17: error: unknown predicate 'holdin'" in res.stderr, (args, res.stderr)
         assert not re.search(r"error:.*error:", res.stderr), (args, res.stderr)
+
+
+@pytest.mark.slow  # command-line processes
+def test_every_cli_problem_says_error_exactly_once(tmp_path: Path) -> None:
+    """Problems that are not spec errors: one 'error: ' at the start of the message, never two, never none."""
+    cases = {("check", "--grounder", "stat", "specs/handover.ltl"): "error: unknown grounder 'stat'",
+             ("agree", "--labels", str(tmp_path / "nope.jsonl")): f"error: {tmp_path / 'nope.jsonl'}: labels file",
+             ("agree", "--labels", "examples/labels.jsonl", "--baseline", "oracle"): "error: unknown baseline 'oracle'",
+             ("compile", "Xyzzy plugh"): "error: incomplete sentence",
+             ("monitor", "specs/handover.ltl", "--signals", str(tmp_path / "nope.json")): "error: "}
+    for args, head in cases.items():
+        res = _cli(*args)
+        assert res.returncode == 2, (args, res.stderr)
+        assert res.stderr.startswith(head) and res.stderr.count("error:") == 1, (args, res.stderr)
 
 
 def test_ffmpeg_log_lines_do_not_leak_to_stderr(tmp_path: Path) -> None:

@@ -108,6 +108,7 @@ def test_tiny_ltx_compresses_like_ltx_and_follows_the_pipeline(tiny_ltx: Path) -
     assert torch.allclose(frames, ((video + 1) / 2).clamp(0, 1).permute(0, 2, 1, 3, 4), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_ltx_train_checkpoint_and_exact_resume(tiny_ltx: Path, tmp_path: Path) -> None:
     from creflow_train.config import load_config
     from creflow_train.trainer import Trainer

@@ -139,6 +139,7 @@ def test_euler_solver_is_exact_on_a_constant_velocity() -> None:
     assert torch.allclose(x0, eps - 2.0)
 
 
+@pytest.mark.slow
 def test_train_checkpoint_and_exact_resume(tiny_model: Path, tmp_path: Path) -> None:
     from creflow_train.config import load_config
     from creflow_train.trainer import Trainer
@@ -209,6 +210,7 @@ def test_train_checkpoint_and_exact_resume(tiny_model: Path, tmp_path: Path) -> 
     assert timeless(resumed) == timeless(lines)  # log cut back to step 1, step 2 relogged identically
 
 
+@pytest.mark.slow
 def test_non_finite_rewards_and_loss_skip_the_step(tiny_model: Path, tmp_path: Path) -> None:
     import numpy as np
 
@@ -256,6 +258,7 @@ def test_non_finite_rewards_and_loss_skip_the_step(tiny_model: Path, tmp_path: P
     assert lines[1]["loss"] is None and isinstance(lines[2]["loss"], float) and lines[2]["grad_norm"] is None
 
 
+@pytest.mark.slow
 def test_cli_train_runs_and_reports_bad_keys(tiny_model: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
@@ -277,6 +280,7 @@ def test_cli_train_runs_and_reports_bad_keys(tiny_model: Path, tmp_path: Path) -
 U32 = 2.0**-24  # float32 unit roundoff
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("extra", "reward"), [
     ({"anchor_outside": 0.0}, BrightReward),
     ({"anchor_outside": 0.5, "mask_dilate": 0}, LeftBrightReward),  # masks leave the right half to anchor

@@ -152,6 +152,7 @@ def test_empty_masks_of_violating_rollouts_fall_back_to_the_witness_frames(tiny_
     assert log["mask_fallback_n"] == 6
 
 
+@pytest.mark.slow
 def test_the_solver_samples_with_theta_old_by_default(tiny_model: Path, tmp_path: Path, monkeypatch):
     """Bug 5: DiffusionNFT and the precursor sample with θ_old; so does the default config (θ stays an option)."""
     from creflow_train.config import TrainConfig
@@ -167,9 +168,9 @@ def test_the_solver_samples_with_theta_old_by_default(tiny_model: Path, tmp_path
         used = set()
         real = R.euler_sample
 
-        def spy(policy, eps, cond, steps, shift=1.0, which="default", micro_batch=0, used=used, real=real):
+        def spy(policy, eps, cond, steps, shift=1.0, which="default", micro_batch=0, used=used, real=real, **kw):
             used.add(which)
-            return real(policy, eps, cond, steps, shift, which, micro_batch)
+            return real(policy, eps, cond, steps, shift, which, micro_batch, **kw)
 
         monkeypatch.setattr(R, "euler_sample", spy)
         trainer.train_step()

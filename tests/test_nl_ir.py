@@ -120,13 +120,13 @@ def test_from_json_errors_name_the_path(data, message):
 
 
 def test_backends_registry_lists_the_options_on_a_typo():
-    assert BACKENDS.names() == ("rules", "llm")
+    assert BACKENDS.names() == ("rules", "llm", "auto")
     with pytest.raises(BackendError) as e:
         compile_text("press the button", backend="rule")
-    assert str(e.value) == "unknown backend 'rule'; did you mean 'rules'? available: rules, llm"
+    assert str(e.value) == "unknown backend 'rule'; did you mean 'rules'? available: rules, llm, auto"
     assert isinstance(e.value, ValueError)
     with pytest.raises(TypeError, match=r"the rules backend takes no options \(got model\)"):
         compile_text("press the button", model="x")
     res = CliRunner().invoke(app, ["compile", "press the button", "--backend", "rule"])
     assert res.exit_code == 2
-    assert "unknown backend 'rule'; did you mean 'rules'? available: rules, llm" in res.output
+    assert "unknown backend 'rule'; did you mean 'rules'? available: rules, llm, auto" in res.output

@@ -143,3 +143,22 @@ def test_finding_prompts_beside_a_video_or_in_a_directory(tmp_path):
     assert find_prompts(video, tmp_path / "one.json") == tmp_path / "one.json"  # one file for every video
     p = parse_prompts(good())
     assert find_prompts(video, p) is p and p.path == "<prompts>"
+
+
+def test_support_plane_and_known_extents_use_the_sidecar_keys(tmp_path):
+    obj = {**good(block={"box": [10, 20, 30, 40], "size": [0.05, 0.05, 0.1], "shape": "cylinder",
+                         "anchor": [0, 0, -0.05]}), "support": {"z": 0.8}}
+    p = load_prompts(write(tmp_path, obj))
+    assert p.support_z == 0.8
+    assert p.extents["block"].size == (0.05, 0.05, 0.1) and p.extents["block"].shape == "cylinder"
+    assert p.extents["block"].anchor == (0.0, 0.0, -0.05)
+    for entity, field, msg in (({"box": [1, 1, 5, 5], "shape": "box"}, "shape", "'size', which is missing"),
+                               ({"box": [1, 1, 5, 5], "size": [0.1, 0, 0.1]}, "size", "three positive extents"),
+                               ({"box": [1, 1, 5, 5], "size": [0.1, 0.1, 0.1], "shape": "cone"}, "shape",
+                                "one of box, sphere, cylinder")):
+        f = write(tmp_path, good(block=entity))
+        with pytest.raises(GroundingError, match=rf"{f}: entities.block.{field}: .*{msg}"):
+            load_prompts(f)
+    f = write(tmp_path, {**good(), "support": {}})
+    with pytest.raises(GroundingError, match=rf"{f}: support.z: missing"):
+        load_prompts(f)

@@ -25,9 +25,9 @@ HANDOVER = ("handover_success", "handover_drop", "handover_no_release", "handove
 PICK = ("pick_place_success", "pick_place_miss", "pick_place_drop")
 OPTS = RayOptions(ground_batch_size=2, monitor_batch_size=3)
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not all((EXAMPLES / f"{n}.mp4").is_file() for n in (*HANDOVER, *PICK)), reason="shipped examples not present"
-)
+)]
 
 
 @pytest.fixture(scope="module")

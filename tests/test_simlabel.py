@@ -86,6 +86,7 @@ def _rendering() -> tuple[bool, str]:
     return ok, f"MuJoCo offscreen rendering unavailable: {why}"
 
 
+@pytest.mark.slow
 def test_metaworld_episode_smoke_is_deterministic(tmp_path):
     ok, why = _rendering()
     if not ok:

@@ -230,3 +230,42 @@ def test_per_video_prompts_in_the_trainer_call(clip, tmp_path):
     rewards, info = model(frames[None], metadata=[{"prompts": str(tmp_path / "clip.prompts.json")}])
     assert info["errors"] == [None] and info["results"][0].grounder == "track"
     assert rewards.tolist() == [1.0]
+
+
+# a camera 2 m in front of the table (world y), looking along +y, 0.2 m above it: the table plane z = 0 is
+# seen at image row 48 + 100 · 0.2 / 2 = 58 of a 128 × 96 image, one pixel spans 2 / 100 = 0.02 m there
+TABLE_CAMERA = {"intrinsics": [[100, 0, 64], [0, 100, 48], [0, 0, 1]],
+                "extrinsics": [[1, 0, 0, 0], [0, 0, -1, 0.2], [0, 1, 0, 2.0], [0, 0, 0, 1]], "width": 128, "height": 96}
+METRE_SPEC = 'entity a = "a"\nentity b = "b"\nconstraint meet: F (dist(a, b) < 0.5m)\n'
+
+
+def test_the_prompts_camera_and_support_plane_judge_metre_constants_in_2_5_d(tmp_path):
+    """Blocks resting on the table (bottom edge on row 58): b stays at x = 90; a slides from x = 10 to 50 (centres
+    40 px = 0.8 m apart at the end) in one clip and to 70 (0.4 m) in the other; only the second meets 0.5 m."""
+    from ltlreward import RewardModel
+    from ltlreward.predicates.lift import lift_all
+
+    spec = tmp_path / "meet.ltl"
+    spec.write_text(METRE_SPEC)
+    y = 58 - S
+    prompts = {"version": 1, "entities": {"a": {"box": box(10, y)}, "b": {"box": box(90, y)}},
+               "camera": TABLE_CAMERA, "support": {"z": 0.0}}
+    verdicts = {}
+    for end in (50, 70):
+        frames = draw([[(10 + (end - 10) * t // 9, y), (90, y)] for t in range(10)])
+        r = RewardModel(spec, grounder="track").score(Video(frames=frames, fps=10.0), prompts=prompts)
+        assert r.error is None, r.error
+        assert r.spaces == {"dist(a,b)<0.5m": "2.5d"}
+        verdicts[end] = r.satisfied
+    assert verdicts == {50: False, 70: True}
+    obs = get_grounder("track").ground(
+        Video(frames=frames, fps=10.0), [Entity("a", "a"), Entity("b", "b")], prompts=parse_prompts(prompts))
+    assert obs.camera is not None and obs.support_z == 0.0
+    pos, _ = lift_all(obs.camera, np.asarray(obs.boxes, np.float64), obs.masks, [None, None], obs.support_z,
+                      np.array([True, True]), np.array([False, False]), None)  # (E, T, 3) metres
+    centres = (obs.boxes[:, :, 0] + obs.boxes[:, :, 2]) / 2  # (E, T) px
+    np.testing.assert_allclose(pos[1, :, 0] - pos[0, :, 0], 0.02 * (centres[1] - centres[0]), atol=1e-9)
+    assert abs(np.linalg.norm(pos[1, -1] - pos[0, -1]) - 0.4) <= 0.02 * 3  # the tracker's boxes within 3 px
+    no_camera = {"version": 1, "entities": prompts["entities"]}
+    r = RewardModel(spec, grounder="track").score(Video(frames=frames, fps=10.0), prompts=no_camera)
+    assert r.error is not None and f"{spec}:3:" in r.error and "metres" in r.error

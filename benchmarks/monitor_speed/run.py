@@ -219,43 +219,48 @@ def main() -> None:
     results["witness_scaling_response"] = witness_scaling(RESPONSE, 32, max(3, wrep // 3))
     results["witness_scaling_spec"] = witness_scaling(SPEC, 32, max(3, wrep // 3))
     print_witness(results)
-    if args.witness_only:
-        _write(args.out, results)
-        return
+    if not args.witness_only:
+        results["batch_256x300"] = batch_vs_peers(rep, 32 if args.quick else 256)
+        results["scaling_B1"], results["loglog_slope_1e3_1e5"] = scaling_in_t(rep)
+        print_peers(results)
+    _write(args.out, results)
 
-    # --- the headline: 256 × 300, robustness + witnesses for the whole 5-constraint spec
+
+def batch_vs_peers(rep: int, peer_rows: int) -> dict:
+    """The headline: 256 × 300, robustness + witnesses for the whole 5-constraint spec, against rtamt and flloat
+    (the peers timed on `peer_rows` rows and scaled to 256)."""
     sig = signals(256, 300)
+    boolean = {k: v > 0 for k, v in sig.items()}
     ours_full = best_of(lambda: monitor(SPEC, sig), rep * 3)
     ours_nowit = best_of(lambda: monitor(SPEC, sig, witnesses=False), rep * 3)
     res = monitor(SPEC, sig)
-    n_violated = int((~res.satisfied).sum())
     ours_materialise = best_of(lambda: [c.witness(b) for c in res.constraints for b in range(256)], rep)
-    ours_bool = best_of(lambda: monitor(SPEC, {k: v > 0 for k, v in sig.items()}, semantics="boolean"), rep * 3)
-    specs = rtamt_specs()
-    rt_rows = 256 if not args.quick else 32
+    ours_bool = best_of(lambda: monitor(SPEC, boolean, semantics="boolean"), rep * 3)
     t0 = time.perf_counter()
-    rt = run_rtamt(specs, sig, rt_rows)
-    rtamt_time = (time.perf_counter() - t0) * 256 / rt_rows
-    agree_rt = float(np.max(np.abs(rt - res.robustness[:rt_rows])))
-    fl_rows = 256 if not args.quick else 32
+    rt = run_rtamt(rtamt_specs(), sig, peer_rows)
+    rtamt_time = (time.perf_counter() - t0) * 256 / peer_rows
     t0 = time.perf_counter()
-    fl = run_flloat(sig, fl_rows)
-    flloat_time = (time.perf_counter() - t0) * 256 / fl_rows
-    agree_fl = bool(np.array_equal(fl, monitor(SPEC, {k: v > 0 for k, v in sig.items()}, semantics="boolean").satisfied[:fl_rows]))
-    results["batch_256x300"] = dict(
+    fl = run_flloat(sig, peer_rows)
+    flloat_time = (time.perf_counter() - t0) * 256 / peer_rows
+    ours_boolean = monitor(SPEC, boolean, semantics="boolean").satisfied[:peer_rows]
+    return dict(
         ours_robustness_witness_ms=ours_full * 1e3, ours_robustness_only_ms=ours_nowit * 1e3,
         ours_boolean_witness_ms=ours_bool * 1e3, ours_materialise_all_witnesses_ms=ours_materialise * 1e3,
-        violated_pairs=n_violated, rtamt_s=rtamt_time, rtamt_rows_timed=rt_rows, flloat_s=flloat_time,
-        flloat_rows_timed=fl_rows, max_abs_diff_vs_rtamt=agree_rt, boolean_equal_flloat=agree_fl,
+        violated_pairs=int((~res.satisfied).sum()), rtamt_s=rtamt_time, rtamt_rows_timed=peer_rows,
+        flloat_s=flloat_time, flloat_rows_timed=peer_rows,
+        max_abs_diff_vs_rtamt=float(np.max(np.abs(rt - res.robustness[:peer_rows]))),
+        boolean_equal_flloat=bool(np.array_equal(fl, ours_boolean)),
         speedup_vs_rtamt=rtamt_time / ours_full, speedup_vs_flloat=flloat_time / ours_bool,
     )
 
-    # --- scaling in T (B = 1)
+
+def scaling_in_t(rep: int) -> tuple[dict, float]:
+    """One trace (B = 1) of growing T, ours vs rtamt (T ≤ 10⁴) and flloat (T ≤ 10³); our log-log slope."""
+    specs = rtamt_specs()
     scaling = {}
     for T in (100, 1000, 10_000, 100_000):
         s1 = signals(1, T, seed=T)
-        t_ours = best_of(lambda s1=s1: monitor(SPEC, s1), rep)
-        entry = {"ours_s": t_ours}
+        entry = {"ours_s": best_of(lambda s1=s1: monitor(SPEC, s1), rep)}
         if T <= 10_000:
             t0 = time.perf_counter()
             r = run_rtamt(specs, s1)
@@ -268,9 +273,11 @@ def main() -> None:
         scaling[T] = entry
     slope = float(np.polyfit(np.log10([1000, 10_000, 100_000]),
                              np.log10([scaling[T]["ours_s"] for T in (1000, 10_000, 100_000)]), 1)[0])
-    results["scaling_B1"] = scaling
-    results["loglog_slope_1e3_1e5"] = slope
+    return scaling, slope
 
+
+def print_peers(results: dict) -> None:
+    """The README's two peer tables."""
     b = results["batch_256x300"]
     print("## 256 × 300 batch, 5-constraint spec")
     print("| monitor | work | time | vs ours |")
@@ -285,12 +292,11 @@ def main() -> None:
     print("\n## one trace, growing T (whole spec, robustness + witnesses)")
     print("| T | ltlreward | rtamt | flloat |")
     print("|---|---|---|---|")
-    for T, e in scaling.items():
+    for T, e in results["scaling_B1"].items():
         rt = f"{e['rtamt_s'] * 1e3:.1f} ms" if "rtamt_s" in e else "—"
         fl = f"{e['flloat_s'] * 1e3:.1f} ms" if "flloat_s" in e else "—"
         print(f"| {T:,} | {e['ours_s'] * 1e3:.2f} ms | {rt} | {fl} |")
-    print(f"\nlog-log slope of our time from T = 10³ to 10⁵: {slope:.3f}")
-    _write(args.out, results)
+    print(f"\nlog-log slope of our time from T = 10³ to 10⁵: {results['loglog_slope_1e3_1e5']:.3f}")
 
 
 def _write(out: str | None, results: dict) -> None:

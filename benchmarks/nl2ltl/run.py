@@ -13,7 +13,7 @@ is correct when the backend rejects it. Every case ends in one outcome: equivale
 wrong with a warning (compiled, not equivalent, but the compiler warned); silently wrong (compiled, not
 equivalent or not expected to compile, and no warning). The time of the compile call alone is recorded.
 
-    .venv/bin/python benchmarks/nl2ltl/run.py [--backend rules] [--json out.json] [--seed 0] [--fps 1]
+    .venv/bin/python benchmarks/nl2ltl/run.py [--backend rules|llm|auto] [--model smollm2] [--json out.json] [--fps 1]
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ class Outcome:
     expect_error: bool = False
     compiled: bool = False
     warnings: list[str] = field(default_factory=list)
-    compile_s: float = 0.0
+    seconds: float = 0.0  # compile time of the description
+    backend: str = ""  # the backend that compiled it (auto: "rules" or "auto:llm")
 
     @property
     def outcome(self) -> str:
@@ -116,11 +117,11 @@ def compare(case: dict, backend: str, rng: np.random.Generator, opts: dict, fps:
     try:
         res = compile_text(case["text"], backend=backend, **opts)
     except LtlRewardError as exc:
-        out.compile_s = time.perf_counter() - t0
+        out.seconds = time.perf_counter() - t0
         out.error = str(exc).splitlines()[0]
         out.equivalent = expect_error  # an inexpressible description is handled right when it is rejected
         return out
-    out.compile_s = time.perf_counter() - t0
+    out.seconds, out.backend = time.perf_counter() - t0, res.backend
     out.compiled, out.warnings, got = True, list(res.warnings), res.spec
     if expect_error:
         out.error = "compiled, but the description is not expressible (an error was expected)"
@@ -156,15 +157,21 @@ def compare(case: dict, backend: str, rng: np.random.Generator, opts: dict, fps:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", default="rules", choices=list(BACKENDS))
-    ap.add_argument("--model", default=None, help="local model path for --backend llm")
+    ap.add_argument("--model", default=None, help="packaged model name or .gguf path for --backend llm / auto")
     ap.add_argument("--cases", default=str(HERE / "cases.jsonl"))
     ap.add_argument("--json", default=None, help="write per-case results here")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fps", type=float, default=1.0, help="frames per second for bounds in seconds (default 1)")
     args = ap.parse_args(argv)
-    opts = {"model": args.model} if args.backend == "llm" else {}
+    opts = {"model": args.model} if BACKENDS.meta(args.backend).options and args.model else {}
     cases = [json.loads(line) for line in Path(args.cases).read_text().splitlines() if line.strip()]
     rng = np.random.default_rng(args.seed)
+    if args.backend != "rules":  # load the model once, outside the per-description timings
+        from ltlreward.nl.llm import translator
+
+        t_load = time.perf_counter()
+        translator(args.model).decoder()
+        print(f"model {args.model or 'default'} loaded in {time.perf_counter() - t_load:.1f} s")
     t0 = time.perf_counter()
     outcomes = [compare(c, args.backend, rng, opts, args.fps) for c in cases]
     dt = time.perf_counter() - t0
@@ -196,9 +203,12 @@ def summary(outcomes: list[Outcome], backend: str, dt: float) -> None:
           f"(of which {sum(o.expect_error and o.equivalent for o in outcomes)}/{n_err} expected errors raised); "
           f"rejected {counts['rejected']}; wrong with a warning {counts['wrong_warned']}; "
           f"**silently wrong {counts['silently_wrong']}**")
-    ts = np.array([o.compile_s for o in outcomes])  # (N,)
+    ts = np.array([o.seconds for o in outcomes])  # (N,)
+    by_model = [o.seconds for o in outcomes if o.backend in ("llm", "auto:llm") or (o.error and backend != "rules")]
     print(f"compile time per description ({backend}, in process): median {1e3 * np.median(ts):.1f} ms, "
-          f"max {1e3 * ts.max():.1f} ms, mean {1e3 * ts.mean():.1f} ms (first call includes grammar load)")
+          f"max {1e3 * ts.max():.1f} ms, mean {1e3 * ts.mean():.1f} ms (first call includes grammar load)"
+          + (f"; {len(by_model)} reached the model: mean {np.mean(by_model):.2f} s, max {np.max(by_model):.2f} s"
+             if by_model and backend != "rules" else ""))
     misses = [o for o in outcomes if not o.equivalent]
     print(f"\nMisses ({len(misses)}):")
     for o in misses:

@@ -17,7 +17,10 @@ Attacks:
 - specs: `F[0,100000000]` monitored on 7 frames, `F[0,1e20]` in `check`, a 1-KB exponential macro chain in
   `check` and in monitoring — each under 20 s and 1 GB of address space, the bound a typed located error;
 - bad videos: a PNG renamed .mp4, a header-only mp4, a truncated one, a garbled one, a zero-byte file,
-  a text file: each its own failed record, no FFmpeg line on stderr, exit code 1.
+  a text file: each its own failed record, no FFmpeg line on stderr, exit code 1;
+- agree: a labelled symlink whose sidecar sits beside the link (auto must ground from it, as `score` does,
+  and last_frame must read it), a spec map run from a directory holding a same-named decoy spec (the map's
+  own must be used), the vlm baseline with no model (skipped in under 2 s), and a bad spec (one `error:`).
 Prints a markdown table and writes the counts as JSON (--out).
 """
 
@@ -221,6 +224,55 @@ def bad_videos(run: Run) -> tuple[bool, int, int, int]:
     return ok, 7 - len(recs), 0, 0
 
 
+def _agree(run: Run, *args: str, cwd: Path | None = None) -> tuple[int, dict | None, str]:
+    """`ltlreward agree … --json` as a process: exit code, the report (None when stdout is not one) and stderr."""
+    cmd = [sys.executable, "-m", "ltlreward.cli", "agree", *args, "--n-boot", "0", "--json"]
+    p = subprocess.run(cmd, env=run.env, cwd=cwd or run.tmp, capture_output=True, text=True, timeout=300)
+    try:
+        return p.returncode, json.loads(p.stdout), p.stderr
+    except ValueError:
+        return p.returncode, None, p.stderr
+
+
+def agree_attacks(run: Run) -> dict[str, bool]:
+    """Issue #18 items 10-13 through `ltlreward agree`: what score finds, agree finds; maps mean their own files."""
+    d = run.tmp / "agree"
+    shutil.rmtree(d, ignore_errors=True)
+    (d / "real").mkdir(parents=True)
+    (d / "links").mkdir()
+    shutil.copy(EXAMPLES / "pick_place_success.mp4", d / "real" / "a.mp4")  # pixels: success (colour)
+    os.symlink(d / "real" / "a.mp4", d / "links" / "a.mp4")
+    shutil.copy(EXAMPLES / "pick_place_miss.sidecar.json", d / "links" / "a.sidecar.json")  # sidecar: a miss
+    (d / "sym.jsonl").write_text(json.dumps({"video": "links/a.mp4", "success": False, "task": "pp"}) + "\n")
+    out: dict[str, bool] = {}
+    code, rep, _ = _agree(run, "--labels", str(d / "sym.jsonl"), "--spec", str(SPEC), "--baseline", "last_frame",
+                          cwd=d)
+    methods = {m["name"]: m for m in (rep or {}).get("methods", [])}
+    out["sidecar beside a symlinked video (auto, last_frame)"] = (
+        code == 0 and methods.get("spec", {}).get("confusion", {}).get("tn") == 1
+        and methods.get("last_frame", {}).get("skipped") is None)
+    (d / "maps" / "specs").mkdir(parents=True)
+    (d / "specs").mkdir()
+    shutil.copy(SPEC, d / "maps" / "specs" / "task.ltl")
+    shutil.copy(ROOT / "specs" / "handover.ltl", d / "specs" / "task.ltl")  # the decoy in the working directory
+    shutil.copy(EXAMPLES / "pick_place_success.mp4", d / "maps" / "clip.mp4")
+    shutil.copy(EXAMPLES / "pick_place_success.sidecar.json", d / "maps" / "clip.sidecar.json")
+    (d / "maps" / "map.json").write_text(json.dumps({"pp": "specs/task.ltl"}))
+    (d / "maps" / "l.jsonl").write_text(json.dumps({"video": "clip.mp4", "success": True, "task": "pp"}) + "\n")
+    code, rep, _ = _agree(run, "--labels", "maps/l.jsonl", "--spec-map", "maps/map.json", "--no-baselines", cwd=d)
+    out["spec map read from a directory holding a same-named decoy"] = (
+        code == 0 and rep is not None and rep["methods"][0]["confusion"].get("tp") == 1)
+    code, rep, _ = _agree(run, "--labels", str(d / "maps" / "l.jsonl"), "--spec", str(SPEC), "--baseline", "vlm",
+                          cwd=d)
+    vlm = next((m for m in (rep or {}).get("methods", []) if m["name"] == "vlm"), {})
+    out["vlm baseline without a model: skipped before any video"] = (
+        code == 0 and bool(vlm.get("skipped")) and vlm.get("seconds", 99) < 2.0)
+    (d / "bad.ltl").write_text('entity a = "a"\nconstraint c: F holdin(a)\n')
+    code, _, err = _agree(run, "--labels", str(d / "maps" / "l.jsonl"), "--spec", str(d / "bad.ltl"), cwd=d)
+    out["a bad spec: one 'error:' prefix"] = code == 2 and err.count("error:") == 1
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -247,6 +299,9 @@ def main() -> None:
             rows[f"spec: {name}"] = {"tried": 1, "failures": int(not ok), "records_lost": 0, "duplicates": 0,
                                      "surviving_workers": 0}
         tally("6 kinds of bad video beside a good one", [bad_videos(run)])
+        for name, ok in agree_attacks(run).items():
+            rows[f"agree: {name}"] = {"tried": 1, "failures": int(not ok), "records_lost": 0, "duplicates": 0,
+                                      "surviving_workers": 0}
     print("| attack | tried | failures | records lost | duplicates | surviving workers |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, r in rows.items():

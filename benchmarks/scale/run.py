@@ -65,6 +65,7 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=12, help="copies of each of the 4 handover examples")
     ap.add_argument("--grounders", default="auto,color")
     ap.add_argument("--quick", action="store_true", help="3 copies, auto grounder only (smoke test)")
+    ap.add_argument("--out", type=Path, help="write the figures as JSON here (nothing is written without it)")
     args = ap.parse_args()
     copies = 3 if args.quick else args.copies
     grounders = ["auto"] if args.quick else [g for g in args.grounders.split(",") if g]
@@ -125,7 +126,8 @@ def main() -> None:
     result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
               "python": platform.python_version(), "ray": ray.__version__, "videos": n, "frames": n_frames,
               "load_average": os.getloadavg()[0], "rows": rows}
-    (Path(__file__).with_name("results.json")).write_text(json.dumps(result, indent=2) + "\n")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
 
     print(f"{n} videos, {n_frames} frames (handover ×{copies}), load average {result['load_average']:.1f}\n")
     print("| grounder | engine | workers | wall s | videos/s | frames/s | Ray init s | Ray fixed s/run "

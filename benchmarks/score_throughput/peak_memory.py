@@ -100,6 +100,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=Path, default=HERE / "_work")
     ap.add_argument("--skip-8k", action="store_true", help="only the 1080p clip")
+    ap.add_argument("--out", type=Path, help="write the figures as JSON here (nothing is written without it)")
     args = ap.parse_args()
     hd = make_clip(args.clips / "hd_10s_1080p.mp4", 300, 1080, 1920)
     rows: list[tuple[str, dict]] = [("read_video(10-s 1080p, size=224)", measure(READ.format(clip=str(hd))))]
@@ -116,7 +117,9 @@ def main() -> None:
     print("|---|---|---:|---:|")
     for name, r in rows:
         print(f"| {name} | {tuple(r['shape'])} | {r['peak_mb'] - r['base_mb']:.0f} | {r['seconds']:.2f} |")
-    (HERE / "peak_memory.json").write_text(json.dumps({
+    if not args.out:
+        return
+    args.out.write_text(json.dumps({
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "python": platform.python_version(),
         "rows": {name: r for name, r in rows}}, indent=1) + "\n")
 

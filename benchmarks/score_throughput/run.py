@@ -13,7 +13,7 @@
   alone (`TrackGrounder.ground` on the decoded videos, with its masks).
 Each figure is the best of `--repeat` interleaved passes over all videos (after one warm-up pass), in
 frames/s, with the per-stage split of the best full pass. Prints a markdown table (paste into the README)
-and writes results.json beside this file.
+and, with `--out FILE`, writes the figures as JSON (the committed ones: `--out benchmarks/score_throughput/results.json`).
 """
 
 from __future__ import annotations
@@ -67,104 +67,55 @@ def interleaved_best(fns: dict, repeat: int) -> dict[str, tuple[float, object]]:
     return best
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--quick", action="store_true", help="2 repeats, for a smoke test")
-    args = ap.parse_args()
-    repeat = 2 if args.quick else args.repeat
+def scored_stages(results: list) -> dict[str, float]:
+    """Sum of each stage's seconds over one pass; stop the benchmark on the first failed video."""
+    from ltlreward.reward import STAGES
 
+    bad = [r.error for r in results if r.error]
+    if bad:
+        raise SystemExit(f"scoring failed: {bad[0]}")
+    return {k: sum(r.timings[k] for r in results) for k in STAGES}
+
+
+def passes(pairs: list[tuple[Path, Path]], videos: list, specs: dict) -> dict:
+    """The timed passes over all example videos, by name (interleaved by `interleaved_best`)."""
     from ltlreward.grounding import get_grounder
     from ltlreward.grounding.backends.state import StateGrounder
-    from ltlreward.reward import STAGES, RewardModel
-    from ltlreward.spec import load_spec
+    from ltlreward.reward import RewardModel
     from ltlreward.video import read_video
 
-    pairs = examples()
-    videos = [read_video(v, size=SIZE) for v, _ in pairs]
-    n_frames = sum(v.n_frames for v in videos)
-    specs = {s: load_spec(s) for _, s in pairs}
-
-    def decode_all():
-        return [read_video(v, size=SIZE).n_frames for v, _ in pairs]
-
-
-    def full_pass(models):
-        results = [models[s].score(v) for v, s in pairs]
-        bad = [r.error for r in results if r.error]
-        if bad:
-            raise SystemExit(f"scoring failed: {bad[0]}")
-        return {k: sum(r.timings[k] for r in results) for k in STAGES}
-
     prompts = [example_prompts(v, specs[s]) for v, (_, s) in zip(videos, pairs, strict=True)]
-    track = {s: RewardModel(sp, grounder="track", size=SIZE, masks=False) for s, sp in specs.items()}
-    tracker = get_grounder("track")
-
-    def track_pass():
-        results = [track[s].score(v, prompts=p) for (v, s), p in zip(pairs, prompts, strict=True)]
-        bad = [r.error for r in results if r.error]
-        if bad:
-            raise SystemExit(f"scoring failed: {bad[0]}")
-        return {k: sum(r.timings[k] for r in results) for k in STAGES}
-
-    def track_all():
-        return [tracker.ground(v, specs[s].entities, prompts=p).n_frames
-                for v, (_, s), p in zip(videos, pairs, prompts, strict=True)]
-
-    color = {s: RewardModel(sp, grounder="color", size=SIZE, masks=False) for s, sp in specs.items()}
-    color_m = {s: RewardModel(sp, grounder="color", size=SIZE, masks=True) for s, sp in specs.items()}
-    state = {s: RewardModel(sp, grounder="state", size=SIZE, masks=False) for s, sp in specs.items()}
-    grounder = StateGrounder()
-    ents = {s: sp.entities for s, sp in specs.items()}
-
-    def ground_all():
-        return [grounder.ground(v, ents[s]).n_frames for v, (_, s) in zip(videos, pairs, strict=True)]
-
-    best = interleaved_best({
-        "decode": decode_all,
-        "full_color": lambda: full_pass(color),
-        "full_color_masks": lambda: full_pass(color_m),
-        "full_state": lambda: full_pass(state),
-        "state_grounding": ground_all,
-        "full_track": track_pass,
-        "track_grounding": track_all,
-    }, repeat)
-    t_decode = best["decode"][0]
-    t_full, stages_full = best["full_color"]
-    t_full_m, stages_full_m = best["full_color_masks"]
-    t_state_full, stages_state = best["full_state"]
-    t_ground = best["state_grounding"][0]
-    t_track, stages_track = best["full_track"]
-    t_tracker = best["track_grounding"][0]
-    t_state_after_decode = sum(stages_state[k] for k in ("ground", "predicates", "monitor"))
-
-    fps = {
-        "decode": n_frames / t_decode,
-        "full_color": n_frames / t_full,
-        "full_color_masks": n_frames / t_full_m,
-        "full_state": n_frames / t_state_full,
-        "state_grounding": n_frames / t_ground,
-        "state_after_decode": n_frames / t_state_after_decode,
-        "full_track": n_frames / t_track,
-        "track_grounding": n_frames / t_tracker,
+    models = {name: {s: RewardModel(sp, grounder=g, size=SIZE, masks=m) for s, sp in specs.items()}
+              for name, g, m in (("color", "color", False), ("color_m", "color", True), ("state", "state", False),
+                                 ("track", "track", False))}
+    tracker, grounder = get_grounder("track"), StateGrounder()
+    with_videos = list(zip(videos, pairs, prompts, strict=True))
+    return {
+        "decode": lambda: [read_video(v, size=SIZE).n_frames for v, _ in pairs],
+        "full_color": lambda: scored_stages([models["color"][s].score(v) for v, s in pairs]),
+        "full_color_masks": lambda: scored_stages([models["color_m"][s].score(v) for v, s in pairs]),
+        "full_state": lambda: scored_stages([models["state"][s].score(v) for v, s in pairs]),
+        "state_grounding": lambda: [grounder.ground(v, specs[s].entities).n_frames for v, (_, s), _ in with_videos],
+        "full_track": lambda: scored_stages([models["track"][s].score(v, prompts=p)
+                                             for (v, s), p in zip(pairs, prompts, strict=True)]),
+        "track_grounding": lambda: [tracker.ground(v, specs[s].entities, prompts=p).n_frames
+                                    for v, (_, s), p in with_videos],
     }
-    ratio = t_full / t_decode
-    out = {
+
+
+def summarise(best: dict, n_videos: int, n_frames: int, repeat: int) -> dict:
+    """The figures (seconds, frames/s, stage splits, targets met) of the best passes."""
+    seconds = {k: t for k, (t, _) in best.items()}
+    stages_state = best["full_state"][1]
+    t_state_after_decode = sum(stages_state[k] for k in ("ground", "predicates", "monitor"))
+    fps = {k: n_frames / t for k, t in seconds.items()} | {"state_after_decode": n_frames / t_state_after_decode}
+    ratio = seconds["full_color"] / seconds["decode"]
+    return {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "python": platform.python_version(),
-        "videos": len(pairs),
-        "frames": n_frames,
-        "size": list(SIZE),
-        "repeat": repeat,
-        "seconds": {"decode": t_decode, "full_color": t_full, "full_color_masks": t_full_m,
-                    "full_state": t_state_full, "state_grounding": t_ground, "full_track": t_track,
-                    "track_grounding": t_tracker},
-        "frames_per_second": fps,
-        "full_over_decode": ratio,
-        "stages_full_color": stages_full,
-        "stages_full_color_masks": stages_full_m,
-        "stages_full_state": stages_state,
-        "stages_full_track": stages_track,
+        "python": platform.python_version(), "videos": n_videos, "frames": n_frames, "size": list(SIZE),
+        "repeat": repeat, "seconds": seconds | {"state_after_decode": t_state_after_decode},
+        "frames_per_second": fps, "full_over_decode": ratio,
+        **{f"stages_{k}": best[k][1] for k in ("full_color", "full_color_masks", "full_state", "full_track")},
         "targets": TARGETS,
         "meets": {
             "full_vs_decode": ratio <= TARGETS["full_vs_decode"],
@@ -173,29 +124,53 @@ def main() -> None:
             "track_fps": fps["full_track"] >= TARGETS["track_fps"],
         },
     }
-    (Path(__file__).parent / "results.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
+def print_table(out: dict) -> None:
+    """The markdown table the README carries."""
+    sec, fps, m = out["seconds"], out["frames_per_second"], out["meets"]
 
     def ok(flag: bool) -> str:
         return "✓" if flag else "✗"
 
-    m = out["meets"]
-    print(f"{len(pairs)} example videos, {n_frames} frames at {SIZE[0]}×{SIZE[1]}, best of {repeat}\n")
+    print(f"{out['videos']} example videos, {out['frames']} frames at {SIZE[0]}×{SIZE[1]}, best of {out['repeat']}\n")
     print("| measurement | seconds | frames/s | target |")
     print("|---|---:|---:|---|")
-    print(f"| decode only | {t_decode:.3f} | {fps['decode']:.0f} | |")
-    print(f"| full scoring, colour grounder | {t_full:.3f} | {fps['full_color']:.0f} | "
-          f"≥ 300 frames/s {ok(m['full_fps'])}; ≤ 2× decode: {ratio:.2f}× {ok(m['full_vs_decode'])} |")
-    print(f"| full scoring, colour grounder + masks | {t_full_m:.3f} | {fps['full_color_masks']:.0f} | |")
-    print(f"| full scoring, state grounder | {t_state_full:.3f} | {fps['full_state']:.0f} | |")
-    print(f"| state grounding alone | {t_ground:.4f} | {fps['state_grounding']:.0f} | "
+    print(f"| decode only | {sec['decode']:.3f} | {fps['decode']:.0f} | |")
+    print(f"| full scoring, colour grounder | {sec['full_color']:.3f} | {fps['full_color']:.0f} | "
+          f"≥ 300 frames/s {ok(m['full_fps'])}; ≤ 2× decode: {out['full_over_decode']:.2f}× {ok(m['full_vs_decode'])} |")
+    print(f"| full scoring, colour grounder + masks | {sec['full_color_masks']:.3f} | {fps['full_color_masks']:.0f} | |")
+    print(f"| full scoring, state grounder | {sec['full_state']:.3f} | {fps['full_state']:.0f} | |")
+    print(f"| state grounding alone | {sec['state_grounding']:.4f} | {fps['state_grounding']:.0f} | "
           f"≥ 2000 frames/s {ok(m['state_fps'])} |")
-    print(f"| state grounding + predicates + monitor | {t_state_after_decode:.4f} | "
+    print(f"| state grounding + predicates + monitor | {sec['state_after_decode']:.4f} | "
           f"{fps['state_after_decode']:.0f} | |")
-    print(f"| full scoring, prompted tracker | {t_track:.3f} | {fps['full_track']:.0f} | "
-          f"≥ 500 frames/s {ok(m['track_fps'])}; {t_track / t_decode:.2f}× decode |")
-    print(f"| tracker alone (with masks) | {t_tracker:.4f} | {fps['track_grounding']:.0f} | |")
-    split = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in stages_full_m.items())
+    print(f"| full scoring, prompted tracker | {sec['full_track']:.3f} | {fps['full_track']:.0f} | "
+          f"≥ 500 frames/s {ok(m['track_fps'])}; {sec['full_track'] / sec['decode']:.2f}× decode |")
+    print(f"| tracker alone (with masks) | {sec['track_grounding']:.4f} | {fps['track_grounding']:.0f} | |")
+    split = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in out["stages_full_color_masks"].items())
     print(f"\nstage split of the full colour pass with masks: {split}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="2 repeats, for a smoke test")
+    ap.add_argument("--out", type=Path, help="write the figures as JSON here (nothing is written without it)")
+    args = ap.parse_args()
+    repeat = 2 if args.quick else args.repeat
+
+    from ltlreward.spec import load_spec
+    from ltlreward.video import read_video
+
+    pairs = examples()
+    videos = [read_video(v, size=SIZE) for v, _ in pairs]
+    specs = {s: load_spec(s) for _, s in pairs}
+    best = interleaved_best(passes(pairs, videos, specs), repeat)
+    out = summarise(best, len(pairs), sum(v.n_frames for v in videos), repeat)
+    if args.out:
+        args.out.write_text(json.dumps(out, indent=1) + "\n")
+    print_table(out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Prompts files for a generated simlabel set, made as a user would draw them: for every entity of the item's
-state spec, the box of its ground-truth instance mask on frame 0 (`<id>.seg.npz`, natural renders), plus the
-sidecar's camera so metre specs can run from pixels.
+state spec, the box of its ground-truth instance mask on frame 0 (`<id>.seg.npz`, natural renders), plus
+what the ground-truth-masks condition (gt_masks.py) also gives: the sidecar's camera, the table height as
+`support`, and each task entity's known dimensions (`size` / `shape` / `anchor`, extents.json), so metre
+specs run from pixels in 2.5-D.
 
     python -m benchmarks.simlabel.make_prompts --data /work/simdata/natural --out /work/simdata/natural_prompts
 
@@ -11,7 +13,7 @@ Rules (a user knows the scene of the first frame):
   gets a static box made from the simulator's goal position and size projected through the camera — what a
   user who knows the target would mark. `--invisible-goals omit` leaves such goals out instead (the track
   grounder then needs `unprompted='unseen'`).
-Only the frame-0 masks and the camera are read; positions only for those undrawn goals. Writes
+Only the frame-0 masks, the camera and the table height are read; positions only for those undrawn goals. Writes
 `<out>/<id>.prompts.json` (never into the repository) and prints a count per task.
 """
 
@@ -50,9 +52,11 @@ def projected_box(sidecar: dict, name: str) -> list[float]:
 
 def make_prompts(row: dict, data: Path, invisible_goals: str) -> tuple[dict, list[str]]:
     """The prompts object of one labelled item and the names of its undrawn goals (projected or left out)."""
+    from benchmarks.simlabel.gt_masks import EXTENTS, MW_TABLE_Z
     from ltlreward.spec import load_spec
 
     spec = load_spec(REPO / row["spec"])
+    known = json.loads(EXTENTS.read_text())[row["task"]]
     stem = data / Path(row["video"]).with_suffix("")
     sidecar = json.loads(stem.with_suffix(".sidecar.json").read_text())
     seg = np.load(stem.with_suffix(".seg.npz"))
@@ -62,11 +66,13 @@ def make_prompts(row: dict, data: Path, invisible_goals: str) -> tuple[dict, lis
         box = frame0_box(seg[e.name][0]) if e.name in seg.files else None
         undrawn += [e.name] if box is None and static else []
         if box is None and static and invisible_goals == "project":
-            entities[e.name] = {"box": projected_box(sidecar, e.name), "static": True}
+            entities[e.name] = {"box": projected_box(sidecar, e.name), "static": True, **known.get(e.name, {})}
             projected.append(e.name)
         elif box is not None:
-            entities[e.name] = {"box": box, **({"static": True} if static else {})}
-    prompts = {"version": 1, "frame": 0, "entities": entities, "camera": sidecar["camera"],
+            entities[e.name] = {"box": box, **({"static": True} if static else {}), **known.get(e.name, {})}
+    meta = sidecar["meta"]
+    support = meta.get("table_height", MW_TABLE_Z if meta["suite"] == "metaworld" else None)
+    prompts = {"version": 1, "frame": 0, "entities": entities, "camera": sidecar["camera"], "support": {"z": support},
                "meta": {"made_by": "benchmarks/simlabel/make_prompts.py", "projected": projected}}
     return prompts, undrawn
 

@@ -2,9 +2,10 @@
 
     python -m benchmarks.simlabel.run_agreement --data benchmarks/simlabel/_work/default --workers 2
 
-Writes benchmarks/simlabel/results.json (both reports, scoring times) and benchmarks/simlabel/manifest.json
-(the generation manifest plus one compact line per item: id, task, failure mode, seed, label), and prints
-the Markdown tables that README.md carries.
+Writes results.json (both reports, scoring times) and manifest.json (the generation manifest plus one
+compact line per item: id, task, failure mode, seed, label) into `--out` (default the ignored
+benchmarks/simlabel/_work/results), and prints the Markdown tables that README.md carries. `--publish`
+writes them over the committed benchmarks/simlabel/results.json and manifest.json instead.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-boot", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--overlays", default=None, help="directory for overlays of the disagreements")
-    ap.add_argument("--results", default=str(HERE / "results.json"))
+    ap.add_argument("--out", default=str(HERE / "_work" / "results"), help="folder for results.json, manifest.json")
+    ap.add_argument("--publish", action="store_true", help="write the committed results.json and manifest.json")
     a = ap.parse_args(argv)
+    dest = HERE if a.publish else Path(a.out)
+    dest.mkdir(parents=True, exist_ok=True)
     data = Path(a.data)
     items = load_labels(data / "labels.jsonl", graded="success_fraction")  # graded: share of frames in success
     shown = data.resolve().relative_to(REPO) if data.resolve().is_relative_to(REPO) else data
@@ -54,14 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n## {grounder} grounding ({secs:.0f} s)\n\n{rep.to_markdown()}\n")
         for n in rep.notes:
             print(f"note: {n}")
-    Path(a.results).write_text(json.dumps(out, indent=1))
+    (dest / "results.json").write_text(json.dumps(out, indent=1))
     man_path = data / "manifest.json"
     if man_path.exists():
         man = json.loads(man_path.read_text())
         man["items"] = [{k: r.get(k) for k in ("id", "task", "failure_mode", "seed", "success", "success_any",
                                                 "first_success_frame")}
                         for r in map(json.loads, (data / "labels.jsonl").read_text().splitlines())]
-        (HERE / "manifest.json").write_text(json.dumps(man, separators=(",", ":")) + "\n")
+        (dest / "manifest.json").write_text(json.dumps(man, separators=(",", ":")) + "\n")
     return 1 if failed else 0
 
 

@@ -7,6 +7,8 @@
 registered lazily below ("module:attr" strings, so neither is imported until asked for). A new family is a
 `VideoFamily` subclass in its own module plus one `FAMILIES.register` line here. Each adapter's
 `part_classes[0]` (its diffusers transformer class) is what detection matches, so that fact lives once.
+Within a family the checkpoint's layout (Wan2.1-I2V, Wan2.2-TI2V, two experts) is read by the adapter itself
+from the transformer config and model_index.json (see wan.py); LTX-Video checkpoints do both text and image.
 """
 
 from __future__ import annotations

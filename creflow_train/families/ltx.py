@@ -5,12 +5,20 @@ for the transformer and unpacked after it; the transformer also takes the text m
 size and the RoPE scale (VAE temporal factor / frame rate, spatial factor, spatial factor). The latent space
 is normalised with the VAE's latents_mean/std buffers and `scaling_factor`; a VAE with timestep conditioning
 decodes at `decode_timestep` (the pipeline's default 0, hence no decode noise).
+
+Image conditioning as LTXImageToVideoPipeline: the first latent frame is the VAE encoding of the image (its
+mode: deterministic, so a prompt's K rollouts share it; the pipeline samples the posterior), kept clean in every
+forward and in the solver, with per-token timesteps t·(1 − mask) (0 on that frame). LTX's VAE decoder is not
+causal, so the decoded first frames of a prompt's rollouts are close to, not equal to, each other. The solver
+grid is the pipeline's: sigmas linspace(1, 1/N, N) through the scheduler with the dynamic shift mu of the latent size.
+The conditioning latent is normalised with the VAE's scaling_factor, the inverse of `decode` (the pipeline
+normalises with 1.0 but denormalises with scaling_factor; they agree for LTX-Video's released scaling_factor 1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .base import TextCond, VideoFamily
 
@@ -35,10 +43,13 @@ def unpack_latents(
 
 
 class LtxFamily(VideoFamily):
-    """Adapter of a diffusers LTX-Video text-to-video checkpoint."""
+    """Adapter of a diffusers LTX-Video checkpoint (text-to-video, or image-to-video with `images:`)."""
 
     name = "ltx"
     part_classes = ("LTXVideoTransformer3DModel", "AutoencoderKLLTXVideo", "T5EncoderModel")
+    max_sequence_length = 128
+    guidance_scale = 3.0
+    replaces_first_frame = True
     decode_timestep = 0.0  # LTXPipeline's default (decode_noise_scale defaults to it: no noise at 0)
 
     @property
@@ -75,11 +86,52 @@ class LtxFamily(VideoFamily):
         t = self.parts.transformer
         pt, p = self.patch
         frames, height, width = x.shape[2] // pt, x.shape[3] // p, x.shape[4] // p
+        if cond.image is not None:  # LTXImageToVideoPipeline: clean first frame at t = 0
+            x = self.fix_conditioning(x, cond)
+            timestep = self._token_timesteps(x, timestep, cond.conditioning_frames)
         out = t(hidden_states=pack_latents(x.to(t.dtype), p, pt), encoder_hidden_states=cond.embeds.to(t.dtype),
                 timestep=timestep, encoder_attention_mask=cond.mask, num_frames=frames, height=height, width=width,
                 rope_interpolation_scale=(self.temporal / self.frame_rate, self.spatial, self.spatial),
                 return_dict=False)[0]
         return unpack_latents(out, frames, height, width, p, pt)
+
+    def _token_timesteps(self, x: torch.Tensor, timestep: torch.Tensor, fixed: int) -> torch.Tensor:
+        """(B, tokens) timesteps t·(1 − conditioning mask), the mask packed like the latents (1 on the first
+        `fixed` latent frames)."""
+        import torch
+
+        pt, p = self.patch
+        mask = torch.zeros((1, 1, *x.shape[2:]), dtype=torch.float32, device=x.device)
+        mask[:, :, :fixed] = 1.0
+        packed = pack_latents(mask, p, pt)[..., 0]  # (1, tokens): a token is conditioning iff its frame is
+        return timestep.to(torch.float32)[:, None] * (1 - packed)
+
+    def sigmas(self, steps: int, latent_shape: Sequence[int], shift: float | None = None) -> torch.Tensor:
+        """LTXPipeline's grid: sigmas linspace(1, 1/N, N) with mu = calculate_shift(T′·H′·W′), then 0."""
+        import numpy as np
+        import torch
+
+        sched = self.scheduler(shift)
+        c = sched.config
+        seq = int(np.prod(latent_shape[1:]))
+        slope = (c.max_shift - c.base_shift) / (c.max_image_seq_len - c.base_image_seq_len)
+        mu = seq * slope + c.base_shift - slope * c.base_image_seq_len
+        sched.set_timesteps(sigmas=np.linspace(1.0, 1 / steps, steps), mu=mu)
+        return sched.sigmas.to(torch.float32)
+
+    def encode_images(
+        self, images: Sequence[Any], num_frames: int, height: int, width: int
+    ) -> tuple[torch.Tensor, None]:
+        """The images' normalised VAE latents (P, C, 1, H′, W′): (mode − latents_mean)·scaling_factor / latents_std."""
+        import torch
+
+        vae = self.parts.vae
+        pix = self.preprocess_images(images, height, width)[:, :, None]  # (P, 3, 1, H, W) in [−1, 1]
+        with torch.no_grad():
+            z = vae.encode(pix.to(vae.device, vae.dtype)).latent_dist.mode().to(torch.float32)
+        mean = vae.latents_mean.view(1, -1, 1, 1, 1).to(z.device, torch.float32)
+        std = vae.latents_std.view(1, -1, 1, 1, 1).to(z.device, torch.float32)
+        return (z - mean) * float(vae.config.scaling_factor) / std, None
 
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
         """Denormalise (x·std / scaling_factor + mean), decode with the LTX VAE, [-1, 1] → [0, 1] as (B, T, C, H, W)."""

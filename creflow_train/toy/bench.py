@@ -103,7 +103,7 @@ def pretrained_model(
     for d in (shipped, cache_dir):
         if d is not None and (d / name).exists():
             model = TinyVideoFlow(world.frames, world.size, ch=cfg.ch)
-            model.load_state_dict(torch.load(d / name, map_location="cpu"))
+            model.load_state_dict(torch.load(d / name, map_location="cpu", weights_only=True))
             return model.eval()
     t0 = time.perf_counter()
     model = pretrain(world, cfg, log_every=250 if log else 0)

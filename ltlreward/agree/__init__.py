@@ -24,9 +24,13 @@ from .baselines import (
     BaselineInfo,
     BaselineInput,
     BaselineResult,
+    LastFrame,
     end_state_spec,
+    goal_entities,
     last_frame_heuristic,
+    task_object,
     vlm_spec,
+    vlm_unavailable,
 )
 from .driver import agreement
 from .labels import LabelError, LabelItem, assign_specs, load_labels, load_spec_map, parse_label, resolve_path
@@ -45,11 +49,12 @@ from .statistics import (
     fleiss_kappa,
     inter_rater,
     spearman_weighted,
+    weighted_ranks,
 )
 
 __all__ = ["BASELINES", "METRICS", "AgreementReport", "Baseline", "BaselineError", "BaselineInfo", "BaselineInput",
-           "BaselineResult", "Estimate", "LabelError", "LabelItem", "MethodReport", "Scored", "agreement",
+           "BaselineResult", "Estimate", "LabelError", "LabelItem", "LastFrame", "MethodReport", "Scored", "agreement",
            "all_metrics", "assign_specs", "auroc_weighted", "bootstrap_metrics", "cohen_kappa", "confusion_counts",
-           "count_metrics", "counts_matrix", "end_state_spec", "evaluate_method", "fleiss_kappa", "inter_rater",
-           "last_frame_heuristic", "load_labels", "load_spec_map", "parse_label", "resolve_path", "score_with_specs",
-           "spearman_weighted", "vlm_spec"]
+           "count_metrics", "counts_matrix", "end_state_spec", "evaluate_method", "fleiss_kappa", "goal_entities",
+           "inter_rater", "last_frame_heuristic", "load_labels", "load_spec_map", "parse_label", "resolve_path",
+           "score_with_specs", "spearman_weighted", "task_object", "vlm_spec", "vlm_unavailable", "weighted_ranks"]

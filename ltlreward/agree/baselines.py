@@ -2,10 +2,11 @@
 
     end_state   the spec cut down to its end-state constraints `F G φ` with a non-temporal φ — what is left
                 without temporal structure
-    last_frame  a sidecar-only check at the last frame: the object within `radius` of the goal entity, or,
-                without a goal, the object risen by `rise` metres
+    last_frame  a sidecar-only check at the last frame: the task object within `radius` of the goal, or,
+                without a goal, the object risen by `rise` metres; object and goal are the entities the
+                spec's end-state atoms name (`task_object`)
     vlm         one quoted question about the whole task answered by the `vlm` backend and required to hold
-                at the end; skipped with a note when no model is configured
+                at the end; skipped up front with the reason when no vlm model is configured or found
 
 A baseline takes a `BaselineInput` (the items that have a spec, their videos and parsed specs, the run's
 settings) and returns a `BaselineResult` (its MethodReport and any notes). Register another with
@@ -16,6 +17,7 @@ the registered ones.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,10 +92,53 @@ def vlm_spec(task_text: str) -> Any:
                       f'    F G "{q} has been done"\n')
 
 
-def last_frame_heuristic(video: str, *, radius: float = 0.05, rise: float = 0.05) -> tuple[bool, float]:
-    """Sidecar-only check at the last frame: (verdict, score). Object–goal distance < radius when the sidecar
-    has a `goal` entity (score −distance), else the object's rise since frame 0 > rise (score = rise).
-    The object is the first entity that is neither a gripper nor the goal (a gripper when there is none)."""
+def goal_entities(spec: Any) -> list[str]:
+    """The spec entities its end-state atoms name (the bodies φ of its `F G φ` constraints), in order, once."""
+    from ..spec.cuts import end_state_body
+    from ..spec.walk import atoms_of
+
+    names: dict[str, None] = {}  # ordered set
+    for c in spec.constraints:
+        body = end_state_body(c.formula)
+        for a in atoms_of(body) if body is not None else ():
+            names.update((n, None) for call in a.calls() for n in call.identifiers if n in spec.entity_names)
+    return list(names)
+
+
+def task_object(spec: Any, sc: Any) -> tuple[str | None, str | None, str]:
+    """(object, goal, how it was chosen) for the last-frame check on sidecar `sc`. With a spec: the entities its
+    end-state atoms name that the sidecar tracks — the goal is the first of kind region (else the sidecar's
+    `goal`), the object the first other one that is not a gripper, else a gripper (reach: the gripper is what
+    must arrive). Without a spec, or when its end-state atoms name nothing the sidecar has: the first entity
+    that is neither a gripper nor `goal` (a gripper when there is none)."""
+    tracked = [n for n in sc.entity_names if n in sc.positions]
+    named = [n for n in goal_entities(spec) if n in sc.positions] if spec is not None else []
+    sidecar_goal = "goal" if "goal" in sc.positions else None
+    goal = next((n for n in named if spec.entity(n).kind == "region"), sidecar_goal)
+    others = [n for n in named if n != goal]
+    obj = next((n for n in others if spec.entity(n).kind != "gripper"), others[0] if others else None)
+    if obj is not None:
+        return obj, goal, "the spec's end-state atoms"
+    objects = [n for n in tracked if n not in sc.grippers and n != "goal"]
+    obj = objects[0] if objects else next((n for n in tracked if n in sc.grippers), None)
+    return obj, sidecar_goal, "the first sidecar entity that is not a gripper"
+
+
+@dataclass(frozen=True)
+class LastFrame:
+    """The last-frame check of one video: verdict, score (−distance to the goal, or the rise), what was checked."""
+
+    verdict: bool
+    score: float
+    object: str
+    goal: str | None
+    how: str  # how the object was chosen
+
+
+def last_frame_heuristic(video: str, spec: Any = None, *, radius: float = 0.05, rise: float = 0.05) -> LastFrame:
+    """Sidecar-only check at the last frame: object–goal distance < radius when there is a goal (score
+    −distance), else the object's rise since frame 0 > rise (score = rise); the object and goal are
+    `task_object`'s choice for `spec`."""
     from ..grounding.backends.state import load_sidecar
     from ..grounding.base import find_sidecar
 
@@ -101,17 +146,15 @@ def last_frame_heuristic(video: str, *, radius: float = 0.05, rise: float = 0.05
     if path is None:
         raise LtlRewardError(f"{video}: no sidecar next to the video for the last-frame heuristic")
     sc = load_sidecar(path)
-    names = [n for n in sc.entity_names if n in sc.positions]
-    objects = [n for n in names if n not in sc.grippers and n != "goal"]
-    obj = objects[0] if objects else next((n for n in names if n in sc.grippers), None)
+    obj, goal, how = task_object(spec, sc)
     if obj is None:
         raise LtlRewardError(f"{path}: no entity with positions for the last-frame heuristic")
-    p = sc.positions[obj]
-    if "goal" in sc.positions:
-        d = float(np.linalg.norm(p[-1] - sc.positions["goal"][-1]))
-        return d < radius, -d
+    p = sc.positions[obj]  # (T, 3)
+    if goal is not None:
+        d = float(np.linalg.norm(p[-1] - sc.positions[goal][-1]))
+        return LastFrame(d < radius, -d, obj, goal, how)
     r = float(p[-1, 2] - p[0, 2])
-    return r > rise, r
+    return LastFrame(r > rise, r, obj, None, how)
 
 
 # ------------------------------------------------------------------------------------------ baselines
@@ -140,14 +183,17 @@ def end_state(inp: BaselineInput) -> BaselineResult:
 @BASELINES.register("last_frame", meta=BaselineInfo("sidecar last frame: object within 5 cm of the goal, "
                                                     "or risen 5 cm"))
 def last_frame(inp: BaselineInput) -> BaselineResult:
-    """`last_frame_heuristic` per video; skipped when no video has a usable sidecar."""
+    """`last_frame_heuristic` per video with its spec; skipped when no video has a usable sidecar; a note counts
+    the objects checked and how they were chosen."""
     inp.say("baseline last_frame")
     pred, score, ok = [], [], []
     first_err = None
-    for v in inp.videos:
+    objects: Counter[str] = Counter()
+    for v, sp in zip(inp.videos, inp.specs, strict=True):
         try:
-            p, s = last_frame_heuristic(v)
-            pred.append(p), score.append(s), ok.append(True)
+            c = last_frame_heuristic(v, sp)
+            pred.append(c.verdict), score.append(c.score), ok.append(True)
+            objects[f"{c.object} ({c.how})"] += 1
         except Exception as e:
             first_err = first_err or f"{type(e).__name__}: {e}"
             pred.append(False), score.append(math.nan), ok.append(False)
@@ -155,20 +201,18 @@ def last_frame(inp: BaselineInput) -> BaselineResult:
                      pred, score, ok)
     if first_err and not any(ok):
         m.skipped = f"no sidecars: {first_err}"
-    return BaselineResult(m)
+    notes = () if not objects else \
+        ("last_frame: checked " + ", ".join(f"{o} on {n} video(s)" for o, n in objects.most_common()),)
+    return BaselineResult(m, notes)
 
 
 @BASELINES.register("vlm", meta=BaselineInfo("whole-task yes/no VLM judge held at the end (needs a vlm model)"))
 def vlm(inp: BaselineInput) -> BaselineResult:
     """Whole-task yes/no VLM judge via the `vlm` backend; skipped with the reason when it is unavailable."""
     desc = "VLM judge: 'has the task been done?' asked per frame, required to hold at the end"
-    try:
-        from ..grounding import get_grounder
-
-        get_grounder("vlm")
-    except Exception as e:
-        return BaselineResult(MethodReport("vlm", desc, skipped=f"the vlm backend is not configured "
-                                                                f"({type(e).__name__}: {e})"))
+    why = vlm_unavailable()
+    if why is not None:  # once, before any video: no per-video model lookups (15 s each) to fail the same way
+        return BaselineResult(MethodReport("vlm", desc, skipped=why))
     specs_by_text: dict[str, Any] = {}
     specs = []
     for it in inp.items:
@@ -186,6 +230,18 @@ def vlm(inp: BaselineInput) -> BaselineResult:
     return BaselineResult(inp.evaluate("vlm", desc, [s.satisfied for s in res], [s.reward for s in res], ok))
 
 
+def vlm_unavailable() -> str | None:
+    """Why the VLM judge cannot run here (None when it can): the `vlm` backend cannot be built, or its
+    weights resolve to no local directory (`model_identity` looks them up without loading them)."""
+    try:
+        from ..grounding import get_grounder
+
+        get_grounder("vlm").model_identity()
+    except Exception as e:
+        return f"no vlm model is configured or found ({type(e).__name__}: {e})"
+    return None
+
+
 def _task_sentence(it: LabelItem) -> str:
     """The task in words for the VLM: the spec's task line when there is a spec file, else the task name."""
     if it.spec:
@@ -201,4 +257,5 @@ def _task_sentence(it: LabelItem) -> str:
 
 
 __all__ = ["BASELINES", "Baseline", "BaselineError", "BaselineInfo", "BaselineInput", "BaselineResult",
-           "end_state_spec", "last_frame_heuristic", "vlm_spec"]
+           "LastFrame", "end_state_spec", "goal_entities", "last_frame_heuristic", "task_object", "vlm_spec",
+           "vlm_unavailable"]

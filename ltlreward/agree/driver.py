@@ -51,7 +51,16 @@ def _score_spec(inp: BaselineInput, specs: Sequence[Any]) -> tuple[list[Scored],
     errors = Counter(s.error.split(":")[0] for s in main if s.error)
     notes = [f"spec: {n} video(s) failed with {e} (first: "
              f"{next(s.error for s in main if s.error and s.error.startswith(e))})" for e, n in errors.items()]
-    return main, rep, notes
+    return main, rep, _backend_notes(inp.grounder, main) + notes
+
+
+def _backend_notes(grounder: str, main: Sequence[Scored]) -> list[str]:
+    """What `auto` chose, per backend: how many videos and the first video's reason (never a silent fallback)."""
+    if grounder != "auto":
+        return []
+    chosen = Counter(s.grounder for s in main if s.grounder)
+    first = {b: next(s.grounder_reason for s in main if s.grounder == b) for b in chosen}
+    return [f"spec: grounder auto chose {b} for {n} video(s) ({first[b]})" for b, n in chosen.most_common()]
 
 
 def _disagreements(items: Sequence[LabelItem], main: Sequence[Scored], limit: int) -> list[dict[str, Any]]:
@@ -112,10 +121,11 @@ def agreement(items: Sequence[LabelItem], *, grounder: str = "auto", spec: str |
               baselines: Sequence[str] | None = None, workers: int = 1, n_boot: int = 2000, seed: int = 0,
               graded: bool = False, overlay_dir: str | os.PathLike[str] | None = None,
               max_disagreements: int = 50, model_options: Mapping[str, Any] | None = None,
-              progress: Callable[[str], None] | None = None) -> AgreementReport:
+              progress: Callable[[str], None] | None = None, nl_backend: str = "rules") -> AgreementReport:
     """Score `items` with the spec(s) and the baselines (None = every registered one) and measure agreement
     with their labels. Specs: see `assign_specs`; an unknown baseline is a BaselineError listing the options."""
-    specs, notes = assign_specs(items, spec=spec, spec_map=spec_map, from_descriptions=from_descriptions)
+    specs, notes = assign_specs(items, spec=spec, spec_map=spec_map, from_descriptions=from_descriptions,
+                                nl_backend=nl_backend)
     items, specs = _specified(items, specs)
     chosen = list(BASELINES.names() if baselines is None else baselines)
     runs = [(b, BASELINES.get(b)) for b in chosen]

@@ -42,6 +42,8 @@ class LabelItem:
     ratings: dict[str, bool] = field(default_factory=dict)  # rater → label (empty for single-label files)
     source: str = ""  # "file:line" of its first row
     meta: dict[str, Any] = field(default_factory=dict)
+    task_description: str | None = None  # the task to compile (`task_description`), when `description` says
+    # more than the task (e.g. how this video's episode went)
 
 
 def parse_label(value: Any, where: str) -> bool:
@@ -94,14 +96,21 @@ def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return _csv_rows(path, text) if path.suffix.lower() == ".csv" else _jsonl_rows(path, text)
 
 
+LOOKED = "from {base}, its parent folders, then the working directory"  # resolve_path's order, for messages
+
+
 def resolve_path(p: str, base: Path) -> Path | None:
-    """An existing file for `p`: absolute, relative to the cwd, to `base`, or to one of base's parents."""
+    """An existing file for `p` written in a file that lives in folder `base`: `p` itself when absolute, else
+    the first of base / p, base's parents / p (nearest first), cwd / p — so a map or labels file means the
+    same files from any working directory. The path is made absolute, not resolved: a symlinked video keeps
+    its own folder, where its sidecar is looked for (as `score` looks for it)."""
     q = Path(p).expanduser()
     if q.is_absolute():
         return q if q.exists() else None
-    for root in (Path.cwd(), base, *base.resolve().parents):
+    base = Path(os.path.abspath(base))
+    for root in (base, *base.parents, Path.cwd()):
         if (root / q).exists():
-            return (root / q).resolve()
+            return Path(os.path.abspath(root / q))
     return None
 
 
@@ -138,8 +147,8 @@ def _check_row(row: Mapping[str, Any], where: str, base: Path, graded: str | Non
     label = parse_label(row[key], where)
     found = resolve_path(video, base)
     if found is None and check_videos:
-        raise LabelError(f"{where}: video {video!r} not found (relative paths are tried from the "
-                         f"working directory and from {base})")
+        raise LabelError(f"{where}: video {video!r} not found (relative paths are tried "
+                         f"{LOOKED.format(base=Path(os.path.abspath(base)))})")
     grade = _grade(row, graded, where) if graded is not None else None
     return _Row(where, video, str(found) if found is not None else video, label, str(row.get("rater") or ""),
                 grade)
@@ -152,7 +161,7 @@ def _new_item(r: _Row, row: Mapping[str, Any], base: Path) -> LabelItem:
         spec = str(sp) if sp is not None else str(spec)
     meta = {k: row[k] for k in _META_KEYS if k in row}
     item = LabelItem(r.vid, r.label, row.get("task") or None, spec, row.get("description") or None, r.grade, {},
-                     r.where, meta)
+                     r.where, meta, row.get("task_description") or None)
     if r.rater:
         item.ratings[r.rater] = r.label
     return item
@@ -192,7 +201,7 @@ def load_labels(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 # ------------------------------------------------------------------------------------------ specs
 def load_spec_map(path: str | os.PathLike[str]) -> dict[str, str]:
-    """A JSON object task → spec path (paths relative to the map's directory, the cwd or their parents)."""
+    """A JSON object task → spec path; relative paths are read from the map's folder first (`resolve_path`)."""
     p = Path(path)
     try:
         raw = json.loads(p.read_text())
@@ -206,33 +215,73 @@ def load_spec_map(path: str | os.PathLike[str]) -> dict[str, str]:
     for task, sp in raw.items():
         found = resolve_path(sp, p.parent)
         if found is None:
-            raise LabelError(f"{p}: {task}: spec file {sp!r} not found")
+            raise LabelError(f"{p}: {task}: spec file {sp!r} not found (relative paths are tried "
+                             f"{LOOKED.format(base=Path(os.path.abspath(p.parent)))})")
         out[task] = str(found)
     return out
 
 
-def _compiled_spec(text: str, compiled: dict[str, Any], notes: list[str]) -> Any:
+def _compiled_spec(text: str, compiled: dict[str, Any], notes: list[str], backend: str = "rules") -> Any:
     """The TaskSpec ltlreward.nl compiles from `text` (cached; None and a note when it cannot)."""
     if text not in compiled:
         from ..nl import compile_text
 
         try:
-            compiled[text] = compile_text(text).spec
+            compiled[text] = compile_text(text, backend=backend).spec
         except Exception as e:
             compiled[text] = None
             notes.append(f"could not compile {text!r}: {type(e).__name__}: {e}")
     return compiled[text]
 
 
+def _bound_spec(spec: Any, video: str, bound: dict[Any, Any], notes: list[str]) -> Any:
+    """`spec` with its entities named as the video's sidecar names them (ltlreward.nl.bind; cached per
+    spec and name set); the spec itself without a sidecar; None and a note when an entity matches nothing."""
+    from ..grounding.base import find_sidecar
+
+    side = find_sidecar(video)
+    if spec is None or side is None:
+        return spec
+    from ..nl.bind import BindError, bind_entities, load_entity_names
+
+    try:
+        names = load_entity_names(side)
+    except BindError as e:
+        notes.append(str(e).removeprefix("error: "))
+        return None
+    key = (id(spec), names.names, names.grippers)
+    if key not in bound:
+        try:
+            b = bind_entities(spec, names)
+            bound[key] = b.spec
+            notes.extend(f"{spec.task!r}: {w}" for w in b.warnings)
+        except BindError as e:
+            bound[key] = None
+            notes.append(f"{spec.task!r}: {str(e).removeprefix('error: ')}")
+    return bound[key]
+
+
+def _description_spec(it: LabelItem, cache: dict[str, dict], notes: list[str], backend: str) -> tuple[Any, str]:
+    """The compiled and sidecar-bound spec of an item's task description (or description, or task name)."""
+    text = it.task_description or it.description or it.task
+    if not text:
+        return None, "(no description)"
+    sp = _compiled_spec(text, cache.setdefault("compiled", {}), notes, backend)
+    sp = _bound_spec(sp, it.video, cache.setdefault("bound", {}), notes)
+    return sp, "(description not compilable or its entities not in the sidecar)"
+
+
 def assign_specs(items: Sequence[LabelItem], *, spec: str | None = None, spec_map: Mapping[str, str] | None = None,
-                 from_descriptions: bool = False) -> tuple[list[Any], list[str]]:
+                 from_descriptions: bool = False, nl_backend: str = "rules") -> tuple[list[Any], list[str]]:
     """Per item its spec (path or TaskSpec, None = unscored) and notes about items left without one.
 
     The first source given wins: `spec` for every item, else `spec_map` by task, else each item's compiled
-    description (or task name), else the item's own `spec` field."""
+    task description (`task_description`, else `description`, else the task name; compiled with the
+    `nl_backend` English backend; entities renamed to the video's sidecar names), else the item's own
+    `spec` field."""
     notes: list[str] = []
     out: list[Any] = []
-    compiled: dict[str, Any] = {}
+    cache: dict[str, dict] = {}
     missing: Counter[str] = Counter()
     for it in items:
         if spec is not None:
@@ -240,9 +289,7 @@ def assign_specs(items: Sequence[LabelItem], *, spec: str | None = None, spec_ma
         elif spec_map is not None:
             sp, why = spec_map.get(it.task or ""), it.task or "(no task)"
         elif from_descriptions:
-            text = it.description or it.task
-            sp = _compiled_spec(text, compiled, notes) if text else None
-            why = "(description not compilable)" if text else "(no description)"
+            sp, why = _description_spec(it, cache, notes, nl_backend)
         else:
             sp, why = it.spec, it.task or "(no task)"
         out.append(sp)
@@ -250,7 +297,7 @@ def assign_specs(items: Sequence[LabelItem], *, spec: str | None = None, spec_ma
             missing[why] += 1
     for task, n in sorted(missing.items()):
         notes.append(f"no spec for {task}: {n} video(s) not scored")
-    return out, notes
+    return list(out), list(dict.fromkeys(notes))
 
 
 __all__ = ["LabelError", "LabelItem", "assign_specs", "load_labels", "load_spec_map", "parse_label", "resolve_path"]

@@ -83,16 +83,17 @@ class AgreementReport:
         return "\n".join(lines)
 
 
-def _task_table(items: Sequence[LabelItem], y: np.ndarray, pred: np.ndarray, ok: np.ndarray,
+def _task_table(items: Sequence[LabelItem], y: np.ndarray, pred: np.ndarray, score: np.ndarray, ok: np.ndarray,
                 n_boot: int, seed: int) -> dict[str, dict[str, Any]]:
+    """Per task: n, positives, accuracy, balanced accuracy and AUROC (the method's score), with CIs."""
     out = {}
     for task in sorted({it.task or "(none)" for it in items}):
         sel = np.array([(it.task or "(none)") == task for it in items]) & ok
         if not sel.any():
             continue
-        est = bootstrap_metrics(y[sel], pred[sel], n_boot=n_boot, seed=seed)
+        est = bootstrap_metrics(y[sel], pred[sel], score[sel], n_boot=n_boot, seed=seed)
         out[task] = {"n": int(sel.sum()), "positives": int(y[sel].sum()),
-                     "accuracy": est["accuracy"].to_json(), "balanced_accuracy": est["balanced_accuracy"].to_json()}
+                     **{k: est[k].to_json() for k in ("accuracy", "balanced_accuracy", "auroc")}}
     return out
 
 
@@ -118,7 +119,7 @@ def evaluate_method(name: str, description: str, items: Sequence[LabelItem], pre
             est = bootstrap_metrics(y[sel], pred_a[sel], score_a[sel], n_boot=n_boot, seed=seed)
             est["n"] = Estimate(float(sel.sum()), math.nan, math.nan)
             rep.per_suite[s] = est
-    rep.per_task = _task_table(items, y, pred_a, ok_a, n_boot, seed)
+    rep.per_task = _task_table(items, y, pred_a, score_a, ok_a, n_boot, seed)
     return rep
 
 

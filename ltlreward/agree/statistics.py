@@ -2,9 +2,10 @@
 
 Every metric is computed for all bootstrap replicates at once: a replicate is a row of resampling counts
 (B, n), every count-based metric (accuracy, balanced accuracy, F1, Cohen's κ, MCC) is a matrix product,
-AUROC uses the pairwise order matrix of the items and Spearman the pairwise less/equal matrices (so ranks of
-a resample are counts, ties averaged). `bootstrap_metrics` turns them into point estimates with percentile
-95 % CIs. Inter-rater agreement: Cohen's κ for two raters, Fleiss' κ for more.
+and AUROC and Spearman are rank-based: one sort of the values, then per replicate the weight of each distinct
+value and the weight below it (cumulative sums), so a resample's ranks are counts, ties averaged — O(n log n +
+B·n) where the pairwise order matrices were O(B·n²) (benchmarks/agree_stats). `bootstrap_metrics` turns them
+into point estimates with percentile 95 % CIs. Inter-rater agreement: Cohen's κ for two raters, Fleiss' κ for more.
 """
 
 from __future__ import annotations
@@ -52,31 +53,57 @@ def count_metrics(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray
     return {"accuracy": acc, "balanced_accuracy": bal, "f1": f1, "kappa": kappa, "mcc": mcc}
 
 
+def _group_weights(C: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per distinct non-NaN value of v (ascending): the weight of its items under each row of C (B, G) and
+    the weight strictly below it (B, G), and each item's group (n,), -1 for NaN (which equals nothing).
+    One sort, then O(B·n): the counts a pairwise less/equal matrix would give, without the (n, n) matrix."""
+    v = np.asarray(v, np.float64)
+    ok = ~np.isnan(v)
+    uniq, g_ok = np.unique(v[ok], return_inverse=True)
+    group = np.full(v.shape[0], -1)
+    group[ok] = g_ok
+    if uniq.size == 0:
+        empty = np.zeros((C.shape[0], 0))
+        return empty, empty, group
+    order = np.argsort(g_ok, kind="stable")
+    starts = np.searchsorted(g_ok[order], np.arange(uniq.size))
+    W = np.add.reduceat(C[:, ok][:, order], starts, axis=1)  # (B, G)
+    return W, np.cumsum(W, axis=1) - W, group  # integer weights (bootstrap counts): both exact in float64
+
+
 def auroc_weighted(C: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """AUROC (B,) of scores s for labels y under weight rows C (B, n): P(s+ > s−) + ½ P(s+ = s−)."""
+    """AUROC (B,) of scores s for labels y under weight rows C (B, n): P(s+ > s−) + ½ P(s+ = s−) (a NaN
+    score ties and beats nothing). Rank-based, O(n log n + B·n): each positive's weight times the negative
+    weight below its score plus half the negative weight at its score."""
     y = np.asarray(y, bool)
     s = np.asarray(s, np.float64)
     pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
     if pos.size == 0 or neg.size == 0:
         return np.full(C.shape[0], np.nan)
-    sp, sn = s[pos][:, None], s[neg][None, :]
-    M = (sp > sn) + 0.5 * (sp == sn)  # (P, N)
-    Cp, Cn = C[:, pos], C[:, neg]
-    num = np.einsum("bp,pn,bn->b", Cp, M, Cn)
+    Wn, below_n, group = _group_weights(C * ~y, s)  # negatives' weights per score value (B, G)
+    pos_ok = pos[group[pos] >= 0]
+    gp = group[pos_ok]
+    num = (C[:, pos_ok] * (below_n[:, gp] + 0.5 * Wn[:, gp])).sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return num / (Cp.sum(1) * Cn.sum(1))
+        return num / (C[:, pos].sum(1) * C[:, neg].sum(1))
+
+
+def weighted_ranks(C: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rank (B, n) of each item of v within each resample C (B, n), ties averaged: the weight below its value
+    plus (the weight at its value + 1) / 2 (a NaN item ranks ½ and counts for no other). O(n log n + B·n)."""
+    W, below, group = _group_weights(C, v)
+    if W.shape[1] == 0:
+        return np.full(C.shape, 0.5)
+    per_group = below + (W + 1.0) / 2.0  # (B, G)
+    ranks = np.take(per_group, np.maximum(group, 0), axis=1)  # (B, n), C order: row sums add in the same order
+    if (group < 0).any():
+        ranks[:, group < 0] = 0.5
+    return ranks
 
 
 def spearman_weighted(C: np.ndarray, x: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Spearman's ρ (B,) between x and z under weight rows C (B, n); ties get their average rank."""
-
-    def ranks(v: np.ndarray) -> np.ndarray:
-        v = np.asarray(v, np.float64)
-        less = (v[None, :] < v[:, None]).astype(np.float64)  # less[i, j] = v_j < v_i
-        eq = (v[None, :] == v[:, None]).astype(np.float64)
-        return C @ less.T + (C @ eq.T + 1.0) / 2.0  # rank of item i within each resample (B, n)
-
-    rx, rz = ranks(x), ranks(z)
+    rx, rz = weighted_ranks(C, x), weighted_ranks(C, z)
     w = C / C.sum(1, keepdims=True)
     mx, mz = (w * rx).sum(1, keepdims=True), (w * rz).sum(1, keepdims=True)
     cov = (w * (rx - mx) * (rz - mz)).sum(1)
@@ -182,4 +209,5 @@ def inter_rater(items: Sequence[LabelItem]) -> dict[str, Any] | None:
 
 
 __all__ = ["METRICS", "Estimate", "all_metrics", "auroc_weighted", "bootstrap_metrics", "cohen_kappa",
-           "confusion_counts", "count_metrics", "counts_matrix", "fleiss_kappa", "inter_rater", "spearman_weighted"]
+           "confusion_counts", "count_metrics", "counts_matrix", "fleiss_kappa", "inter_rater", "spearman_weighted",
+           "weighted_ranks"]

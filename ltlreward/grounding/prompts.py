@@ -12,8 +12,10 @@ Coordinates are pixels of the video's own resolution (x right, y down; a box is 
 ends as in `ltlreward.raster`); optional `"width"`/`"height"` name another resolution the coordinates are in
 (they are then scaled to the video's). Keys are the spec's entity names. A mask is a PNG (its non-zero,
 non-transparent pixels are the entity) whose path is relative to the JSON file. `"static": true` keeps the
-entity at its prompt region. The optional `"camera"` is the sidecar's camera section (read by the sidecar's
-own parser). `"frame"` is the source frame the prompts describe.
+entity at its prompt region. The optional `"camera"` and `"support"` are the sidecar's sections (read by the
+sidecar's own parser), and an entity may carry the sidecar's known extent keys `"size"` ([sx, sy, sz] metres),
+`"shape"` (box, sphere, cylinder) and `"anchor"`: with them, metre-valued predicates run from pixels in
+2.5-D, as with a sidecar of masks and a camera. `"frame"` is the source frame the prompts describe.
 
 `load_prompts` validates the file's own content (version, fields, mask files) and names the file and the
 field of the first error; `Prompts.regions` checks the entities against the spec and the boxes against the
@@ -32,15 +34,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ltlreward.errors import GroundingError
+from ltlreward.grounding.observations import SHAPES as EXTENT_SHAPES
+from ltlreward.grounding.observations import Extent
 from ltlreward.raster import box_masks, mask_boxes, nearest_resize
 
 if TYPE_CHECKING:
     from ltlreward.grounding.backends.sidecar import Camera
 
 PROMPTS_VERSION = 1
-_TOP_KEYS = {"version", "frame", "entities", "camera", "width", "height", "meta"}
+_TOP_KEYS = {"version", "frame", "entities", "camera", "support", "width", "height", "meta"}
 _SHAPES = ("box", "mask", "points")
-_ENTITY_KEYS = {*_SHAPES, "static"}
+_EXTENT_KEYS = ("size", "shape", "anchor")  # the sidecar's known-extent keys (what a user knows of an object)
+_ENTITY_KEYS = {*_SHAPES, "static", *_EXTENT_KEYS}
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,8 @@ class Prompts:
     size: tuple[int, int] | None = None  # (height, width) of the coordinates when the file names it
     meta: dict = field(default_factory=dict)
     digest: str = ""  # sha256 of the content (cache keys)
+    support_z: float | None = None  # world height of the support plane (the sidecar's `support.z`), metres
+    extents: dict[str, Extent] = field(default_factory=dict)  # entity -> known size, shape, anchor
 
     def fail(self, where: str, msg: str) -> GroundingError:
         """A GroundingError naming this file and a field."""
@@ -207,7 +214,7 @@ def load_prompts(source: Any) -> Prompts:
 
 def parse_prompts(raw: Any, file: str = "<prompts>", base_dir: Path | None = None) -> Prompts:
     """Validate a decoded prompts object (see `load_prompts`), field by field in file order."""
-    from ltlreward.grounding.backends.sidecar import _camera, _Checker
+    from ltlreward.grounding.backends.sidecar import _camera, _Checker, _support
 
     c = _Checker(file)
     top = c.obj(raw, "(top level)", _TOP_KEYS)
@@ -232,13 +239,38 @@ def parse_prompts(raw: Any, file: str = "<prompts>", base_dir: Path | None = Non
         raise c.fail("entities", "expected at least one entity")
     entities = {name: _entity(name, spec, c, base_dir or Path(".")) for name, spec in ents.items()}
     camera = _camera(top["camera"], c) if "camera" in top else None
+    support = _support(top["support"], c) if "support" in top else None
+    extents = {name: x for name, spec in ents.items() if (x := _extent(name, spec, c)) is not None}
     meta = top.get("meta", {})
     if not isinstance(meta, dict):
         raise c.fail("meta", "expected an object")
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()
                             + b"".join(np.packbits(e.mask).tobytes() for e in entities.values()
                                        if e.mask is not None)).hexdigest()
-    return Prompts(file, int(frame), entities, camera, size, meta, digest)
+    return Prompts(file, int(frame), entities, camera, size, meta, digest, support, extents)
+
+
+def _extent(name: str, e: dict, c: Any) -> Extent | None:
+    """An entity's known extent from the sidecar's keys `size` / `shape` / `anchor`, or None without `size`."""
+    where = f"entities.{name}"
+    if "size" not in e:
+        given = [k for k in _EXTENT_KEYS if k in e]
+        if given:
+            raise c.fail(f"{where}.{given[0]}", "describes the entity's 'size', which is missing")
+        return None
+    vec = {}
+    for key in ("size", "anchor"):
+        if key in e:
+            if not isinstance(e[key], list):
+                raise c.fail(f"{where}.{key}", f"expected [x, y, z] in metres, got {e[key]!r}")
+            vec[key] = c.matrix([e[key]], f"{where}.{key}", 1, 3)[0]
+    if (vec["size"] <= 0).any():
+        raise c.fail(f"{where}.size", f"expected three positive extents in metres, got {_show(vec['size'])}")
+    shape = e.get("shape", "box")
+    if shape not in EXTENT_SHAPES:
+        raise c.fail(f"{where}.shape", f"expected one of {', '.join(EXTENT_SHAPES)}, got {shape!r}")
+    anchor = vec.get("anchor", np.zeros(3))
+    return Extent(tuple(float(v) for v in vec["size"]), shape, tuple(float(v) for v in anchor))
 
 
 def _entity(name: str, spec: Any, c: Any, base_dir: Path) -> EntityPrompt:

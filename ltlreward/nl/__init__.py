@@ -1,11 +1,12 @@
-"""English task descriptions → task specs: a controlled-English rules backend and an optional LLM translator.
+"""English task descriptions → task specs: a controlled-English rules backend and a small local model.
 
     compile_text("put the red block on the plate")            # rules backend → CompileResult(spec, text, …)
-    compile_text(text, backend="llm", model="/models/qwen")   # a local transformers chat model
+    compile_text(text, backend="auto")                        # rules, else the packaged model (smollm2)
+    compile_text(text, entities="clip.sidecar.json")          # entity names as the sidecar names them
 
 One module per job:
 
-    backends   the BACKENDS registry (rules, llm) and compile_text
+    backends   the BACKENDS registry (rules, llm, auto) and compile_text
     normalise  the words people write → the grammar's words (lemmas, synonyms, spelling), each change a warning
     parser     English → the typed IR (grammar.lark, lexicon.py; located NLErrors with a suggested phrasing)
     ir         the IR: frozen dataclasses (Step, NP, State, modifiers, Forbid / Rule), to/from JSON
@@ -13,7 +14,10 @@ One module per job:
     planner    steps → template plans (templates.py: one Plan per verb and object)
     states     state clauses → formulas and English
     compiler   plans, modifiers and statements → named constraints; compile_ir, compile_rules
-    llm        the llm backend;  output  what `ltlreward compile` prints
+    llm        the llm and auto backends: constrained decoding of IR text (irtext) by a packaged GGUF model
+    irtext     the IR's compact line form: its Lark grammar (the decoding grammar), renderer and reader
+    bind       compiled entity names → a sidecar's / prompts file's names
+    output     what `ltlreward compile` prints
 """
 
 from __future__ import annotations

@@ -24,9 +24,9 @@ from .ast import (
 from .cuts import end_state_spec
 from .english import explain_constraint, explain_formula
 from .ops import OPS, Op, OpInfo
-from .parser import load_spec, parse_formula, parse_spec
+from .parser import load_spec, parse_formula, parse_spec, validate_spec
 from .printer import format_formula, format_spec
-from .walk import atoms_of, spec_atoms, subformulas, substitute, validate_spec
+from .walk import atoms_of, spec_atoms, subformulas, substitute
 
 __all__ = [
     "OPS", "Atom", "Binary", "Call", "Compare", "Const", "Constraint", "Entity", "Formula", "Interval", "Macro",

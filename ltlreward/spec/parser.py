@@ -49,6 +49,7 @@ from .ast import (
     Unary,
 )
 from .ops import Op, ops_where, takes_no_interval
+from .printer import format_spec
 from .units import UNITS, Quantity
 from .walk import atoms_of, substitute
 
@@ -892,3 +893,11 @@ def _check_geometry(hints: dict[str, object], kind: str, t: Tree, hint_trees: li
         raise _Located("size=(…) must be non-negative", where["size"])
     if t.data == "region_decl" and "box" not in hints and "center" not in hints:
         raise _Located("'entity NAME = region' needs its geometry: box=(x0, y0, x1, y1) or center=(x, y, z)", t)
+
+
+def validate_spec(spec: TaskSpec) -> TaskSpec:
+    """Check a spec built in code (e.g. by the NL compiler) by printing and re-parsing it.
+
+    Returns the re-parsed spec; raises SpecError (located in the printed text) when it is invalid.
+    """
+    return parse_spec(format_spec(spec), path=spec.path or "<generated>")

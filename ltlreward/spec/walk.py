@@ -72,14 +72,3 @@ def substitute(f: Formula, mapping: Mapping[str, Scalar]) -> Formula:
         return g.map_calls(call).map_children(go)
 
     return go(f)
-
-
-def validate_spec(spec: TaskSpec) -> TaskSpec:
-    """Check a spec built in code (e.g. by the NL compiler) by printing and re-parsing it.
-
-    Returns the re-parsed spec; raises SpecError (located in the printed text) when it is invalid.
-    """
-    from .parser import parse_spec
-    from .printer import format_spec
-
-    return parse_spec(format_spec(spec), path=spec.path or "<generated>")

@@ -17,6 +17,7 @@ import numpy as np
 
 from ltlreward.errors import GroundingError
 from ltlreward.grounding.backends.track_model import EntityTracker, Level, Track, TrackParams, colour_bins, grabcut_mask
+from ltlreward.grounding.camera import Camera, image_size_problem
 from ltlreward.grounding.observations import Observations
 from ltlreward.grounding.prompts import Prompts, Region, prompt_frame, require_prompted, resolve_prompts
 from ltlreward.grounding.registry import registered_provides
@@ -110,7 +111,20 @@ class TrackGrounder:
             entities=names, n_frames=T, height=H, width=W, fps=float(video.fps), boxes=boxes,
             centers=box_centers(boxes), visibility=vis, masks=masks, source=self.name,
             meta=_meta(pr, names, regions, k, self.masks, tracked.levels_used),
+            camera=_camera(pr, W, H), support_z=pr.support_z,
+            extents={n: x for n, x in pr.extents.items() if n in names},
         )
+
+
+def _camera(pr: Prompts, W: int, H: int) -> Camera | None:
+    """The prompts' camera for this video's pixels (scaled with a resize); an error when it describes another
+    image. With it (and a support plane or known extents) metre-valued predicates are judged in 2.5-D."""
+    if pr.camera is None:
+        return None
+    problem = image_size_problem(pr.camera, W, H)
+    if problem is not None:
+        raise pr.fail("camera.width", problem)
+    return pr.camera.scaled(W, H)
 
 
 def _meta(pr: Prompts, names: tuple[str, ...], regions: dict[str, Region], k: int, masks: bool,
