@@ -111,7 +111,7 @@ def test_invalid_nodes_name_the_field_and_the_options():
     ({"type": "Parsed", "steps": [{"type": "Step", "verb": "pick", "colour": "red"}]},
      r"\$\.steps\[0\]: Step has no field 'colour'; fields: arm, arm_arg, contents"),
     ({"type": "Parsed", "statements": [{"type": "Forbid", "action": "smash"}]},
-     r"\$\.statements\[0\]: Forbid\.action must be one of drop, touch, contact, lift, move, got 'smash'"),
+     r"\$\.statements\[0\]: Forbid\.action must be one of drop, touch, contact, lift, move, spill, got 'smash'"),
     ({"type": "Step", "verb": "pick"}, r"\$: expected a Parsed document, got Step"),
 ])
 def test_from_json_errors_name_the_path(data, message):

@@ -7,6 +7,7 @@
 One module per job:
 
     backends   the BACKENDS registry (rules, llm, auto) and compile_text
+    normalise  the words people write → the grammar's words (lemmas, synonyms, spelling), each change a warning
     parser     English → the typed IR (grammar.lark, lexicon.py; located NLErrors with a suggested phrasing)
     ir         the IR: frozen dataclasses (Step, NP, State, modifiers, Forbid / Rule), to/from JSON
     entities   noun phrases → entity names, kinds, prompts; grippers (World)

@@ -26,24 +26,33 @@ from .ir import (
     Arm,
     ArmMod,
     AtEnd,
+    AtMostOne,
+    ByEnd,
+    Deadline,
+    Duration,
+    Except,
     Forbid,
     KeepState,
     KeepThere,
     Manner,
     Modifier,
+    NoContact,
     NoDrop,
     NoGrasp,
     NoLift,
     NoMove,
+    NoSpill,
     NoTouch,
+    OnlyAfter,
     Parsed,
     Plural,
     Rule,
+    State,
     Statement,
     While,
     walk,
 )
-from .parser import parse_text
+from .parser import parse
 from .planner import Planned, plan_steps
 from .states import state_formula, state_words, subject_name
 
@@ -120,7 +129,16 @@ def _plan_constraints(p: Planned, held_to_end: bool, cs: _Constraints, no_drop: 
 
 
 def _order_constraints(groups: Sequence[Sequence[Planned]], cs: _Constraints) -> None:
-    """One `order` chain per path through the groups (one plan of each), named after what differs."""
+    """One `order` chain per path through each thread's groups (one plan of each), named after what differs."""
+    threads = sorted({g[0].thread for g in groups})
+    if len(threads) > 1:
+        for t in threads:
+            _thread_order([g for g in groups if g[0].thread == t], cs)
+        return
+    _thread_order(groups, cs)
+
+
+def _thread_order(groups: Sequence[Sequence[Planned]], cs: _Constraints) -> None:
     paths = list(itertools.product(*[list(g) for g in groups])) if groups else []
     for k, path in enumerate(paths):
         phases = [ph for p in path for ph in p.plan.phases]
@@ -128,9 +146,13 @@ def _order_constraints(groups: Sequence[Sequence[Planned]], cs: _Constraints) ->
             continue
         name = "order" if len(paths) == 1 else f"order_{path[-1].plan.obj if len(paths) <= 4 else k + 1}"
         if len(paths) > 1 and len({p.plan.obj for p in path}) > 1:
-            name = "order_" + "_".join(dict.fromkeys(p.plan.obj for p in path if len(groups[p.group]) > 1))
+            name = "order_" + "_".join(dict.fromkeys(p.plan.obj for p in path if len(_group(groups, p)) > 1))
         cs.add(name, T.in_order([ph.formula for ph in phases]),
                "in this order: " + ", ".join(f"{ph.name} ({_short(ph.english)})" for ph in phases))
+
+
+def _group(groups: Sequence[Sequence[Planned]], p: Planned) -> Sequence[Planned]:
+    return next(g for g in groups if p in g)
 
 
 def _short(english: str) -> str:
@@ -147,6 +169,9 @@ class _ModContext:
     cs: _Constraints
     no_drop: dict[str, _NoDrop]
     grippers: list[str]
+    step_objs: tuple[str, ...] = ()  # every object of the step (one plan each)
+    before: T.Plan | None = None  # the plan just before this step's in its thread ("only after that")
+    step: Any = None
 
 
 def _no_drop_mod(m: NoDrop, c: _ModContext) -> None:
@@ -184,6 +209,8 @@ def _no_move_mod(m: NoMove, c: _ModContext) -> None:
 def _while_mod(m: While, c: _ModContext) -> None:
     f = state_formula(m.state, c.world)
     last = c.plan.phases[-1]
+    c.world.warnings.append(f'read "while / keeping {state_words(m.state, c.world)}" as: it holds from the start '
+                            f"until {last.english}")
     c.cs.add(f"while_{c.plan.obj}", T.until(f, last.formula), f"the condition holds until {last.english}")
 
 
@@ -196,22 +223,97 @@ def _manner_mod(m: Manner, c: _ModContext) -> None:
     c.world.warnings.append(f'"{m.word}" is not expressible with the predicate library; ignored')
 
 
+def _deadline_mod(m: Deadline, c: _ModContext) -> None:
+    last = c.plan.phases[-1]
+    unit = "s" if m.unit == "s" else " frames"
+    c.cs.add(f"deadline_{c.plan.obj}", T.F_within(last.formula, m.bound, m.unit),
+             f"within {m.bound:g}{unit}: {last.english}")
+
+
+def spills(world: World, obj: str) -> Formula:
+    """"the mug spills": a quoted atom, since no predicate of the library measures spilling."""
+    return T.quoted(f"{world.label(obj)} spills")
+
+
+def _no_spill_mod(m: NoSpill, c: _ModContext) -> None:
+    t = m.target
+    objs = c.world.objs((t,), remember=False) if t is not None and not getattr(t, "pronoun", None) else \
+        [c.plan.obj]
+    for o in objs:
+        c.cs.add(f"no_spill_{o}", T.G(T.neg(spills(c.world, o))), f"{c.world.label(o)} never spills")
+
+
+def _at_most_one_mod(m: AtMostOne, c: _ModContext) -> None:
+    objs = list(c.step_objs)
+    if len(objs) < 2:
+        raise NLError('"at most one at a time" needs a step with several objects', text=c.world.text)
+    pairs = [T.conj(T.atom("holding", g, a), T.atom("holding", g, b))
+             for g in c.grippers for a, b in itertools.combinations(objs, 2)]
+    c.cs.add("one_at_a_time", T.G(T.neg(T.disj(*pairs))),
+             f"no gripper holds two of {', '.join(c.world.label(o) for o in objs)} at once")
+
+
+def _except_mod(m: Except, c: _ModContext) -> None:
+    """", not X": the step's destination relation (a placement) or its action on the object never meets X."""
+    o, w = c.plan.obj, c.world
+    x = w.np(m.target, exclude=(o,))
+    step = c.step
+    if step is not None and isinstance(step.dest, NP) and step.verb in ("place", "insert", "push", "pour"):
+        from .planner import _rel_for
+
+        rel = _rel_for(step.rel, x, w) if step.rel in (None, "to") else step.rel
+        f, what = T.rel_atom(rel, o, x), f"{w.label(o)} is never {T.rel_english(rel)} {w.label(x)}"
+    else:
+        pred = {"touch": "touching", "press": "touching", "push": "touching", "open": "touching",
+                "close": "touching", "turn_on": "touching", "turn_off": "touching", "reach": "near"}.get(
+            step.verb if step is not None else "", "holding")
+        f = T.disj(*[T.atom(pred, g, x) for g in c.grippers])
+        what = f"{w.label(x)} is never " + {"holding": "held", "touching": "touched", "near": "reached"}[pred]
+    w.warnings.append(f'read "not the {m.target.text}" as: {what}')
+    c.cs.add(f"not_{x}", T.G(T.neg(f)), what)
+
+
+def _only_after_mod(m: OnlyAfter, c: _ModContext) -> None:
+    if m.state is not None:
+        cond, words = state_formula(m.state, c.world), state_words(m.state, c.world)
+    elif c.before is not None:
+        cond, words = c.before.phases[-1].formula, c.before.phases[-1].english
+    else:
+        raise NLError('"only after that" needs a step before it', text=c.world.text)
+    c.cs.add(f"only_after_{c.plan.obj}", T.until(T.neg(c.plan.effect_formula()), cond),
+             f"not before {words}: {c.plan.phases[-1].english}")
+
+
+def _no_contact_mod(m: NoContact, c: _ModContext) -> None:
+    a = c.plan.obj if m.subject.pronoun else c.world.np(m.subject)
+    b = c.world.np(m.target, exclude=(a,))
+    c.cs.add(f"apart_{a}_{b}", T.G(T.neg(T.atom("touching", a, b))),
+             f"{c.world.label(a)} never touches {c.world.label(b)}")
+
+
 def _nothing(m: Modifier, c: _ModContext) -> None:
-    """ArmMod is read by the parser, AtEnd / KeepThere by `_held_to_end`."""
+    """ArmMod is read by the parser, AtEnd / KeepThere by `_held_to_end`, Duration by the planner; ByEnd asks
+    for what every step already requires."""
 
 
 _MOD_RULES: dict[type, Callable[[Any, _ModContext], None]] = {
     ArmMod: _nothing, AtEnd: _nothing, KeepThere: _nothing, NoDrop: _no_drop_mod, NoTouch: _no_touch_mod,
     NoLift: _no_lift_mod, NoGrasp: _no_grasp_mod, NoMove: _no_move_mod, While: _while_mod,
-    KeepState: _keep_state_mod, Manner: _manner_mod,
+    KeepState: _keep_state_mod, Manner: _manner_mod, ByEnd: _nothing, Duration: _nothing, Deadline: _deadline_mod,
+    NoSpill: _no_spill_mod, AtMostOne: _at_most_one_mod, Except: _except_mod, OnlyAfter: _only_after_mod,
+    NoContact: _no_contact_mod,
 }
 
 
-def _step_mods(p: Planned, world: World, cs: _Constraints, no_drop: dict[str, _NoDrop]) -> None:
+def _step_mods(p: Planned, flat: Sequence[Planned], world: World, cs: _Constraints,
+               no_drop: dict[str, _NoDrop]) -> None:
     """The constraints of a step's modifiers, for the grippers of the step (all of them when it names none)."""
-    g = world.grip(p.step.arm) if p.step.arm else None
+    g = world.grip(p.step.arm) if p.step.arm and p.step.arm.which != "each" else None
     grippers = list(g.names) if g else world.all_grippers()
-    ctx = _ModContext(p.plan, world, cs, no_drop, grippers)
+    objs = tuple(q.plan.obj for q in flat if q.step is p.step)
+    before = next((q.plan for q in reversed(flat[: flat.index(p)]) if q.step is not p.step and q.thread == p.thread),
+                  None)
+    ctx = _ModContext(p.plan, world, cs, no_drop, grippers, objs, before, p.step)
     for m in p.step.mods:
         _MOD_RULES[type(m)](m, ctx)
 
@@ -225,6 +327,13 @@ def _forbid(st: Forbid, grippers: list[str], world: World, cs: _Constraints, no_
             raise NLError('"never drop" needs an object mentioned before', text=world.text)
         for o in objs:
             _stress_no_drop(no_drop, o, grippers)
+        return
+    if st.action == "spill":
+        objs = world.objs(st.targets, remember=False) if st.targets else [n for g in world.recent[-1:] for n in g]
+        if not objs:
+            raise NLError('"never spill" needs an object mentioned before', text=world.text)
+        for o in objs:
+            cs.add(f"no_spill_{o}", T.G(T.neg(spills(world, o))), f"{world.label(o)} never spills")
         return
     names = [world.np(n) for n in st.targets]
     x = names[0]
@@ -246,10 +355,19 @@ def _rule(st: Rule, world: World, cs: _Constraints) -> None:
     states = list(st.states)
     if st.kind == "until" and isinstance(states[1].subject, NP) and states[1].subject.pronoun:
         states[1] = replace(states[1], subject=states[0].subject)
+    if st.kind == "at_most_one":
+        _at_most_one_rule(states[0], world, cs)
+        return
     fs = [state_formula(s, world) for s in states]
     who = subject_name(states[0], world)
     if st.kind == "never":
         cs.add(f"never_{who}", T.G(T.neg(fs[0])), "this never happens: " + state_words(states[0], world))
+    elif st.kind == "until" and _achieved(states[0]):
+        # "keep the sponge held until …": held is brought about first, so the rule starts when it first holds
+        world.warnings.append(f'"{state_words(states[0], world)} until …" starts when it first holds '
+                              "(it need not hold at the start)")
+        cs.add(f"keep_{who}", T.F(T.conj(fs[0], T.until(fs[0], fs[1]))),
+               f"once {state_words(states[0], world)}, it stays so until {state_words(states[1], world)}")
     elif st.kind == "until":
         cs.add(f"keep_{who}", T.until(fs[0], fs[1]),
                f"{state_words(states[0], world)} until {state_words(states[1], world)}")
@@ -259,6 +377,21 @@ def _rule(st: Rule, world: World, cs: _Constraints) -> None:
         cs.add(f"always_{who}", T.G(fs[0]), f"always {state_words(states[0], world)}")
     elif st.kind == "eventually":
         cs.add(f"eventually_{who}", T.F(fs[0]), f"at some point {state_words(states[0], world)}")
+
+
+def _achieved(st: State) -> bool:
+    """A state a task brings about by grasping (held, holding, lifted): "keep S until …" starts when S first holds."""
+    return not st.negated and st.pred in ("held", "holds", "lifted")
+
+
+def _at_most_one_rule(st: State, world: World, cs: _Constraints) -> None:
+    """"at most one arm holds X at a time": no two grippers hold X at once."""
+    x = world.np(st.obj) if isinstance(st.obj, NP) else None
+    grippers = world.all_grippers()
+    if x is None or len(grippers) < 2:
+        raise NLError('"at most one arm" needs two arms and an object', text=world.text)
+    pairs = [T.conj(T.atom("holding", a, x), T.atom("holding", b, x)) for a, b in itertools.combinations(grippers, 2)]
+    cs.add(f"one_holder_{x}", T.G(T.neg(T.disj(*pairs))), f"never more than one arm holds {world.label(x)}")
 
 
 def _statement(st: Statement, world: World, cs: _Constraints, no_drop: dict[str, _NoDrop]) -> None:
@@ -279,7 +412,7 @@ def _assemble(parsed: Parsed, world: World) -> tuple[Constraint, ...]:
     no_drop: dict[str, _NoDrop] = {}
     for i, p in enumerate(flat):
         _plan_constraints(p, _held_to_end(p, flat[i + 1 :]), cs, no_drop)
-        _step_mods(p, world, cs, no_drop)
+        _step_mods(p, flat, world, cs, no_drop)
     _order_constraints(groups, cs)
     for st in parsed.statements:
         _statement(st, world, cs, no_drop)
@@ -297,11 +430,16 @@ def _is_bimanual(parsed: Parsed) -> bool:
     return any(isinstance(n, Arm) and n.which != "default" for n in walk(parsed))
 
 
-def compile_ir(parsed: Parsed, text: str) -> CompileResult:
-    """A spec from a parsed description (its `text` is the task line and what errors quote); deterministic."""
+def compile_ir(parsed: Parsed, text: str, warnings: Sequence[str] = ()) -> CompileResult:
+    """A spec from a parsed description (its `text` is the task line and what errors quote); deterministic.
+    `warnings` (the front end's: spelling, synonyms, ignored words) come first in the result's warnings."""
     from ltlreward.spec import format_spec, validate_spec
 
     world = World(_is_bimanual(parsed), text)
+    world.warnings.extend(warnings)
+    if len({s.thread for s in parsed.steps}) > 1:
+        world.warnings.append("the left arm's steps and the right arm's steps are taken as simultaneous "
+                              "(no order between the two arms)")
     constraints = _assemble(parsed, world)
     if not constraints:
         raise NLError("the description produced no constraints", text=text)
@@ -314,7 +452,8 @@ def compile_ir(parsed: Parsed, text: str) -> CompileResult:
 
 def compile_rules(text: str) -> CompileResult:
     """Rules backend: parse the controlled English and build the spec from templates (deterministic)."""
-    return compile_ir(parse_text(text), text)
+    parsed, warnings = parse(text)
+    return compile_ir(parsed, text, warnings)
 
 
 def _used_entities(constraints: Sequence[Constraint]) -> set[str]:

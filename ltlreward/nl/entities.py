@@ -25,6 +25,8 @@ CONTAINERS = frozenset({"drawer", "cabinet", "dustbin", "bin", "box", "bowl", "b
                         "fridge", "cupboard", "glass", "hole", "slot", "socket", "trashcan", "dishwasher"})
 PEGS = frozenset({"peg", "plug", "pin", "rod", "stick", "key"})
 BUTTONS = frozenset({"button", "switch", "key", "buzzer", "lever"})
+FIXTURES = frozenset({"drawer", "door", "cabinet", "cupboard", "window", "fridge", "microwave", "oven", "dishwasher",
+                      "faucet", "tap", "handle", "knob", "lever", "switch", "button"})  # grasped, never lifted
 HEAD_SYNONYMS = {"cube": "block", "brick": "block", "bin": "dustbin", "trashcan": "dustbin",
                  "wastebasket": "dustbin", "wastebin": "dustbin", "puck": "puck"}
 COMPOUND_SYNONYMS = {("trash", "can"): "dustbin", ("garbage", "can"): "dustbin", ("trash", "bin"): "dustbin",
@@ -44,6 +46,8 @@ class World:
         self.recent: list[list[str]] = []  # object-role entity groups, most recent last
         self.warnings: list[str] = []
         self.last_arm: str | None = None
+        self.mentions: list[str] = []  # object entities in the order they were said (repeats included)
+        self.said_before: int | None = None  # while a step's arguments resolve: mentions before the step
 
     # -- grippers
     def grip(self, arm: Arm | None) -> T.Grip:
@@ -96,10 +100,50 @@ class World:
         if name in self.heads[head]:
             self.heads[head].remove(name)
         self.heads[head].append(name)
+        self.mentions.append(name)
         return name
+
+    def head_of(self, name: str) -> str:
+        """The canonical head noun of an entity ("" for a gripper)."""
+        return next((h for h, ns in self.heads.items() if name in ns), "")
+
+    def container(self, exclude: tuple[str, ...] = ()) -> str:
+        """The implied container of a bare "put X inside": the container said last (a warning says which)."""
+        for name in reversed(self.mentions):
+            if name not in exclude and self.head_of(name) in CONTAINERS:
+                self.warnings.append(f'bare "inside": read as inside {self.label(name)} (the container said last)')
+                return name
+        raise NLError('"inside" needs a container: say inside what (e.g. "put the sponge in the sink")',
+                      text=self.text, suggestion="put the cup in the drawer")
+
+    def start_of(self, obj: str) -> str:
+        """A region entity for where `obj` was at the start ("put it back where it was"), with a warning."""
+        name = ident(f"{obj}_start")
+        if name not in self.entities:
+            prompt = f"starting position of the {self.entities[obj].prompt}"
+            self.entities[name] = Entity(name, prompt, "region")
+            self.warnings.append(f'"where it was": the region entity {name} ("{prompt}"); its grounding must '
+                                 f"give where {self.label(obj)} started")
+        return name
+
+    def _one(self, np: NP, exclude: tuple[str, ...]) -> NP:
+        """"the blue one" → "the blue block": the head of the object said last (a warning says so)."""
+        before = self.mentions if self.said_before is None else self.mentions[: self.said_before]
+        prev = next(iter(reversed(before)), None)
+        if prev is None:
+            raise NLError(f'"{np.text}": "one" does not refer to anything mentioned before', text=self.text)
+        head = self.head_of(prev)
+        text = np.text.rsplit(" ", 1)[0] + f" {head}"
+        self.warnings.append(f'read "the {np.text}" as "the {text}"')
+        return NP(head=head, words=np.words, colour=np.colour, size=np.size, ordinal=np.ordinal, place=np.place,
+                  text=text)
 
     def np(self, np: NP, *, exclude: tuple[str, ...] = ()) -> str:
         """Entity name for a singular noun phrase (pronouns resolve to the most recent other object)."""
+        if np.pronoun == "container":
+            return self.container(exclude)
+        if np.one:
+            np = self._one(np, exclude)
         if np.pronoun:
             for group in reversed(self.recent):
                 cands = [n for n in group if n not in exclude]
@@ -173,4 +217,4 @@ def ident(s: str) -> str:
     return s if s and not s[0].isdigit() else f"e_{s}"
 
 
-__all__ = ["BUTTONS", "CONTAINERS", "PEGS", "REGIONS", "SURFACES", "World", "ident"]
+__all__ = ["BUTTONS", "CONTAINERS", "FIXTURES", "PEGS", "REGIONS", "SURFACES", "World", "ident"]

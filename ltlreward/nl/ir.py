@@ -23,15 +23,16 @@ from typing import Any, Literal, get_args
 
 from .errors import NLError
 
-ArmWhich = Literal["left", "right", "both", "either", "other", "default"]
+ArmWhich = Literal["left", "right", "both", "either", "other", "default", "each"]
 Relation = Literal["on", "in", "at", "near", "above", "left", "right", "touch", "to"]
 Verb = Literal["pick", "place", "stack", "push", "reach", "touch", "open", "close", "open_gripper", "close_gripper",
                "press", "turn_on", "turn_off", "lift", "handover", "insert", "pour", "rank", "hold", "release"]
 Predicate = Literal["on", "in", "at", "near", "above", "left", "right", "touch", "holds", "held", "lifted", "open",
                     "closed", "moving", "still", "visible", "switched_on", "switched_off", "pressed"]
 StackKind = Literal["bottom_up", "top_down", "bottom_is", "top_is"]
-RuleKind = Literal["never", "until", "at_end", "always", "eventually"]
-BannedAction = Literal["drop", "touch", "contact", "lift", "move"]
+RuleKind = Literal["never", "until", "at_end", "always", "eventually", "at_most_one"]
+BannedAction = Literal["drop", "touch", "contact", "lift", "move", "spill"]
+TimeUnit = Literal["s", "frames"]
 
 
 class IRError(NLError):
@@ -68,8 +69,14 @@ class NP:
     size: str | None = None  # canonical size word: large / medium / small
     ordinal: int | None = None
     place: str | None = None  # left / right / top / bottom / middle used as an adjective
-    pronoun: str | None = None  # "it" / "them"
+    pronoun: str | None = None  # "it" / "them"; "container": the implied container of a bare "put X inside"
     text: str = ""
+    one: bool = False  # "the blue one": the head noun is the one of the object said before
+
+
+@dataclass(frozen=True)
+class Start:
+    """"back where it was": the starting position of the step's object (a region entity named after it)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,8 @@ class Plural:
 
 @dataclass(frozen=True)
 class Arm:
-    """Which gripper: left, right, both, either, other (the one not named before) or default."""
+    """Which gripper: left, right, both, either, other (the one not named before), each (one object per arm) or
+    default."""
 
     which: ArmWhich
 
@@ -211,7 +219,92 @@ class AtEnd:
     """"… at the end": the step's end state is held to the end."""
 
 
-Modifier = ArmMod | NoDrop | NoTouch | NoLift | NoGrasp | NoMove | While | KeepThere | KeepState | Manner | AtEnd
+@dataclass(frozen=True)
+class ByEnd:
+    """"… before the end": the step is done by the end of the video (what every step already requires)."""
+
+
+def _amount(node: object, bound: float, unit: str) -> None:
+    _one_of(node, "unit", unit, TimeUnit)
+    if not isinstance(bound, (int, float)) or bound <= 0 or (unit == "frames" and bound != int(bound)):
+        raise IRError(f"{type(node).__name__}.bound must be a positive {'whole ' if unit == 'frames' else ''}"
+                      f"number, got {bound!r}")
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """"within 5 seconds", "in under 20 frames": the step's last phase happens within `bound` of the start."""
+
+    bound: float
+    unit: TimeUnit = "s"
+
+    def __post_init__(self) -> None:
+        _amount(self, self.bound, self.unit)
+
+
+@dataclass(frozen=True)
+class Duration:
+    """"hold it up for at least 2 s": the step's end state holds for `bound` without a break."""
+
+    bound: float
+    unit: TimeUnit = "s"
+
+    def __post_init__(self) -> None:
+        _amount(self, self.bound, self.unit)
+
+
+@dataclass(frozen=True)
+class NoSpill:
+    """"without spilling (it)": the object (None = the step's own) never spills (a quoted atom: no predicate
+    measures spilling)."""
+
+    target: NP | Plural | None = None
+
+    def __post_init__(self) -> None:
+        _typed(self, "target", self.target, _THING, optional=True)
+
+
+@dataclass(frozen=True)
+class AtMostOne:
+    """"carrying at most one at a time": no gripper ever holds two of the step's objects at once."""
+
+
+@dataclass(frozen=True)
+class Except:
+    """"…, not the bowl": what the step does to its object (or its destination) never happens to `target`."""
+
+    target: NP
+
+    def __post_init__(self) -> None:
+        _typed(self, "target", self.target, (NP,))
+
+
+@dataclass(frozen=True)
+class OnlyAfter:
+    """"only after the door is open" / "and only after that …": the step's effect does not happen before the
+    state holds (None = before the previous step's last phase)."""
+
+    state: State | None = None
+
+    def __post_init__(self) -> None:
+        _typed(self, "state", self.state, (State,), optional=True)
+
+
+@dataclass(frozen=True)
+class NoContact:
+    """"without letting it touch the laptop": the subject (the step's object when a pronoun) never touches the
+    target."""
+
+    subject: NP
+    target: NP
+
+    def __post_init__(self) -> None:
+        _typed(self, "subject", self.subject, (NP,))
+        _typed(self, "target", self.target, (NP,))
+
+
+Modifier = (ArmMod | NoDrop | NoTouch | NoLift | NoGrasp | NoMove | While | KeepThere | KeepState | Manner | AtEnd
+            | ByEnd | Deadline | Duration | NoSpill | AtMostOne | Except | OnlyAfter | NoContact)
 MODIFIERS: tuple[type, ...] = get_args(Modifier)
 
 
@@ -254,7 +347,7 @@ class Step:
 
     verb: Verb
     objs: tuple[NP | Plural, ...] = ()
-    dest: NP | Arm | None = None  # where the objects go; an Arm for a handover's receiver
+    dest: NP | Arm | Start | None = None  # where the objects go; an Arm for a handover's receiver
     rel: Relation | None = None  # the destination's relation as said ("to" = the template's default)
     src: NP | Arm | None = None  # "from the table" (noted only) or a handover's giver
     arm: Arm | None = None  # the arm doing the step (the last ArmMod, or for reach its arm argument)
@@ -263,11 +356,12 @@ class Step:
     contents: NP | None = None  # pour: what is poured ("pour the water from the cup …")
     stack: StackOrder | None = None  # stack: the order (None = bottom-up)
     row: RowOrder | None = None  # rank: how the row is ordered
+    thread: int = 0  # steps of different threads are not ordered ("Left arm: … Right arm: …"); 0 = the main one
 
     def __post_init__(self) -> None:
         _one_of(self, "verb", self.verb, Verb)
         _typed(self, "objs", self.objs, _THING)
-        _typed(self, "dest", self.dest, (NP, Arm), optional=True)
+        _typed(self, "dest", self.dest, (NP, Arm, Start), optional=True)
         _one_of(self, "rel", self.rel, Relation, optional=True)
         _typed(self, "src", self.src, (NP, Arm), optional=True)
         _typed(self, "arm", self.arm, (Arm,), optional=True)
@@ -292,7 +386,8 @@ class Forbid:
 
 @dataclass(frozen=True)
 class Rule:
-    """A state rule: never S / S until S' / at the end S / always S / eventually S."""
+    """A state rule: never S / S until S' / at the end S / always S / eventually S / at most one arm at a time
+    (the state's subject stands for each arm in turn)."""
 
     kind: RuleKind
     states: tuple[State, ...] = ()
@@ -333,7 +428,7 @@ class Parsed:
 
 
 # ------------------------------------------------------------------------------------------ JSON
-NODES: dict[str, type] = {c.__name__: c for c in (NP, Plural, Arm, State, *MODIFIERS, StackOrder, RowOrder, Step,
+NODES: dict[str, type] = {c.__name__: c for c in (NP, Plural, Arm, Start, State, *MODIFIERS, StackOrder, RowOrder, Step,
                                                    Forbid, Rule, Parsed)}
 
 
@@ -385,7 +480,8 @@ def walk(node: Any) -> Iterator[Any]:
             yield from walk(getattr(node, f.name))
 
 
-__all__ = ["MODIFIERS", "NODES", "NP", "Arm", "ArmMod", "ArmWhich", "AtEnd", "BannedAction", "Forbid", "IRError",
-           "KeepState", "KeepThere", "Manner", "Modifier", "NoDrop", "NoGrasp", "NoLift", "NoMove", "NoTouch", "Parsed",
-           "Plural", "Predicate", "Relation", "RowOrder", "Rule", "RuleKind", "StackKind", "StackOrder", "State",
-           "Statement", "Step", "Thing", "Verb", "While", "from_json", "to_json", "walk"]
+__all__ = ["MODIFIERS", "NODES", "NP", "Arm", "ArmMod", "ArmWhich", "AtEnd", "AtMostOne", "BannedAction", "ByEnd",
+           "Deadline", "Duration", "Except", "Forbid", "IRError", "KeepState", "KeepThere", "Manner", "Modifier",
+           "NoContact", "NoDrop", "NoGrasp", "NoLift", "NoMove", "NoSpill", "NoTouch", "OnlyAfter", "Parsed", "Plural",
+           "Predicate", "Relation", "RowOrder", "Rule", "RuleKind", "StackKind", "StackOrder", "Start", "State",
+           "Statement", "Step", "Thing", "TimeUnit", "Verb", "While", "from_json", "to_json", "walk"]

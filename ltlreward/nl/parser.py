@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from lark import Lark, Token, Transformer, Tree
 from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
@@ -26,20 +27,29 @@ from .ir import (
     Arm,
     ArmMod,
     AtEnd,
+    AtMostOne,
+    ByEnd,
+    Deadline,
+    Duration,
+    Except,
     Forbid,
     KeepState,
     KeepThere,
     Manner,
+    NoContact,
     NoDrop,
     NoGrasp,
     NoLift,
     NoMove,
+    NoSpill,
     NoTouch,
+    OnlyAfter,
     Parsed,
     Plural,
     RowOrder,
     Rule,
     StackOrder,
+    Start,
     State,
     Statement,
     Step,
@@ -124,6 +134,10 @@ class _ToIR(Transformer):
     def pronoun(self, c):
         return NP(pronoun="it", text="it")
 
+    def np_one(self, c):  # "the blue one": the head is filled in from the object said before
+        adjs = next((x.words for x in c if isinstance(x, _Words)), ())
+        return replace(_make_np(adjs, ("one",), None), one=True)
+
     def _plural(self, c, colours=(), sizes=()):
         count = None
         adjs: tuple[str, ...] = ()
@@ -195,6 +209,9 @@ class _ToIR(Transformer):
     def arm_either(self, c):
         return Arm("either")
 
+    def arm_each(self, c):
+        return Arm("each")
+
     def arm_default(self, c):
         return Arm("default")
 
@@ -208,6 +225,12 @@ class _ToIR(Transformer):
 
     def where_to(self, c):
         return _Where("to", c[0])
+
+    def where_start(self, c):
+        return _Where("at", Start())
+
+    def where_implicit(self, c):
+        return _Where("in", NP(pronoun="container", text="inside"))
 
     def src(self, c):
         return _From(c[0])
@@ -266,6 +289,38 @@ class _ToIR(Transformer):
 
     def at_end_mod(self, c):
         return AtEnd()
+
+    def by_end(self, c):
+        return ByEnd()
+
+    def deadline(self, c):
+        return Deadline(*_amount(c))
+
+    def duration(self, c):
+        return Duration(*_amount(c))
+
+    def no_spill(self, c):
+        return NoSpill(_thing(c))
+
+    def at_most_one(self, c):
+        return AtMostOne()
+
+    def except_(self, c):
+        return Except(c[-1])
+
+    def only_after(self, c):
+        return OnlyAfter(c[-1])
+
+    def no_contact(self, c):
+        nps = [x for x in c if isinstance(x, NP)]
+        subject = nps[0] if len(nps) == 2 else NP(pronoun="it", text="it")
+        return NoContact(subject, nps[-1])
+
+    def strict_link(self, c):
+        return _STRICT
+
+    def cover(self, c):  # "cover the pot with the lid" = put the lid on the pot
+        return self._step("place", [c[1], _Where("on", c[0])])
 
     # ------------------------------------------------------------------------------------- verb frames
     def _step(self, verb, c, **fields):
@@ -437,8 +492,31 @@ class _ToIR(Transformer):
             arm = s.arm_arg
         return replace(s, mods=mods + s.mods, arm=arm)
 
+    def and_link(self, c):
+        return _AND
+
     def chain(self, c):
-        return [s for s in c if isinstance(s, Step)]
+        out: list[Step] = []
+        strict = joined = False
+        for x in c:
+            if x is _STRICT:
+                strict = True
+            elif x is _AND:
+                joined = True
+            elif isinstance(x, Step):
+                if strict and out:
+                    x = replace(x, mods=(*x.mods, OnlyAfter()))
+                out.append(_Role(x.arm) if joined and _alongside(out[-1], x) else None)
+                out.append(x)
+                strict = joined = False
+        return [x for x in out if x is not None]
+
+    def role(self, c):  # "Left arm: …": the sentence's steps are done by that arm unless they name another
+        arm, steps = c[0], next(x for x in c if isinstance(x, list))
+        rest = [x for x in c[1:] if not isinstance(x, list)]
+        out = [replace(s, arm=s.arm or arm, mods=(ArmMod(arm), *s.mods) if s.arm is None else s.mods)
+               if isinstance(s, Step) else s for s in steps if not isinstance(s, _Role)]
+        return [_Role(arm), *out, *rest]
 
     def after_pre(self, c):  # after A, B  → A then B
         a, b = c
@@ -497,6 +575,16 @@ class _ToIR(Transformer):
 
     def keep_until(self, c):
         return Rule("until", (c[0], c[1]))
+
+    def hold_until(self, c):  # "don't let go of the sponge until …" = keep the sponge held until …
+        np_, state = next(x for x in c if isinstance(x, NP)), c[-1]
+        return Rule("until", (State(np_, "held"), state))
+
+    def at_most_one_holds(self, c):
+        return Rule("at_most_one", (State(Arm("either"), "holds", c[-1]),))
+
+    def neg_spill(self, c):
+        return Forbid("spill", tuple(x for x in c if isinstance(x, (NP, Plural))))
 
     def at_end(self, c):
         return Rule("at_end", (c[-1],))
@@ -577,17 +665,70 @@ class _ToIR(Transformer):
     def start(self, c):
         steps: list[Step] = []
         statements: list[Statement] = []
+        roles: list[tuple[Arm, int]] = []  # each role sentence's arm and its first step
         for x in c:
             for y in x if isinstance(x, list) else [x]:
-                if isinstance(y, Step):
+                if isinstance(y, _Role):
+                    roles.append((y.arm, len(steps)))
+                elif isinstance(y, Step):
                     steps.append(y)
                 elif isinstance(y, Statement):
                     statements.append(y)
-        return Parsed(tuple(steps), tuple(statements))
+        return Parsed(_threads(steps, roles), tuple(statements))
 
 
 for _alias, _rel in _REL_ALIASES.items():
     setattr(_ToIR, _alias, (lambda r: lambda self, c: r)(_rel))
+
+
+@dataclass(frozen=True)
+class _Role:
+    """Marks where a role sentence ("Left arm: …") starts in the step list."""
+
+    arm: Arm
+
+
+_STRICT = object()  # the "and only after that" link between two steps
+_AND = object()  # a plain "and" between two steps
+
+
+def _alongside(a: Step, b: Step) -> bool:
+    """"A with the left arm and B with the right arm": two steps of two different named arms joined by "and",
+    on objects of their own (no pronoun back to A), run at the same time."""
+    arms = {getattr(s.arm, "which", None) for s in (a, b)}
+    if arms != {"left", "right"} or any(isinstance(o, NP) and o.pronoun for o in b.objs):
+        return False
+    acted_on = {o.head for o in a.objs if isinstance(o, (NP, Plural))}
+    return not (isinstance(b.dest, NP) and (b.dest.pronoun or b.dest.head in acted_on))  # "… puts it into it"
+
+
+def _threads(steps: list[Step], roles: list[tuple[Arm, int]]) -> tuple[Step, ...]:
+    """Role sentences of two different arms ("Left arm: … Right arm: …") are threads with no order between
+    them (thread 1 = the left arm's sentences, 2 = the right arm's), when every step is in such a sentence."""
+    if roles and roles[0][1] != 0 and steps[0].arm is not None:  # "A with the left arm and B with the right"
+        roles = [(steps[0].arm, 0), *roles]
+    arms = {a.which for a, _ in roles}
+    if not (arms == {"left", "right"} and roles and roles[0][1] == 0):
+        return tuple(steps)
+    out = list(steps)
+    bounds = [i for _, i in roles] + [len(steps)]
+    for (arm, lo), hi in zip(roles, bounds[1:], strict=True):
+        for i in range(lo, hi):
+            out[i] = replace(out[i], thread=1 if arm.which == "left" else 2)
+    return tuple(out)
+
+
+def _amount(c: list) -> tuple[float, str]:
+    """(bound, unit) of "5 seconds", "a second", "20 frames" (the tokens of an _amount)."""
+    toks = [str(t) for t in c if isinstance(t, Token)]
+    num = next((t for t in toks if re.fullmatch(r"\d+(\.\d+)?", t) or t in COUNTS or t in ("a", "one")), "1")
+    value = float(num) if num[0].isdigit() else float(COUNTS.get(num, 1))
+    unit = toks[-1]
+    if unit in ORDINALS and unit != "second":
+        raise _SemanticError(f'"{num} {unit}" is not a duration; say "{num} seconds" or "{num} frames"')
+    if unit in ("frames", "frame", "steps", "step", "timesteps"):
+        return int(value) if value == int(value) else value, "frames"
+    return value, "s"
 
 
 @dataclass(frozen=True)
@@ -674,7 +815,9 @@ def _sentence_bounds(text: str, pos: int) -> tuple[int, int]:
     return lo, hi
 
 
-def _syntax_error(text: str, exc: UnexpectedInput) -> NLError:
+def _syntax_error(text: str, exc: UnexpectedInput, norm: Any = None) -> NLError:
+    """The located error for a sentence the grammar rejects (`norm`: the normalised words it parsed, whose
+    offsets are mapped back to `text`)."""
     words = tokenize(text)
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         pos = words[-1][1] if words else 0
@@ -686,6 +829,8 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> NLError:
     if pos is None and isinstance(exc, UnexpectedToken):
         pos = exc.token.start_pos
     pos = pos or 0
+    if norm is not None:
+        pos = norm.original_pos(pos)
     lo, hi = _sentence_bounds(text, pos)
     # the unparsed span runs from the offending word to the end of its sentence
     span_text = text[pos:hi].strip()
@@ -720,8 +865,7 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> NLError:
 
 
 _FILLERS = re.compile(r"(^|[.!?;]\s*)((?:your|the|our|my) (?:task|goal|job|objective|mission) is to|"
-                      r"the robot(?:'s)? (?:task|goal|job) is to|task:|goal:|instruction:|"
-                      r"(?:please )?(?:could|can|would|will) you(?: please)?)", re.I)
+                      r"the robot(?:'s)? (?:task|goal|job) is to|task:|goal:|instruction:)", re.I)
 
 
 def _blank_fillers(text: str) -> str:
@@ -731,15 +875,51 @@ def _blank_fillers(text: str) -> str:
 
 def parse_text(text: str) -> Parsed:
     """Parse an English task description into steps and statements; raise NLError on anything not covered."""
+    return parse(text)[0]
+
+
+def parse(text: str) -> tuple[Parsed, tuple[str, ...]]:
+    """The description's IR and the normaliser's warnings (spelling, synonyms, ignored words; see normalise.py).
+
+    The grammar parses the normalised words one sentence at a time (Earley's cost grows faster than the
+    length); a sentence it rejects is tried once more made active (passive → active), and when that fails
+    too the first error is raised, located in the original text."""
+    from .normalise import normalise, sentences
+
     if not text.strip() or not tokenize(text):
         raise NLError("empty task description", text=text, suggestion=SUPPORTED_PHRASES[3])
+    kw = keywords()
+    norm = replace(normalise(_blank_fillers(text), kw), original=text)
+    children: list = []
+    for sent in sentences(norm):
+        children += _parse_sentence(sent, kw, text).children
     try:
-        tree: Tree = _lark().parse(_blank_fillers(text.lower()))
-    except UnexpectedInput as exc:
-        raise _syntax_error(text, exc) from None
-    try:
-        return _ToIR().transform(tree)
+        return _ToIR().transform(Tree("start", children)), norm.warnings
     except VisitError as exc:
         if isinstance(exc.orig_exc, _SemanticError):
             raise NLError(str(exc.orig_exc), text=text, suggestion=suggest(text)) from None
+        if isinstance(exc.orig_exc, NLError):
+            raise exc.orig_exc from None
         raise
+
+
+def _parse_sentence(sent: Any, kw: frozenset[str], text: str) -> Tree:
+    """One normalised sentence's tree (the passive retry on failure); NLError located in `text`."""
+    from .normalise import passive_to_active
+
+    try:
+        return _lark().parse(sent.text)
+    except UnexpectedInput as exc:
+        active = passive_to_active(sent, kw)
+        tree = _try_parse(active.text) if active is not None else None
+        if tree is None:
+            raise _syntax_error(text, exc, sent) from None
+        return tree
+
+
+def _try_parse(text: str) -> Tree | None:
+    """The tree of `text`, or None when the grammar rejects it."""
+    try:
+        return _lark().parse(text)
+    except UnexpectedInput:
+        return None

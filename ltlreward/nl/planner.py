@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from . import templates as T
-from .entities import BUTTONS, CONTAINERS, PEGS, World
+from .entities import BUTTONS, CONTAINERS, FIXTURES, PEGS, World
 from .errors import NLError
-from .ir import NP, Arm, Parsed, Plural, RowOrder, StackOrder, Step
+from .ir import NP, Arm, Duration, Parsed, Plural, RowOrder, StackOrder, Start, Step
 
 Held = dict[str, T.Grip | None]  # object → the grip holding it after the steps so far (None: put down)
 
@@ -29,6 +29,7 @@ class Planned:
     plan: T.Plan
     step: Step
     group: int
+    thread: int = 0  # plans of different threads are not ordered (the step's thread)
 
 
 # ------------------------------------------------------------------------------------------ per object
@@ -72,7 +73,12 @@ def _rel_for(rel: str | None, dest: str, world: World) -> str:
 def _pick(a: _Act) -> T.Plan | None:
     """pick / hold / lift: reach, grasp, lift (both arms together: a two-arm lift)."""
     if a.held.get(a.obj) == a.grip:
+        if any(isinstance(m, Duration) for m in a.step.mods):  # "… and hold it up for 2 s": a phase of its own
+            return T.keep_held(a.grip, a.obj, a.on)
         return None  # already held up by this gripper ("pick up the cup and hold it")
+    if a.head in FIXTURES and a.step.verb == "pick":
+        a.world.warnings.append(f'{a.on} is fixed in place: "grasp" is read as reaching and grasping it, no lift')
+        return T.grasp_fixture(a.grip, a.obj, a.on)
     return T.two_arm_lift(a.grip, a.obj, a.on) if a.grip.together else T.pick(a.grip, a.obj, a.on)
 
 
@@ -92,8 +98,17 @@ def _push(a: _Act) -> T.Plan:
     """push / slide: to the destination (at it unless said), or along; a button pushed is pressed."""
     if a.dest is None and a.head in BUTTONS:
         return T.press(a.grip, a.obj, a.on)
+    if a.dest is not None and a.held.get(a.obj) is not None and a.held.get(a.obj) == a.grip:
+        return _place(a)  # "pick up the peg, then push it into the hole": a held object is placed (inserted)
     rel = None if a.dest is None else ("at" if a.step.rel in (None, "to") else a.step.rel)
     return T.push(a.grip, a.obj, a.on, rel, a.dest, a.world.label(a.dest) if a.dest else None)
+
+
+def _touch(a: _Act) -> T.Plan:
+    """touch / hit: reach and touch (a button touched is not pressed: a warning says to say "press")."""
+    if a.head in BUTTONS:
+        a.world.warnings.append(f'touching {a.on} does not press it; say "press" if it must be pressed')
+    return T.touch(a.grip, a.obj, a.on)
 
 
 def _pour(a: _Act) -> T.Plan:
@@ -109,7 +124,7 @@ def _articulate(a: _Act) -> T.Plan:
 
 _OBJECT_TEMPLATES: dict[str, Callable[[_Act], T.Plan | None]] = {
     "pick": _pick, "hold": _pick, "lift": _pick, "place": _place, "insert": _place, "push": _push,
-    "reach": lambda a: T.reach(a.grip, a.obj, a.on), "touch": lambda a: T.touch(a.grip, a.obj, a.on),
+    "reach": lambda a: T.reach(a.grip, a.obj, a.on), "touch": _touch,
     "open": _articulate, "close": _articulate, "turn_on": _articulate, "turn_off": _articulate,
     "press": lambda a: T.press(a.grip, a.obj, a.on), "pour": _pour,
     "release": lambda a: T.release(a.grip, a.obj, a.on),
@@ -117,12 +132,19 @@ _OBJECT_TEMPLATES: dict[str, Callable[[_Act], T.Plan | None]] = {
 
 
 def _arguments(step: Step, world: World) -> tuple[str | None, list[str]]:
-    """The step's destination entity and object entities, resolved in the order they were said (a pronoun
-    destination is another object than the step's own); a source is noted as an entity only."""
+    """The step's destination entity and object entities, resolved in the order they were said (a pronoun or
+    implied destination is another object than the step's own; "where it was" is the object's start region); a
+    source is noted as an entity only."""
+    world.said_before = len(world.mentions)  # "the blue one" names the head of an object said before this step
     dest = world.np(step.dest) if isinstance(step.dest, NP) and not step.dest.pronoun else None
     objs = world.objs(step.objs, remember=False)
+    world.said_before = None
     if isinstance(step.dest, NP) and step.dest.pronoun:
         dest = world.np(step.dest, exclude=tuple(objs))
+    if isinstance(step.dest, Start):
+        if len(objs) != 1:
+            raise NLError('"back where it was" needs one object', text=world.text)
+        dest = world.start_of(objs[0])
     if objs:
         world.recent.append(objs)
     if isinstance(step.src, NP):
@@ -138,13 +160,35 @@ def _object_step(step: Step, world: World, held: Held) -> list[list[T.Plan]]:
     if template is None:  # pragma: no cover - every verb of the IR has a template or a step handler
         raise NLError(f"no template for verb {step.verb!r}", text=world.text)
     dest, objs = _arguments(step, world)
+    grips = _each_arm(objs, world) if step.arm is not None and step.arm.which == "each" else None
     plans = []
-    for o in objs:
+    for i, o in enumerate(objs):
         g = world.grip(step.arm) if step.arm is not None or held.get(o) is None else held[o]
-        plan = template(_Act(step, world, held, o, g, dest))
+        plan = template(_Act(step, world, held, o, grips[i] if grips else g, dest))
         if plan is not None:
-            plans.append(plan)
+            plans.append(_with_duration(plan, step))
     return [plans]
+
+
+def _each_arm(objs: list[str], world: World) -> list[T.Grip]:
+    """"each arm … one of the two bottles": the left arm takes the first object, the right arm the second."""
+    if len(objs) != 2:
+        raise NLError(f'"each arm" needs one object per arm (two), got {len(objs)}', text=world.text)
+    grips = [world.grip(Arm("left")), world.grip(Arm("right"))]
+    world.warnings.append(f'"each arm": {grips[0].label} takes {world.label(objs[0])}, {grips[1].label} takes '
+                          f"{world.label(objs[1])} (at the same time)")
+    return grips
+
+
+def _with_duration(plan: T.Plan, step: Step) -> T.Plan:
+    """A step with a duration ("for at least 2 s"): its last phase must hold that long without a break."""
+    d = next((m for m in step.mods if isinstance(m, Duration)), None)
+    if d is None:
+        return plan
+    last = plan.phases[-1]
+    unit = "s" if d.unit == "s" else " frames"
+    held = T.Phase(last.name, T.G_for(last.formula, d.bound, d.unit), f"{last.english} for {d.bound:g}{unit}")
+    return replace(plan, phases=[*plan.phases[:-1], held])
 
 
 # ------------------------------------------------------------------------------------------ per step
@@ -249,7 +293,7 @@ def plan_steps(parsed: Parsed, world: World) -> list[list[Planned]]:
     for step in map(_as_planned, parsed.steps):
         for plans in _STEP_HANDLERS.get(step.verb, _object_step)(step, world, held):
             if plans:
-                groups.append([Planned(p, step, len(groups)) for p in plans])
+                groups.append([Planned(p, step, len(groups), step.thread) for p in plans])
             for p in plans:
                 held.update(p.held_after)
     return groups

@@ -23,6 +23,11 @@ def state_formula(st: State, world: World) -> Formula:
     obj = None
     if isinstance(st.obj, NP):
         obj = world.np(st.obj, exclude=(s,) if s else ())
+    elif isinstance(st.obj, Arm) and st.pred == "touch":  # "the left arm never touches the right arm"
+        other = world.grip(st.obj)
+        if len(other.names) != 1:
+            raise NLError("name one arm it touches (the left or the right arm)", text=world.text)
+        obj = other.names[0]
     p = st.pred
     if p in ("on", "in", "at", "near", "above", "left", "right", "touch", "holds"):
         if obj is None:

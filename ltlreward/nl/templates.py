@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from ltlreward.spec.ast import Atom, Binary, Call, Formula, Quoted, Unary
+from ltlreward.spec.ast import Atom, Binary, Call, Formula, Interval, Quoted, Unary
 
 # ------------------------------------------------------------------------------------ formula helpers
 
@@ -51,6 +51,23 @@ def F(f: Formula) -> Formula:
 
 def G(f: Formula) -> Formula:
     return Unary("G", f)
+
+
+def F_within(f: Formula, bound: float, unit: str) -> Formula:
+    """F[0,bound] f: f happens within `bound` seconds ("s") or frames of now."""
+    return Unary("F", f, _interval(bound, unit))
+
+
+def G_for(f: Formula, bound: float, unit: str) -> Formula:
+    """G[0,bound] f: f holds for `bound` seconds ("s") or frames from now, without a break."""
+    return Unary("G", f, _interval(bound, unit))
+
+
+def _interval(bound: float, unit: str) -> Interval:
+    """[0, bound] in seconds ("s") or whole frames."""
+    if unit == "s":
+        return Interval(0.0, float(bound), "s")
+    return Interval(0, int(bound), "f")
 
 
 def implies(a: Formula, b: Formula) -> Formula:
@@ -125,6 +142,11 @@ class Plan:
     carried: dict[str, Carried] = field(default_factory=dict)  # objects it carries (they get a no-drop rule)
     held_after: dict[str, Grip | None] = field(default_factory=dict)
     obj: str = ""
+    effect: Formula | None = None  # what the step brings about ("only after …" forbids it before); None = last phase
+
+    def effect_formula(self) -> Formula:
+        """The step's effect: its own `effect`, else its last phase's formula."""
+        return self.effect if self.effect is not None else self.phases[-1].formula
 
 
 def rel_atom(rel: str, obj: str, dest: str) -> Formula:
@@ -153,7 +175,19 @@ def approach(g: Grip, o: str, on: str) -> list[Phase]:
 
 def pick(g: Grip, o: str, on: str) -> Plan:
     """Pick up / hold: reach, grasp, lift; at the end o is still held up."""
-    return Plan(approach(g, o, on), subject=(o,), carried={o: Carried(g.names)}, held_after={o: g}, obj=o)
+    return Plan(approach(g, o, on), subject=(o,), carried={o: Carried(g.names)}, held_after={o: g}, obj=o,
+                effect=g.holding(o))
+
+
+def grasp_fixture(g: Grip, o: str, on: str) -> Plan:
+    """Grasp something fixed in place (a drawer, a door): reach and grasp, no lift and nothing carried."""
+    return Plan(approach(g, o, on)[:2], subject=(), final=False, held_after={o: g}, obj=o, effect=g.holding(o))
+
+
+def keep_held(g: Grip, o: str, on: str) -> Plan:
+    """Hold what is already held up (a duration gives it its length): one phase, o held up."""
+    return Plan([Phase("hold", conj(g.holding(o), atom("lifted", o)), f"{g.label} holds {on} up")], subject=(o,),
+                carried={o: Carried(g.names)}, held_after={o: g}, obj=o)
 
 
 def place(g: Grip, o: str, on: str, rel: str, d: str, dn: str, *, skip_approach: bool = False) -> Plan:
@@ -164,7 +198,7 @@ def place(g: Grip, o: str, on: str, rel: str, d: str, dn: str, *, skip_approach:
         Phase("place", r, f"{on} is {rel_english(rel)} {dn}"),
         Phase("release", conj(r, g.not_holding(o)), f"{on} rests {rel_english(rel)} {dn}, released"),
     ]
-    return Plan(phases, subject=(o,), carried={o: Carried(g.names, (r,))}, held_after={o: None}, obj=o)
+    return Plan(phases, subject=(o,), carried={o: Carried(g.names, (r,))}, held_after={o: None}, obj=o, effect=r)
 
 
 def insert(g: Grip, o: str, on: str, d: str, dn: str, *, skip_approach: bool = False) -> Plan:
@@ -172,7 +206,7 @@ def insert(g: Grip, o: str, on: str, d: str, dn: str, *, skip_approach: bool = F
     r = atom("inside", o, d)
     phases = [] if skip_approach else approach(g, o, on)[:2]
     phases.append(Phase("insert", r, f"{on} is inserted into {dn}"))
-    return Plan(phases, subject=(o,), carried={o: Carried(g.names, (r,))}, held_after={o: g}, obj=o)
+    return Plan(phases, subject=(o,), carried={o: Carried(g.names, (r,))}, held_after={o: g}, obj=o, effect=r)
 
 
 def push(g: Grip, o: str, on: str, rel: str | None, d: str | None, dn: str | None) -> Plan:
@@ -206,13 +240,14 @@ def articulate(g: Grip, o: str, on: str, verb: str) -> Plan:
     name = {"open": "open", "close": "close", "turn_on": "switch_on", "turn_off": "switch_off"}[verb]
     return Plan([Phase("reach", g.near(o), f"{g.label} reaches {on}"),
                  Phase("contact", g.touching(o), f"{g.label} touches {on}"),
-                 Phase(name, state, f"{on} {what[verb]}")], subject=(o,), obj=o)
+                 Phase(name, state, f"{on} {what[verb]}")], subject=(o,), obj=o, effect=state)
 
 
 def press(g: Grip, o: str, on: str) -> Plan:
+    pressed = quoted(f"the {on[4:]} is pressed")
     return Plan([Phase("reach", g.near(o), f"{g.label} reaches {on}"),
-                 Phase("press", conj(g.touching(o), quoted(f"the {on[4:]} is pressed")),
-                       f"{g.label} presses {on} down")], subject=(), final=False, obj=o)
+                 Phase("press", conj(g.touching(o), pressed), f"{g.label} presses {on} down")], subject=(), final=False,
+                obj=o, effect=pressed)
 
 
 def gripper_state(g: Grip, opened: bool) -> Plan:
