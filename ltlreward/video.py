@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ltlreward.errors import VideoError
+from .errors import VideoError
 
 __all__ = [
     "Video",

@@ -549,7 +549,7 @@ class OverlayRenderer:
 
     def write(self, out_video: str | Path, *, crf: int = 23) -> Path:
         """Stream all overlay frames to an H.264 mp4 at the video's fps."""
-        from ltlreward.video import VideoWriter
+        from .video import VideoWriter
 
         writer = VideoWriter(out_video, self.fps, crf=crf)
         for _, canvas in self.frames_iter():

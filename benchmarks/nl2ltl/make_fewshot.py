@@ -6,7 +6,8 @@ rendered as IR text (ltlreward.nl.irtext). Descriptions the rules backend cannot
 spec that differs from the reference, are left out.
 
     .venv/bin/python benchmarks/nl2ltl/run.py --json /tmp/rules_dev.json          # rules, development set
-    .venv/bin/python benchmarks/nl2ltl/make_fewshot.py --rules-json /tmp/rules_dev.json [--out PATH]
+    .venv/bin/python benchmarks/nl2ltl/make_fewshot.py --rules-json /tmp/rules_dev.json --out PATH
+    # the shipped pool: --out ltlreward/data/nl_fewshot.jsonl (nothing tracked is written by default)
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default=str(HERE / "cases.jsonl"))
     ap.add_argument("--rules-json", required=True, help="run.py --json output of the rules backend on --cases")
-    ap.add_argument("--out", default=str(FEWSHOT_PATH))
+    ap.add_argument("--out", required=True, help=f"where the pool goes (the shipped one: {FEWSHOT_PATH})")
     args = ap.parse_args(argv)
     if "heldout" in Path(args.cases).name:
         raise SystemExit("few-shot examples come from the development set only, not a held-out set")

@@ -7,14 +7,14 @@ simulator sidecar, whose format is sidecar.py; color.py; models/ for the model g
 raster helpers are `ltlreward.raster`.
 """
 
-from ltlreward.grounding.base import OBSERVATION_FIELDS, Grounder, find_sidecar, sidecar_path_for
-from ltlreward.grounding.observations import (
+from .base import OBSERVATION_FIELDS, Grounder, find_sidecar, sidecar_path_for
+from .observations import (
     OBS_FORMAT_VERSION,
     Observations,
     load_observations,
     save_observations,
 )
-from ltlreward.grounding.registry import (
+from .registry import (
     GROUNDERS,
     GrounderInfo,
     available_grounders,

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ltlreward.grounding.observations import Observations
+from .observations import Observations
 
 if TYPE_CHECKING:
-    from ltlreward.spec.ast import Entity
-    from ltlreward.video import Video
+    from ..spec.ast import Entity
+    from ..video import Video
 
 # The Observations fields a grounder may fill; `Grounder.provides` is a subset of these. The predicate layer
 # compares a predicate's needs with it to say what is missing (e.g. "holding needs gripper_opening").

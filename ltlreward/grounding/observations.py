@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ltlreward.errors import GroundingError
-from ltlreward.grounding.camera import Camera, check_camera
+from ..errors import GroundingError
+from .camera import Camera, check_camera
 
 OBS_FORMAT_VERSION = 1
 SHAPES = ("box", "sphere", "cylinder")  # how an Extent's size is read (cylinder: vertical axis, size = d, d, h)

@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ltlreward.errors import GroundingError
-from ltlreward.grounding.observations import SHAPES as EXTENT_SHAPES
-from ltlreward.grounding.observations import Extent
-from ltlreward.raster import box_masks, mask_boxes, nearest_resize
+from ..errors import GroundingError
+from ..raster import box_masks, mask_boxes, nearest_resize
+from .observations import SHAPES as EXTENT_SHAPES
+from .observations import Extent
 
 if TYPE_CHECKING:
-    from ltlreward.grounding.backends.sidecar import Camera
+    from .backends.sidecar import Camera
 
 PROMPTS_VERSION = 1
 _TOP_KEYS = {"version", "frame", "entities", "camera", "support", "width", "height", "meta"}
@@ -214,7 +214,7 @@ def load_prompts(source: Any) -> Prompts:
 
 def parse_prompts(raw: Any, file: str = "<prompts>", base_dir: Path | None = None) -> Prompts:
     """Validate a decoded prompts object (see `load_prompts`), field by field in file order."""
-    from ltlreward.grounding.backends.sidecar import _camera, _Checker, _support
+    from .backends.sidecar import _camera, _Checker, _support
 
     c = _Checker(file)
     top = c.obj(raw, "(top level)", _TOP_KEYS)

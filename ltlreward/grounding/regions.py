@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ltlreward.errors import GroundingError
-from ltlreward.grounding.observations import Extent
+from ..errors import GroundingError
+from .observations import Extent
 
 if TYPE_CHECKING:
-    from ltlreward.grounding.camera import Camera
-    from ltlreward.grounding.observations import Observations
-    from ltlreward.spec.ast import Entity
+    from ..spec.ast import Entity
+    from .camera import Camera
+    from .observations import Observations
 
 GEOMETRY_HINTS = ("box", "center", "size")  # the hints that make a region entity static
 
@@ -61,7 +61,7 @@ class Region:
 
 def spec_regions(entities: tuple[Entity, ...]) -> dict[str, Region]:
     """The static regions a spec declares (region entities with box= or center=), by entity name."""
-    from ltlreward.spec.units import to_metres
+    from ..spec.units import to_metres
 
     out = {}
     for e in entities:
@@ -103,7 +103,7 @@ def apply_regions(obs: Observations, regions: Mapping[str, Region], where: str =
         centers[i] = ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
         vis[i] = 1.0
         if masks is not None:
-            from ltlreward.raster import box_masks
+            from ..raster import box_masks
 
             masks[i] = box_masks(b.astype(np.float32), H, W)[None]
         if r.metric:

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ltlreward.errors import GroundingError
-from ltlreward.grounding.base import OBSERVATION_FIELDS, Grounder, find_sidecar, sidecar_path_for
-from ltlreward.grounding.observations import Observations
-from ltlreward.registry import Registry
+from ..errors import GroundingError
+from ..registry import Registry
+from .base import OBSERVATION_FIELDS, Grounder, find_sidecar, sidecar_path_for
+from .observations import Observations
 
 if TYPE_CHECKING:
-    from ltlreward.spec.ast import Entity
-    from ltlreward.video import Video
+    from ..spec.ast import Entity
+    from ..video import Video
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def configured_model_backend(config: str | Path | None = None, models: dict[str,
     first (gdino-sam2, owlv2, sam3); a configured `vlm` is added to it ("+vlm") or used alone."""
     import tomllib
 
-    from ltlreward.grounding.backends.models.config import find_config  # light: no torch/transformers
+    from .backends.models.config import find_config  # light: no torch/transformers
 
     roles = set(models or {})
     path = find_config(config)
@@ -226,7 +226,7 @@ def configured_model_backend(config: str | Path | None = None, models: dict[str,
 def has_prompts(video_path: str | Path | None, prompts: Any = None) -> bool:
     """Whether a video has prompts: given ones (a Prompts, a dict, one file for every video, or a directory
     holding its `<stem>.prompts.json`), else the `<stem>.prompts.json` beside it."""
-    from ltlreward.grounding.prompts import find_prompts
+    from .prompts import find_prompts
 
     if prompts is not None and (not isinstance(prompts, (str, Path)) or not Path(prompts).is_dir()):
         return True  # a Prompts, a dict or a file (a missing file is then the track grounder's error)

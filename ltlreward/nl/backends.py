@@ -63,8 +63,7 @@ def bind_result(result: CompileResult, entities: str | Path | EntityNames) -> Co
     guessed matches join its warnings."""
     from dataclasses import replace
 
-    from ltlreward.spec import format_spec
-
+    from ..spec import format_spec
     from .bind import EntityNames, bind_entities, load_entity_names
 
     names = entities if isinstance(entities, EntityNames) else load_entity_names(entities)

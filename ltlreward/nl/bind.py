@@ -23,8 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ltlreward.spec.ast import Call, Formula, TaskSpec
-
+from ..spec.ast import Call, Formula, TaskSpec
 from .errors import NLError
 from .lexicon import singular
 

@@ -16,8 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ltlreward.spec.ast import Constraint, Formula, TaskSpec
-
+from ..spec.ast import Constraint, Formula, TaskSpec
 from . import templates as T
 from .entities import World, ident
 from .errors import NLError
@@ -433,7 +432,7 @@ def _is_bimanual(parsed: Parsed) -> bool:
 def compile_ir(parsed: Parsed, text: str, warnings: Sequence[str] = ()) -> CompileResult:
     """A spec from a parsed description (its `text` is the task line and what errors quote); deterministic.
     `warnings` (the front end's: spelling, synonyms, ignored words) come first in the result's warnings."""
-    from ltlreward.spec import format_spec, validate_spec
+    from ..spec import format_spec, validate_spec
 
     world = World(_is_bimanual(parsed), text)
     world.warnings.extend(warnings)
@@ -457,8 +456,8 @@ def compile_rules(text: str) -> CompileResult:
 
 
 def _used_entities(constraints: Sequence[Constraint]) -> set[str]:
-    from ltlreward.spec import atoms_of
-    from ltlreward.spec.ast import Atom
+    from ..spec import atoms_of
+    from ..spec.ast import Atom
 
     out: set[str] = set()
     for c in constraints:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ltlreward.spec.ast import Entity
-
+from ..spec.ast import Entity
 from . import templates as T
 from .errors import NLError
 from .ir import NP, Arm, Plural

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ltlreward.errors import LtlRewardError
+from ..errors import LtlRewardError
 
 
 class NLError(LtlRewardError):

@@ -33,9 +33,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ltlreward.errors import LtlRewardError
-from ltlreward.registry import Registry
-
+from ..errors import LtlRewardError
+from ..registry import Registry
 from .compiler import CompileResult, compile_ir
 from .errors import BackendError, NLError
 from .irtext import grammar, max_lines, noun_words, parse_ir_text
@@ -250,8 +249,8 @@ def self_check(result: CompileResult, *, samples: int = 2048, max_len: int = 6, 
     Boolean trace (monitor on `samples` random traces of lengths 1…max_len plus the all-true trace)."""
     import numpy as np
 
-    from ltlreward.ltlf import monitor
-    from ltlreward.spec import parse_spec, spec_atoms
+    from ..ltlf import monitor
+    from ..spec import parse_spec, spec_atoms
 
     if parse_spec(result.text, path="<llm spec>") != result.spec:
         raise NLError("the compiled spec does not re-parse to itself")

@@ -9,7 +9,7 @@ from .compiler import CompileResult
 
 def compile_command_dict(result: CompileResult) -> dict:
     """A JSON-ready dict of a compile result (for `ltlreward compile --json`)."""
-    from ltlreward.spec import explain_constraint, format_formula
+    from ..spec import explain_constraint, format_formula
 
     spec = result.spec
     return {
@@ -31,7 +31,7 @@ def compile_command_output(result: CompileResult, *, json: bool = False) -> str:
     """The text `ltlreward compile` prints: the .ltl spec followed by a commented English explanation."""
     if json:
         return _json.dumps(compile_command_dict(result), indent=2)
-    from ltlreward.spec import explain_constraint
+    from ..spec import explain_constraint
 
     lines = [result.text.rstrip("\n"), "", f"# compiled by the {result.backend} backend; in English:"]
     for c in result.spec.constraints:

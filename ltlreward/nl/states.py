@@ -4,8 +4,7 @@ the English of constraint descriptions.
 
 from __future__ import annotations
 
-from ltlreward.spec.ast import Formula
-
+from ..spec.ast import Formula
 from . import templates as T
 from .entities import World
 from .errors import NLError

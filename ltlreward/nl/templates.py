@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from ltlreward.spec.ast import Atom, Binary, Call, Formula, Interval, Quoted, Unary
+from ..spec.ast import Atom, Binary, Call, Formula, Interval, Quoted, Unary
 
 # ------------------------------------------------------------------------------------ formula helpers
 

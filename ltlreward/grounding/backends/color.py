@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ltlreward.errors import GroundingError
-from ltlreward.grounding.observations import Observations
-from ltlreward.grounding.registry import registered_provides
-from ltlreward.raster import box_centers, mask_boxes
+from ...errors import GroundingError
+from ...raster import box_centers, mask_boxes
+from ..observations import Observations
+from ..registry import registered_provides
 
 if TYPE_CHECKING:
-    from ltlreward.spec.ast import Entity
-    from ltlreward.video import Video
+    from ...spec.ast import Entity
+    from ...video import Video
 
 HSVRange = tuple[int, int, int, int, int, int]  # h_lo, s_lo, v_lo, h_hi, s_hi, v_hi (OpenCV: H 0-180)
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from ltlreward.errors import GroundingError
-from ltlreward.grounding.camera import MIN_DEPTH, Camera, check_camera
-from ltlreward.grounding.regions import Region
+from ...errors import GroundingError
+from ..camera import MIN_DEPTH, Camera, check_camera
+from ..regions import Region
 
 SIDECAR_VERSION = 1
 _TOP_KEYS = {

@@ -21,18 +21,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ltlreward.errors import GroundingError
-from ltlreward.grounding.backends.sidecar import SIDECAR_VERSION, Camera, Sidecar, load_sidecar, parse_sidecar
-from ltlreward.grounding.base import find_sidecar
-from ltlreward.grounding.camera import image_size_problem
-from ltlreward.grounding.observations import Extent, Observations
-from ltlreward.grounding.regions import apply_regions
-from ltlreward.grounding.registry import registered_provides
-from ltlreward.raster import box_centers, box_masks, mask_boxes, nearest_resize
+from ...errors import GroundingError
+from ...raster import box_centers, box_masks, mask_boxes, nearest_resize
+from ..base import find_sidecar
+from ..camera import image_size_problem
+from ..observations import Extent, Observations
+from ..regions import apply_regions
+from ..registry import registered_provides
+from .sidecar import SIDECAR_VERSION, Camera, Sidecar, load_sidecar, parse_sidecar
 
 if TYPE_CHECKING:
-    from ltlreward.spec.ast import Entity
-    from ltlreward.video import Video
+    from ...spec.ast import Entity
+    from ...video import Video
 
 __all__ = ["SIDECAR_VERSION", "Camera", "Sidecar", "StateGrounder", "load_sidecar", "parse_sidecar"]
 

@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ltlreward.errors import GroundingError
-from ltlreward.grounding.backends.track_model import EntityTracker, Level, Track, TrackParams, colour_bins, grabcut_mask
-from ltlreward.grounding.camera import Camera, image_size_problem
-from ltlreward.grounding.observations import Observations
-from ltlreward.grounding.prompts import Prompts, Region, prompt_frame, require_prompted, resolve_prompts
-from ltlreward.grounding.registry import registered_provides
-from ltlreward.raster import box_centers, box_masks, mask_boxes, nearest_index, nearest_resize
+from ...errors import GroundingError
+from ...raster import box_centers, box_masks, mask_boxes, nearest_index, nearest_resize
+from ..camera import Camera, image_size_problem
+from ..observations import Observations
+from ..prompts import Prompts, Region, prompt_frame, require_prompted, resolve_prompts
+from ..registry import registered_provides
+from .track_model import EntityTracker, Level, Track, TrackParams, colour_bins, grabcut_mask
 
 if TYPE_CHECKING:
-    from ltlreward.spec.ast import Entity
-    from ltlreward.video import Video
+    from ...spec.ast import Entity
+    from ...video import Video
 
 _MAX_LEVEL = 3
 

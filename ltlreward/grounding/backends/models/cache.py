@@ -8,16 +8,16 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ltlreward.grounding.observations import Observations, load_observations, save_observations
+from ...observations import Observations, load_observations, save_observations
 
 if TYPE_CHECKING:
-    from ltlreward.video import Video
+    from ....video import Video
 
 
 def video_key(video: Video) -> str:
     """Content hash of the frames a grounder sees: the source file's bytes + the sampled indices + the frame
     shape when the video came from a file (cheap), else the decoded frames themselves."""
-    from ltlreward.video import video_content_hash
+    from ....video import video_content_hash
 
     path = getattr(video, "path", None)
     if path and Path(path).is_file():

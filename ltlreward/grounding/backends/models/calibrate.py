@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ltlreward.errors import GroundingError
+from ....errors import GroundingError
 
 CALIBRATION_FORMAT = "ltlreward.vlm_calibration"
 METHODS = ("platt", "isotonic")
@@ -196,7 +196,7 @@ def calibrate(labels_path: str | Path, grounder: Any, method: str = "platt", out
               min_per_key: int = 20, video_options: dict[str, Any] | None = None) -> Calibration:
     """Fit and (if `out`) save a calibration for a VLM grounder from a labels JSONL: the VLM answers only the
     labelled frames, raw (uncalibrated) probabilities are paired with the labels per question key."""
-    from ltlreward.video import read_video
+    from ....video import read_video
 
     rows = read_labels(labels_path)
     by_video: dict[str, list[dict]] = defaultdict(list)

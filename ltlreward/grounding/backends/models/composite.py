@@ -9,16 +9,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ltlreward.errors import GroundingError
-from ltlreward.grounding.backends.models.config import ModelsConfig
-from ltlreward.grounding.backends.models.gdino_sam2 import GdinoSam2Grounder, Owlv2Sam2Grounder, make_config
-from ltlreward.grounding.backends.models.sam3 import Sam3Grounder
-from ltlreward.grounding.backends.models.vlm import VLMGrounder
-from ltlreward.grounding.observations import Observations
+from ....errors import GroundingError
+from ...observations import Observations
+from .config import ModelsConfig
+from .gdino_sam2 import GdinoSam2Grounder, Owlv2Sam2Grounder, make_config
+from .sam3 import Sam3Grounder
+from .vlm import VLMGrounder
 
 if TYPE_CHECKING:
-    from ltlreward.spec.ast import Entity
-    from ltlreward.video import Video
+    from ....spec.ast import Entity
+    from ....video import Video
 
 _DICT_FIELDS = ("gripper_opening", "contacts", "atoms")
 
@@ -72,7 +72,7 @@ class CompositeGrounder:
     def ground(self, video: Video, entities: Sequence[Entity], *, quoted: Sequence[str] = (),
                sidecar: str | Path | None = None, prompts: Any = None) -> Observations:
         """Every part's observations of `video`, merged (entity prompts go to the parts that take them)."""
-        from ltlreward.grounding.registry import takes_prompts
+        from ...registry import takes_prompts
 
         return merge_observations([p.ground(video, entities, quoted=quoted, sidecar=sidecar,
                                             **({"prompts": prompts} if prompts is not None and takes_prompts(p)

@@ -41,7 +41,7 @@ from typing import Any
 
 import tomllib
 
-from ltlreward.errors import GroundingError
+from ....errors import GroundingError
 
 CONFIG_ENV = "LTLREWARD_CONFIG"
 CONFIG_NAME = "ltlreward.toml"

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ltlreward.errors import GroundingError
-from ltlreward.grounding.backends.models.loading import (
+from ....errors import GroundingError
+from .loading import (
     ModelStats,
     load_model,
     load_tokenizer,

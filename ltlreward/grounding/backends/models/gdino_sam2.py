@@ -18,24 +18,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ltlreward.errors import GroundingError
-from ltlreward.grounding.backends.models.cache import ObservationsCache, cache_key, video_key
-from ltlreward.grounding.backends.models.config import ModelsConfig, apply_overrides, load_config
-from ltlreward.grounding.backends.models.detectors import DETECTORS, IMAGENET_MEAN, IMAGENET_STD, frames_to_tensor
-from ltlreward.grounding.backends.models.loading import (
+from ....errors import GroundingError
+from ....raster import box_centers, mask_boxes
+from ...observations import Observations
+from ...prompts import Prompts, Region, prompt_frame, require_prompted, resolve_prompts
+from ...registry import registered_provides
+from .cache import ObservationsCache, cache_key, video_key
+from .config import ModelsConfig, apply_overrides, load_config
+from .detectors import DETECTORS, IMAGENET_MEAN, IMAGENET_STD, frames_to_tensor
+from .loading import (
     ModelStats,
     load_model,
     read_preprocessor_config,
     resolve_model_dir,
 )
-from ltlreward.grounding.observations import Observations
-from ltlreward.grounding.prompts import Prompts, Region, prompt_frame, require_prompted, resolve_prompts
-from ltlreward.grounding.registry import registered_provides
-from ltlreward.raster import box_centers, mask_boxes
 
 if TYPE_CHECKING:
-    from ltlreward.spec.ast import Entity
-    from ltlreward.video import Video
+    from ....spec.ast import Entity
+    from ....video import Video
 
 
 def make_config(config: str | Path | ModelsConfig | None, **overrides: Any) -> ModelsConfig:

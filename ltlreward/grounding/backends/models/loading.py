@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ltlreward.errors import GroundingError
+from ....errors import GroundingError
 
 _LOADED: dict[tuple, Any] = {}  # (class, dir, device, dtype) → model, shared by every grounder instance
 

@@ -14,26 +14,26 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ltlreward.grounding.backends.models.gdino_sam2 import (
+from ....raster import mask_boxes
+from ...observations import Observations
+from ...prompts import Prompts, require_prompted
+from ...registry import registered_provides
+from .gdino_sam2 import (
     DetectTrackGrounder,
     _LazyFrames,
     iou,
     tracks_from_low_res,
 )
-from ltlreward.grounding.backends.models.loading import (
+from .loading import (
     ModelStats,
     load_model,
     load_tokenizer,
     read_preprocessor_config,
     resolve_model_dir,
 )
-from ltlreward.grounding.observations import Observations
-from ltlreward.grounding.prompts import Prompts, require_prompted
-from ltlreward.grounding.registry import registered_provides
-from ltlreward.raster import mask_boxes
 
 if TYPE_CHECKING:
-    from ltlreward.video import Video
+    from ....video import Video
 
 SAM3_MEAN = (0.5, 0.5, 0.5)
 SAM3_STD = (0.5, 0.5, 0.5)

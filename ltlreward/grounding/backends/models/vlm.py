@@ -13,23 +13,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ltlreward.errors import GroundingError
-from ltlreward.grounding.backends.models.cache import ObservationsCache, cache_key, video_key
-from ltlreward.grounding.backends.models.calibrate import Calibration, apply_maps
-from ltlreward.grounding.backends.models.config import ModelsConfig
-from ltlreward.grounding.backends.models.gdino_sam2 import entity_prompt, make_config
-from ltlreward.grounding.backends.models.loading import (
+from ....errors import GroundingError
+from ...observations import Observations
+from ...registry import registered_provides
+from .cache import ObservationsCache, cache_key, video_key
+from .calibrate import Calibration, apply_maps
+from .config import ModelsConfig
+from .gdino_sam2 import entity_prompt, make_config
+from .loading import (
     ModelStats,
     load_model,
     load_tokenizer,
     resolve_model_dir,
 )
-from ltlreward.grounding.observations import Observations
-from ltlreward.grounding.registry import registered_provides
 
 if TYPE_CHECKING:
-    from ltlreward.spec.ast import Entity
-    from ltlreward.video import Video
+    from ....spec.ast import Entity
+    from ....video import Video
 
 ATOM_TEMPLATE = 'Is the following true in this image: "{text}"? Answer yes or no.'
 QWEN_FAMILY = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
