@@ -31,3 +31,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-initialised Wan checkpoint (creflow_train.testing), built once for every trainer test."""
+    pytest.importorskip("diffusers")
+    pytest.importorskip("peft")
+    from creflow_train.testing import build_tiny_wan
+
+    return Path(build_tiny_wan(tmp_path_factory.mktemp("tiny_wan")))

@@ -94,13 +94,6 @@ def _launch(world: int, config: Path, out: Path, fake_reward: bool) -> list[dict
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(world)]
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from creflow_train.testing import build_tiny_wan
-
-    return Path(build_tiny_wan(tmp_path_factory.mktemp("tiny_wan")))
-
-
 @pytest.mark.slow
 def test_two_spawned_ranks_match_one_process(tiny_model: Path, tmp_path: Path) -> None:
     """Unequal valid/reflow counts per rank (RowReward): only the W·n_r/N loss rescaling makes them agree."""

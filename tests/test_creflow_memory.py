@@ -17,13 +17,6 @@ pytest.importorskip("yaml")
 from test_creflow_trainer import BrightReward, recording_trainer, write_config  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from creflow_train.testing import build_tiny_wan
-
-    return Path(build_tiny_wan(tmp_path_factory.mktemp("tiny_wan")))
-
-
 def _saved_bytes(fn) -> int:
     """Bytes of the tensors autograd saves for the backward pass while `fn` runs (outside checkpointed blocks:
     a checkpointed block saves through its own hooks and keeps only its input)."""

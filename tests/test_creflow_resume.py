@@ -87,15 +87,6 @@ def _train(cfg: Path, *args: str) -> subprocess.CompletedProcess:
                           env=env, capture_output=True, text=True, timeout=600)
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("diffusers")
-    pytest.importorskip("peft")
-    from creflow_train.testing import build_tiny_wan
-
-    return Path(build_tiny_wan(tmp_path_factory.mktemp("tiny_wan")))
-
-
 @pytest.mark.slow
 def test_a_damaged_newest_checkpoint_falls_back_and_none_readable_is_a_clear_error(
     tiny_model: Path, tmp_path: Path

@@ -64,13 +64,6 @@ def recording_trainer(cfg, **kw):
     return trainer
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from creflow_train.testing import build_tiny_wan
-
-    return Path(build_tiny_wan(tmp_path_factory.mktemp("tiny_wan")))
-
-
 def write_config(tmp: Path, model: Path, **over: object) -> Path:
     """A YAML config with relative paths (resolved against the config file's directory); keyword overrides that
     are LossConfig fields go under `loss:`."""

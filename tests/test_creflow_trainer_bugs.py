@@ -25,13 +25,6 @@ pytest.importorskip("yaml")
 from test_creflow_trainer import write_config  # noqa: E402  (the trainer tests' config helper)
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from creflow_train.testing import build_tiny_wan
-
-    return Path(build_tiny_wan(tmp_path_factory.mktemp("tiny_wan")))
-
-
 class GradedReward:
     """Per group of 4: rewards [1.0, 0.9, 0.2, 0.1]; only the first satisfies the spec. The second (0.9) is a
     violating rollout above its group mean — the old trainer made it a reflow positive. Violating rollouts get
