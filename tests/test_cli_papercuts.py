@@ -111,7 +111,7 @@ def test_every_cli_problem_says_error_exactly_once(tmp_path: Path) -> None:
     cases = {("check", "--grounder", "stat", "specs/handover.ltl"): "error: unknown grounder 'stat'",
              ("agree", "--labels", str(tmp_path / "nope.jsonl")): f"error: {tmp_path / 'nope.jsonl'}: labels file",
              ("agree", "--labels", "examples/labels.jsonl", "--baseline", "oracle"): "error: unknown baseline 'oracle'",
-             ("compile", "Xyzzy plugh"): "error: incomplete sentence",
+             ("compile", "Xyzzy plugh"): 'error: cannot understand "Xyzzy plugh"',
              ("monitor", "specs/handover.ltl", "--signals", str(tmp_path / "nope.json")): "error: "}
     for args, head in cases.items():
         res = _cli(*args)

@@ -309,10 +309,34 @@ GROUNDER_SHAPES = {  # model forward inputs as each processor makes them from on
                           "3 queries × 16 tokens",
     "sam2.1-hiera-tiny": "Sam2Model(Sam2Config()): Hiera-T [1, 2, 7, 2]; pixels 1024×1024, one box prompt "
                          "(image encoder + mask decoder: the video model adds memory attention)",
+    "qwen2-vl-2b": "Qwen2VLForConditionalGeneration, Qwen2-VL-2B's config (28 × 1536 text, 32-block ViT); one "
+                   "640×480 frame resized to 644×476 (1 564 patches → 391 image tokens) + 28 text tokens, one "
+                   "forward (a yes/no answer's first token)",
 }
 
 
-def grounder_forwards(repeat: int = 1, device: str = "cpu") -> list[dict[str, Any]]:
+def _qwen2_vl_2b() -> tuple[Any, dict[str, Any]]:
+    """A random Qwen2-VL-2B (the released config.json's sizes) and one frame's inputs as its processor makes them."""
+    import torch
+    import transformers as tf
+
+    cfg = tf.Qwen2VLConfig(
+        text_config=dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
+                         num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True,
+                         rope_scaling={"type": "mrope", "mrope_section": [16, 24, 24]}),
+        vision_config=dict(depth=32, embed_dim=1280, hidden_size=1536, mlp_ratio=4, num_heads=16, patch_size=14,
+                           spatial_merge_size=2, temporal_patch_size=2),
+        tie_word_embeddings=True)
+    gh, gw = 476 // 14, 644 // 14  # the processor's 28-multiple resize of 480 × 640
+    ids = torch.cat([torch.randint(1000, 2000, (12,)), torch.tensor([cfg.vision_start_token_id]),
+                     torch.full((gh * gw // 4,), cfg.image_token_id), torch.tensor([cfg.vision_end_token_id]),
+                     torch.randint(1000, 2000, (15,))])[None]  # (1, 28 + 391)
+    inputs = dict(input_ids=ids, attention_mask=torch.ones_like(ids), image_grid_thw=torch.tensor([[1, gh, gw]]),
+                  pixel_values=torch.rand(gh * gw, 3 * 2 * 14 * 14), mm_token_type_ids=(ids == cfg.image_token_id).long())
+    return tf.Qwen2VLForConditionalGeneration(cfg), inputs
+
+
+def grounder_forwards(repeat: int = 1, device: str = "cpu", only: set[str] | None = None) -> list[dict[str, Any]]:
     """Seconds per frame of one random-initialised forward at the real shapes (transformers' default configs are
     those checkpoints'), best of `repeat`, no gradient — the model time per frame docs/scaling.md sizes GPUs with."""
     import torch
@@ -329,9 +353,12 @@ def grounder_forwards(repeat: int = 1, device: str = "cpu") -> list[dict[str, An
                                             attention_mask=torch.ones(3, 16, dtype=torch.long))),
         "sam2.1-hiera-tiny": lambda: (tf.Sam2Model(tf.Sam2Config()), dict(
             pixel_values=torch.rand(1, 3, 1024, 1024), input_boxes=torch.tensor([[[100.0, 100.0, 400.0, 300.0]]]))),
+        "qwen2-vl-2b": _qwen2_vl_2b,
     }
     rows = []
     for name, build in builds.items():
+        if only and name not in only:
+            continue
         try:
             model, inputs = build()
             model.eval().to(device)
@@ -378,7 +405,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--decode", action=argparse.BooleanOptionalAction, default=True,
                     help="time decoding a 5-s 640x480 clip")
     ap.add_argument("--grounders", action="store_true",
-                    help="time one forward of grounding-dino-tiny / owlv2-base / sam2.1-hiera-tiny at real shapes")
+                    help="time one forward of grounding-dino-tiny / owlv2-base / sam2.1-hiera-tiny / qwen2-vl-2b at "
+                         "real shapes")
+    ap.add_argument("--grounder-models", default="", help="comma list of those (default: all)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch's default)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
@@ -403,7 +432,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out["decode_640x480"] = decode_640x480()
         print(json.dumps(out["decode_640x480"]))
     if args.grounders:
-        out["grounders"] = grounder_forwards(device=s.device)
+        out["grounders"] = grounder_forwards(device=s.device, only={m for m in args.grounder_models.split(",") if m})
         for row in out["grounders"]:
             print(json.dumps(row))
     if args.json:
